@@ -1,0 +1,72 @@
+#!/usr/bin/env bash
+# Set up, build and run conduit on Debian 12, from nothing but bash and apt.
+#
+#   ./conduit.sh compare [ARGS...]   build, then measure every mechanism on this machine
+#   ./conduit.sh test [--sanitize]   build, then run the whole test suite (CTest)
+#   ./conduit.sh build               build only; the binary is build/conduit
+#
+# Missing Debian packages (compiler, CMake, libraries, test peers) are installed
+# with apt-get; run as root, or as a user with sudo.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")"
+
+PACKAGES=(
+  g++ cmake ninja-build ccache pkg-config
+  libcli11-dev libfmt-dev
+  libgtest-dev libgmock-dev libbenchmark-dev
+  socat python3 procps
+)
+
+say() { printf 'conduit.sh: %s\n' "$*" >&2; }
+
+install_missing_packages() {
+  local missing=()
+  for package in "${PACKAGES[@]}"; do
+    if ! dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q 'install ok installed'; then
+      missing+=("$package")
+    fi
+  done
+  [ ${#missing[@]} -eq 0 ] && return 0
+  local sudo=()
+  if [ "$(id -u)" -ne 0 ]; then
+    command -v sudo >/dev/null || { say "need root (or sudo) to install: ${missing[*]}"; exit 2; }
+    sudo=(sudo)
+  fi
+  say "installing ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  "${sudo[@]}" apt-get update -qq
+  "${sudo[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+}
+
+build() {
+  local dir=$1; shift
+  install_missing_packages
+  if [ ! -f "$dir/CMakeCache.txt" ]; then
+    cmake -S . -B "$dir" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo "$@" >/dev/null
+  fi
+  cmake --build "$dir" -j "$(nproc)"
+}
+
+command=${1:-}
+[ $# -gt 0 ] && shift
+case "$command" in
+  build)
+    build build
+    ;;
+  compare)
+    build build
+    exec build/conduit ipc table "$@"
+    ;;
+  test)
+    if [ "${1:-}" = "--sanitize" ]; then
+      build build-sanitize -DCONDUIT_SANITIZE=address,undefined -DCONDUIT_BUILD_BENCH=OFF
+      exec ctest --test-dir build-sanitize --output-on-failure -j 2
+    fi
+    build build
+    exec ctest --test-dir build --output-on-failure -j 2
+    ;;
+  *)
+    echo "usage: $0 compare [ARGS...] | test [--sanitize] | build" >&2
+    exit 2
+    ;;
+esac

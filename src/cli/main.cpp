@@ -1,0 +1,28 @@
+#include <CLI/CLI.hpp>
+#include <fmt/core.h>
+
+#include "cli/exit_codes.hpp"
+#include "cli/ipc_command.hpp"
+#include "conduit/error.hpp"
+
+int main(int argc, char** argv) {
+  CLI::App app{
+      "conduit: every way Linux processes talk (pipes, FIFOs, UNIX sockets, TCP, ...),\n"
+      "behind one API, measured on this machine."};
+  app.require_subcommand(1);
+  app.footer(
+      "Examples:\n"
+      "  conduit ipc serve unix:/tmp/echo.sock &\n"
+      "  conduit ipc ping unix:/tmp/echo.sock --count 10000 --size 64\n"
+      "  conduit ipc ping pipe:            (spawns its own echo child)\n"
+      "  conduit ipc table                 (every mechanism, side by side)\n"
+      "Run 'conduit ipc --help' for the URI forms.");
+  conduit::cli::add_ipc_command(app);
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& error) {
+    int code = app.exit(error);
+    return code == 0 ? 0 : conduit::cli::kExitUsage;
+  }
+  return conduit::cli::run_ipc_command(app);
+}

@@ -1,0 +1,413 @@
+#include "conduit/ipc/channel.hpp"
+
+#include <fcntl.h>
+#include <poll.h>
+#include <sys/eventfd.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <thread>
+
+#include "conduit/error.hpp"
+#include "conduit/ipc/fifo.hpp"
+#include "conduit/ipc/pipe.hpp"
+#include "conduit/ipc/tcp_socket.hpp"
+#include "conduit/ipc/uri.hpp"
+#include "datagram_transport.hpp"
+#include "stream_transport.hpp"
+#include "sys.hpp"
+
+namespace conduit::ipc {
+
+// ---- Cancellation, Deadline, waiting ------------------------------------
+
+Cancellation::Cancellation() : fd_(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)) {
+  if (!fd_) throw SystemError("eventfd", "", errno);
+}
+
+void Cancellation::cancel() noexcept {
+  std::uint64_t one = 1;
+  (void)!::write(fd_.get(), &one, sizeof one);
+}
+
+bool Cancellation::cancelled() const noexcept {
+  pollfd ready{fd_.get(), POLLIN, 0};
+  return ::poll(&ready, 1, 0) == 1;
+}
+
+Deadline::Deadline(std::chrono::nanoseconds timeout) : never_(timeout == kWaitForever) {
+  if (!never_) at_ = std::chrono::steady_clock::now() + std::max(timeout, std::chrono::nanoseconds(0));
+}
+
+int Deadline::poll_timeout_ms() const {
+  if (never_) return -1;
+  auto left = at_ - std::chrono::steady_clock::now();
+  if (left <= std::chrono::nanoseconds(0)) return 0;
+  auto ms = std::chrono::ceil<std::chrono::milliseconds>(left).count();
+  return static_cast<int>(std::min<long long>(ms, 1 << 30));
+}
+
+bool wait_for_fd(int fd, short events, const Deadline& deadline, const Cancellation* cancellation,
+                 const std::string& uri) {
+  pollfd fds[2] = {{fd, events, 0}, {cancellation ? cancellation->fd() : -1, POLLIN, 0}};
+  for (;;) {
+    int n = sys::calls().poll(fds, cancellation ? 2 : 1, deadline.poll_timeout_ms());
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      throw SystemError("poll", uri, errno);
+    }
+    if (cancellation && (fds[1].revents & POLLIN))
+      throw Cancelled("operation on " + uri + " was cancelled");
+    if (n > 0 && fds[0].revents != 0) return true;
+    if (deadline.poll_timeout_ms() == 0) return false;
+  }
+}
+
+void Transport::check_send_size(std::size_t size) const {
+  if (size > max_message_size())
+    throw MessageTooLarge("send(" + uri_ + "): a message of " + std::to_string(size) +
+                          " bytes exceeds the maximum of " + std::to_string(max_message_size()) +
+                          " bytes (raise it with ?max=, within the mechanism's limit)");
+}
+
+// ---- Channel ---------------------------------------------------------------
+
+Channel::Channel(std::unique_ptr<Transport> transport) : transport_(std::move(transport)) {}
+Channel::Channel(Channel&&) noexcept = default;
+Channel& Channel::operator=(Channel&&) noexcept = default;
+Channel::~Channel() = default;
+
+void Channel::send(std::span<const std::byte> message) { transport_->send(message); }
+Received Channel::receive(std::chrono::nanoseconds timeout) { return transport_->receive(timeout); }
+std::size_t Channel::max_message_size() const { return transport_->max_message_size(); }
+const std::string& Channel::uri() const { return transport_->uri(); }
+std::optional<PeerCredentials> Channel::peer_credentials() const {
+  return transport_->peer_credentials();
+}
+
+namespace {
+
+struct Settings {
+  std::size_t max_message_size;
+  bool raw;
+  mode_t mode;
+};
+
+Settings settings_for(const Uri& uri, const ChannelOptions& options) {
+  Settings settings{options.max_message_size, uri.has_option("raw"), 0600};
+  if (auto max = uri.size_option("max")) settings.max_message_size = *max;
+  if (uri.has_option("mode"))
+    settings.mode = static_cast<mode_t>(std::stoul(uri.options.at("mode"), nullptr, 8));
+  return settings;
+}
+
+UnixSocketType unix_type(const std::string& scheme) {
+  if (scheme == "unix+seqpacket") return UnixSocketType::seqpacket;
+  if (scheme == "unix+dgram") return UnixSocketType::datagram;
+  return UnixSocketType::stream;
+}
+
+std::unique_ptr<Transport> stream_transport(StreamEnds ends, const std::string& uri,
+                                            const Settings& settings,
+                                            const ChannelOptions& options) {
+  return std::make_unique<StreamTransport>(std::move(ends), uri, settings.max_message_size,
+                                           settings.raw, options.cancellation);
+}
+
+// `pipe:` moves this process's stdin and stdout into the channel and points
+// descriptors 0 and 1 at /dev/null, so stray output cannot corrupt the stream
+// and closing the channel is seen by the peer as end of file.
+StreamEnds pipe_ends(const Uri& uri) {
+  ignore_sigpipe();
+  StreamEnds ends;
+  if (!uri.path.empty()) {
+    auto comma = uri.path.find(',');
+    ends.read.reset(std::stoi(uri.path.substr(0, comma)));
+    ends.write.reset(std::stoi(uri.path.substr(comma + 1)));
+    for (int fd : {ends.read.get(), ends.write.get()}) {
+      if (::fcntl(fd, F_GETFD) < 0)
+        throw SystemError("fcntl", uri.str(), errno, "that descriptor is not open in this process");
+      set_close_on_exec(fd, true);
+    }
+    return ends;
+  }
+  ends.read.reset(::fcntl(0, F_DUPFD_CLOEXEC, 3));
+  ends.write.reset(::fcntl(1, F_DUPFD_CLOEXEC, 3));
+  if (!ends.read || !ends.write) throw SystemError("dup(stdin/stdout)", "pipe:", errno);
+  FileDescriptor null(::open("/dev/null", O_RDWR | O_CLOEXEC));
+  if (null) {
+    ::dup2(null.get(), 0);
+    ::dup2(null.get(), 1);
+  }
+  return ends;
+}
+
+std::string fifo_path(const Uri& uri, bool client_to_server) {
+  return uri.path + (client_to_server ? ".c2s" : ".s2c");
+}
+
+std::unique_ptr<Transport> connect_fifo(const Uri& uri, const Settings& settings,
+                                        const ChannelOptions& options) {
+  ignore_sigpipe();
+  std::string to_client = fifo_path(uri, false);
+  std::string to_server = fifo_path(uri, true);
+  Deadline deadline(options.connect_timeout);
+  auto pause = [&] {
+    if (deadline.poll_timeout_ms() == 0)
+      return false;
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    return true;
+  };
+  // Our read end first, so the server's non-blocking open of it for writing
+  // succeeds; the exclusive lock on it keeps a second client from joining
+  // the same pair while this one is connected.
+  StreamEnds ends;
+  for (;;) {
+    ends.read = open_fifo_for_reading(to_client, FifoOpen::nonblocking);
+    if (::flock(ends.read.get(), LOCK_EX | LOCK_NB) == 0) break;
+    ends.read.reset();
+    if (!pause())
+      throw Error("connect(" + uri.str() + "): another client is using this FIFO pair; try later");
+  }
+  for (;;) {
+    try {
+      ends.write = open_fifo_for_writing(to_server, FifoOpen::nonblocking);
+      break;
+    } catch (const SystemError& error) {
+      if (error.code() != ENXIO) throw;
+      if (!pause())
+        throw SystemError("connect", uri.str(), ETIMEDOUT,
+                          "no server has " + to_server + " open for reading; is it running?");
+    }
+  }
+  set_nonblocking(ends.write.get(), false);
+  ends.poll_before_read = true;
+  return stream_transport(std::move(ends), uri.str(), settings, options);
+}
+
+}  // namespace
+
+Channel Channel::connect(std::string_view text, const ChannelOptions& options) {
+  Uri uri = Uri::parse(text);
+  Settings settings = settings_for(uri, options);
+  if (uri.scheme == "pipe")
+    return Channel(stream_transport(pipe_ends(uri), uri.str(), settings, options));
+  if (uri.scheme == "fifo") return Channel(connect_fifo(uri, settings, options));
+  if (uri.scheme == "tcp") {
+    TcpSocket socket = TcpSocket::connect(uri.host, uri.port, options.connect_timeout);
+    StreamEnds ends;
+    ends.read = socket.release();
+    ends.socket = true;
+    return Channel(stream_transport(std::move(ends), uri.str(), settings, options));
+  }
+  // unix, unix+seqpacket, unix+dgram
+  UnixSocketType type = unix_type(uri.scheme);
+  UnixSocket socket = UnixSocket::connect(UnixAddress::parse(uri.path), type);
+  if (type == UnixSocketType::stream) {
+    StreamEnds ends;
+    ends.peer = socket.peer_credentials();
+    ends.read = socket.release();
+    ends.socket = true;
+    return Channel(stream_transport(std::move(ends), uri.str(), settings, options));
+  }
+  prepare_datagram_socket(socket.fd(), settings.max_message_size, uri.str());
+  return Channel(std::make_unique<DatagramTransport>(socket.release(), type, false, uri.str(),
+                                                     settings.max_message_size,
+                                                     options.cancellation));
+}
+
+std::pair<Channel, Process> Channel::spawn(const std::vector<std::string>& argv,
+                                           const ChannelOptions& options, bool raw) {
+  ignore_sigpipe();
+  PipePair to_child = PipePair::create();
+  PipePair from_child = PipePair::create();
+  SpawnOptions spawn_options;
+  spawn_options.argv = argv;
+  spawn_options.stdin_fd = to_child.read_end.get();
+  spawn_options.stdout_fd = from_child.write_end.get();
+  Process child = Process::spawn(spawn_options);
+  StreamEnds ends;
+  ends.read = std::move(from_child.read_end);
+  ends.write = std::move(to_child.write_end);
+  std::string uri = raw ? "pipe:?raw" : "pipe:";
+  Settings settings{options.max_message_size, raw, 0600};
+  return {Channel(stream_transport(std::move(ends), uri, settings, options)), std::move(child)};
+}
+
+// ---- Listeners ---------------------------------------------------------------
+
+namespace {
+
+class PipeListener final : public ListenerImpl {
+ public:
+  PipeListener(Uri uri, Settings settings, ChannelOptions options)
+      : uri_(std::move(uri)), settings_(settings), options_(options) {}
+
+  std::optional<Channel> accept(std::chrono::nanoseconds) override {
+    if (accepted_) throw Error("accept(" + uri_.str() + "): a pipe has only one peer");
+    accepted_ = true;
+    return Channel(stream_transport(pipe_ends(uri_), uri_.str(), settings_, options_));
+  }
+  PeerModel peer_model() const override { return PeerModel::single; }
+  std::string uri() const override { return uri_.str(); }
+
+ private:
+  Uri uri_;
+  Settings settings_;
+  ChannelOptions options_;
+  bool accepted_ = false;
+};
+
+class FifoListener final : public ListenerImpl {
+ public:
+  FifoListener(Uri uri, Settings settings, ChannelOptions options)
+      : uri_(std::move(uri)), settings_(settings), options_(options) {
+    ignore_sigpipe();
+    to_server_ = create(fifo_path(uri_, true));
+    to_client_ = create(fifo_path(uri_, false));
+  }
+
+  // Waits until a client has the server-to-client FIFO open for reading
+  // (connect_fifo opens it first), then opens both ends.
+  std::optional<Channel> accept(std::chrono::nanoseconds timeout) override {
+    Deadline deadline(timeout);
+    StreamEnds ends;
+    for (;;) {
+      int fd = ::open(to_client_.path().c_str(), O_WRONLY | O_NONBLOCK | O_CLOEXEC);
+      if (fd >= 0) {
+        ends.write.reset(fd);
+        break;
+      }
+      if (errno != ENXIO && errno != EINTR)
+        throw SystemError("open(O_WRONLY)", to_client_.path(), errno);
+      // No client yet. FIFOs offer no readiness event for "a reader
+      // arrived", so look again shortly.
+      Deadline tick(std::chrono::milliseconds(2));
+      if (options_.cancellation &&
+          wait_for_fd(options_.cancellation->fd(), POLLIN, tick, nullptr, uri_.str()))
+        throw Cancelled("accept on " + uri_.str() + " was cancelled");
+      if (!options_.cancellation) std::this_thread::sleep_for(std::chrono::milliseconds(2));
+      if (deadline.poll_timeout_ms() == 0) return std::nullopt;
+    }
+    set_nonblocking(ends.write.get(), false);
+    ends.read = open_fifo_for_reading(to_server_.path(), FifoOpen::nonblocking);
+    ends.poll_before_read = true;
+    return Channel(stream_transport(std::move(ends), uri_.str(), settings_, options_));
+  }
+  PeerModel peer_model() const override { return PeerModel::sequential; }
+  std::string uri() const override { return uri_.str(); }
+
+ private:
+  // Creates the FIFO, replacing a stale one left by a server that died (one
+  // nobody has open for reading).
+  Fifo create(const std::string& path) {
+    try {
+      return Fifo::create(path, settings_.mode);
+    } catch (const SystemError& error) {
+      if (error.code() != EEXIST) throw;
+    }
+    struct stat st {};
+    if (::lstat(path.c_str(), &st) == 0 && !S_ISFIFO(st.st_mode))
+      throw SystemError("mkfifo", path, EEXIST, "the path exists and is not a FIFO");
+    FileDescriptor probe(::open(path.c_str(), O_WRONLY | O_NONBLOCK | O_CLOEXEC));
+    if (probe && path == fifo_path(uri_, true))
+      throw SystemError("mkfifo", path, EADDRINUSE,
+                        "another server has this FIFO open; stop it or choose another path");
+    ::unlink(path.c_str());
+    return Fifo::create(path, settings_.mode);
+  }
+
+  Uri uri_;
+  Settings settings_;
+  ChannelOptions options_;
+  Fifo to_server_;
+  Fifo to_client_;
+};
+
+class SocketListener final : public ListenerImpl {
+ public:
+  SocketListener(Uri uri, Settings settings, ChannelOptions options)
+      : uri_(std::move(uri)), settings_(settings), options_(options) {
+    if (uri_.scheme == "tcp") {
+      tcp_.emplace(TcpListener::bind(uri_.host, uri_.port));
+      uri_.port = tcp_->port();
+    } else {
+      type_ = unix_type(uri_.scheme);
+      unix_ = BoundUnixSocket::bind(UnixAddress::parse(uri_.path), type_, 128, settings_.mode);
+      if (type_ != UnixSocketType::stream)
+        prepare_datagram_socket(unix_.fd(), settings_.max_message_size, uri_.str());
+    }
+  }
+
+  std::optional<Channel> accept(std::chrono::nanoseconds timeout) override {
+    if (type_ == UnixSocketType::datagram) {
+      if (accepted_) throw Error("accept(" + uri_.str() + "): a datagram socket has one channel");
+      accepted_ = true;
+      int fd = ::fcntl(unix_.fd(), F_DUPFD_CLOEXEC, 3);
+      if (fd < 0) throw SystemError("dup", uri_.str(), errno);
+      return Channel(std::make_unique<DatagramTransport>(
+          FileDescriptor(fd), type_, true, uri_.str(), settings_.max_message_size,
+          options_.cancellation));
+    }
+    int listen_fd = tcp_ ? tcp_->fd() : unix_.fd();
+    if (!wait_for_fd(listen_fd, POLLIN, Deadline(timeout), options_.cancellation, uri_.str()))
+      return std::nullopt;
+    if (tcp_) {
+      StreamEnds ends;
+      ends.read = tcp_->accept().release();
+      ends.socket = true;
+      return Channel(stream_transport(std::move(ends), uri_.str(), settings_, options_));
+    }
+    UnixSocket socket = unix_.accept();
+    if (type_ == UnixSocketType::stream) {
+      StreamEnds ends;
+      ends.peer = socket.peer_credentials();
+      ends.read = socket.release();
+      ends.socket = true;
+      return Channel(stream_transport(std::move(ends), uri_.str(), settings_, options_));
+    }
+    prepare_datagram_socket(socket.fd(), settings_.max_message_size, uri_.str());
+    return Channel(std::make_unique<DatagramTransport>(socket.release(), type_, false, uri_.str(),
+                                                       settings_.max_message_size,
+                                                       options_.cancellation));
+  }
+
+  PeerModel peer_model() const override {
+    return type_ == UnixSocketType::datagram ? PeerModel::single : PeerModel::concurrent;
+  }
+  std::string uri() const override { return uri_.str(); }
+
+ private:
+  Uri uri_;
+  Settings settings_;
+  ChannelOptions options_;
+  UnixSocketType type_ = UnixSocketType::stream;
+  std::optional<TcpListener> tcp_;
+  BoundUnixSocket unix_;
+  bool accepted_ = false;
+};
+
+}  // namespace
+
+ChannelListener ChannelListener::listen(std::string_view text, const ChannelOptions& options) {
+  Uri uri = Uri::parse(text);
+  Settings settings = settings_for(uri, options);
+  if (uri.scheme == "pipe") return ChannelListener(std::make_unique<PipeListener>(uri, settings, options));
+  if (uri.scheme == "fifo") return ChannelListener(std::make_unique<FifoListener>(uri, settings, options));
+  return ChannelListener(std::make_unique<SocketListener>(uri, settings, options));
+}
+
+ChannelListener::ChannelListener(std::unique_ptr<ListenerImpl> impl) : impl_(std::move(impl)) {}
+ChannelListener::ChannelListener(ChannelListener&&) noexcept = default;
+ChannelListener& ChannelListener::operator=(ChannelListener&&) noexcept = default;
+ChannelListener::~ChannelListener() = default;
+
+std::optional<Channel> ChannelListener::accept(std::chrono::nanoseconds timeout) {
+  return impl_->accept(timeout);
+}
+PeerModel ChannelListener::peer_model() const { return impl_->peer_model(); }
+std::string ChannelListener::uri() const { return impl_->uri(); }
+
+}  // namespace conduit::ipc

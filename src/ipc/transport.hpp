@@ -1,0 +1,61 @@
+// The mechanism behind a Channel or ChannelListener (internal).
+#pragma once
+
+#include <chrono>
+#include <optional>
+#include <span>
+#include <string>
+
+#include "conduit/ipc/channel.hpp"
+
+namespace conduit::ipc {
+
+class Transport {
+ public:
+  Transport(std::string uri, std::size_t max_message_size, const Cancellation* cancellation)
+      : uri_(std::move(uri)), max_message_size_(max_message_size), cancellation_(cancellation) {}
+  virtual ~Transport() = default;
+
+  virtual void send(std::span<const std::byte> message) = 0;
+  virtual Received receive(std::chrono::nanoseconds timeout) = 0;
+  virtual std::optional<PeerCredentials> peer_credentials() const { return std::nullopt; }
+
+  virtual std::size_t max_message_size() const { return max_message_size_; }
+  const std::string& uri() const { return uri_; }
+
+ protected:
+  void check_send_size(std::size_t size) const;
+
+  std::string uri_;
+  std::size_t max_message_size_;
+  const Cancellation* cancellation_;
+};
+
+class ListenerImpl {
+ public:
+  virtual ~ListenerImpl() = default;
+  virtual std::optional<Channel> accept(std::chrono::nanoseconds timeout) = 0;
+  virtual PeerModel peer_model() const = 0;
+  virtual std::string uri() const = 0;
+};
+
+// A point in time to wait until; "never" for kWaitForever.
+class Deadline {
+ public:
+  explicit Deadline(std::chrono::nanoseconds timeout);
+  bool never() const { return never_; }
+  // Milliseconds left for poll(): -1 for never, rounded up, at least 0.
+  int poll_timeout_ms() const;
+
+ private:
+  bool never_;
+  std::chrono::steady_clock::time_point at_;
+};
+
+// Waits until fd has `events` (POLLIN or POLLOUT), the deadline passes, or
+// the cancellation fires. Returns false on timeout; throws Cancelled or
+// SystemError. Hang-ups count as ready: the next read or write reports them.
+bool wait_for_fd(int fd, short events, const Deadline& deadline,
+                 const Cancellation* cancellation, const std::string& uri);
+
+}  // namespace conduit::ipc
