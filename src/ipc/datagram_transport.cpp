@@ -14,6 +14,10 @@ namespace {
 // The kernel refuses a datagram larger than the send buffer less this much
 // (net/unix/af_unix.c: "len > sk->sk_sndbuf - 32").
 constexpr std::size_t kKernelReserve = 32;
+// Most of a datagram sits in one physically contiguous kernel buffer, and the
+// kernel's allocator hands out at most 4 MiB (KMALLOC_MAX_SIZE) in one piece;
+// beyond it sendmsg fails with ENOBUFS whatever the socket buffer says.
+constexpr std::size_t kLargestContiguousBuffer = 4 * 1024 * 1024;
 
 }  // namespace
 
@@ -21,7 +25,7 @@ std::size_t datagram_limit(int fd) {
   int sndbuf = 0;
   socklen_t length = sizeof sndbuf;
   if (::getsockopt(fd, SOL_SOCKET, SO_SNDBUF, &sndbuf, &length) < 0 || sndbuf <= 0) return 0;
-  return static_cast<std::size_t>(sndbuf) - kKernelReserve;
+  return std::min(static_cast<std::size_t>(sndbuf) - kKernelReserve, kLargestContiguousBuffer);
 }
 
 void prepare_datagram_socket(int fd, std::size_t max_message_size, const std::string& uri) {
@@ -74,11 +78,12 @@ void DatagramTransport::send(std::span<const std::byte> message) {
       wait_for_fd(fd_.get(), POLLOUT, Deadline(kWaitForever), cancellation_, uri_);
       continue;
     }
-    if (code == EMSGSIZE)
+    if (code == EMSGSIZE || code == ENOBUFS)
       throw MessageTooLarge("send(" + uri_ + "): the kernel refused a " +
                             std::to_string(message.size()) +
-                            "-byte message (EMSGSIZE): the socket buffer limit is "
-                            "net.core.wmem_max");
+                            "-byte message (" + (code == EMSGSIZE ? "EMSGSIZE" : "ENOBUFS") +
+                            "): datagrams are bounded by the socket buffer (net.core.wmem_max) "
+                            "and by the kernel's largest contiguous allocation (4 MiB)");
     throw SystemError("sendmsg", uri_, code,
                       code == ECONNREFUSED || code == EPIPE || code == ECONNRESET
                           ? "the peer's socket is gone"

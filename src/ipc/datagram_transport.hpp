@@ -11,7 +11,7 @@
 namespace conduit::ipc {
 
 // The largest message the kernel lets `fd` send: its send buffer less the
-// per-datagram overhead the kernel reserves.
+// per-datagram overhead the kernel reserves, and never above 4 MiB.
 std::size_t datagram_limit(int fd);
 
 class DatagramTransport final : public Transport {

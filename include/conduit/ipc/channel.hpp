@@ -6,8 +6,9 @@
 //   the `raw` option no prefix is written, and receive() returns whatever
 //   bytes have arrived (at least one; an empty message cannot be sent).
 // - Message mechanisms (unix+seqpacket, unix+dgram) keep the kernel's own
-//   boundaries; their maximum size is also bounded by the kernel's socket
-//   buffer limit (net.core.wmem_max), see max_message_size().
+//   boundaries; their maximum size is also bounded by the kernel: the socket
+//   buffer limit (net.core.wmem_max) and the 4 MiB the kernel allocates for one
+//   datagram at most. See max_message_size().
 //
 // Threads: one thread may send while another receives; two threads must not
 // send (or receive) on the same Channel at once.

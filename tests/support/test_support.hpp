@@ -1,0 +1,131 @@
+// Helpers shared by conduit's tests: temporary directories, the conduit
+// binary, child processes with deadlines, and polling with a timeout.
+#pragma once
+
+#include <gtest/gtest.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstring>
+#include <filesystem>
+#include <functional>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "conduit/ipc/pipe.hpp"
+#include "conduit/ipc/process.hpp"
+
+namespace conduit::testing {
+
+// Path of the conduit command-line binary built alongside the tests.
+inline std::string conduit_binary() { return CONDUIT_BINARY; }
+
+// A fresh directory under /tmp, removed with everything in it on destruction.
+class TempDir {
+ public:
+  TempDir() {
+    char name[] = "/tmp/conduit-test-XXXXXX";
+    if (!::mkdtemp(name)) throw std::runtime_error("mkdtemp failed");
+    path_ = name;
+  }
+  ~TempDir() {
+    std::error_code ignored;
+    std::filesystem::remove_all(path_, ignored);
+  }
+  TempDir(const TempDir&) = delete;
+  TempDir& operator=(const TempDir&) = delete;
+
+  const std::string& path() const { return path_; }
+  std::string operator/(const std::string& name) const { return path_ + "/" + name; }
+
+ private:
+  std::string path_;
+};
+
+// Polls predicate every millisecond until it is true or timeout passes.
+inline bool eventually(const std::function<bool()>& predicate,
+                       std::chrono::milliseconds timeout = std::chrono::seconds(10)) {
+  auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (std::chrono::steady_clock::now() < deadline) {
+    if (predicate()) return true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+  return predicate();
+}
+
+// Runs body in a forked child and returns the child. The child exits 0 when
+// body returns normally, 1 when a gtest assertion failed in it (reported on
+// stderr) and 2 when it threw.
+inline pid_t fork_child(const std::function<void()>& body) {
+  pid_t pid = ::fork();
+  if (pid == 0) {
+    int code = 0;
+    try {
+      body();
+      if (::testing::Test::HasFailure()) code = 1;
+    } catch (const std::exception& error) {
+      std::fprintf(stderr, "child threw: %s\n", error.what());
+      code = 2;
+    }
+    std::fflush(nullptr);
+    ::_exit(code);
+  }
+  return pid;
+}
+
+// Waits for a forked child at most timeout; kills it if it is still running.
+// Returns the raw wait status, or -1 on timeout.
+inline int wait_child(pid_t pid, std::chrono::milliseconds timeout = std::chrono::seconds(20)) {
+  int status = 0;
+  bool done = eventually([&] { return ::waitpid(pid, &status, WNOHANG) == pid; }, timeout);
+  if (!done) {
+    ::kill(pid, SIGKILL);
+    ::waitpid(pid, &status, 0);
+    return -1;
+  }
+  return status;
+}
+
+inline bool exited_cleanly(int status) { return status >= 0 && WIFEXITED(status) && WEXITSTATUS(status) == 0; }
+
+// The result of running a command to completion.
+struct CommandResult {
+  ipc::ExitStatus status;
+  std::string out;
+  std::string err;
+};
+
+// Runs argv with stdin from /dev/null (or `input`), capturing stdout and
+// stderr; kills it after timeout and fails the current test in that case.
+CommandResult run_command(const std::vector<std::string>& argv,
+                          std::chrono::milliseconds timeout = std::chrono::seconds(30),
+                          const std::string& input = "");
+
+// A `conduit ipc serve URI` child, stopped with SIGTERM on destruction.
+class EchoServer {
+ public:
+  // Starts the server and waits for its "listening on" line. uri() is the
+  // address it announced (with the real port for tcp://...:0).
+  explicit EchoServer(const std::string& uri);
+  ~EchoServer();
+
+  const std::string& uri() const { return uri_; }
+  ipc::Process& process() { return process_; }
+  // Sends SIGTERM and waits for the exit status.
+  ipc::ExitStatus stop();
+  // What the server wrote to stderr so far.
+  std::string errors();
+
+ private:
+  ipc::Process process_;
+  ipc::FileDescriptor stderr_;
+  std::string uri_;
+  std::string captured_;
+};
+
+}  // namespace conduit::testing
