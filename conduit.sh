@@ -38,31 +38,32 @@ install_missing_packages() {
   "${sudo[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 }
 
+# build DIR TARGET [CMAKE-OPTIONS...]
 build() {
-  local dir=$1; shift
+  local dir=$1 target=$2; shift 2
   install_missing_packages
   if [ ! -f "$dir/CMakeCache.txt" ]; then
     cmake -S . -B "$dir" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo "$@" >/dev/null
   fi
-  cmake --build "$dir" -j "$(nproc)"
+  cmake --build "$dir" --target "$target" -j "$(nproc)"
 }
 
 command=${1:-}
 [ $# -gt 0 ] && shift
 case "$command" in
   build)
-    build build
+    build build all
     ;;
   compare)
-    build build
+    build build conduit-cli
     exec build/conduit ipc table "$@"
     ;;
   test)
     if [ "${1:-}" = "--sanitize" ]; then
-      build build-sanitize -DCONDUIT_SANITIZE=address,undefined -DCONDUIT_BUILD_BENCH=OFF
+      build build-sanitize all -DCONDUIT_SANITIZE=address,undefined -DCONDUIT_BUILD_BENCH=OFF
       exec ctest --test-dir build-sanitize --output-on-failure -j 2
     fi
-    build build
+    build build all
     exec ctest --test-dir build --output-on-failure -j 2
     ;;
   *)
