@@ -1,5 +1,7 @@
 #include "stream_transport.hpp"
 
+#include <fcntl.h>
+
 #include <algorithm>
 #include <cstring>
 
@@ -11,6 +13,7 @@ namespace {
 
 constexpr std::size_t kHeaderSize = 4;
 constexpr std::size_t kInitialBuffer = 64 * 1024;
+constexpr std::size_t kLargePipe = 1024 * 1024;
 
 std::uint32_t decode_length(const std::byte* header) {
   return (std::to_integer<std::uint32_t>(header[0]) << 24) |
@@ -30,7 +33,20 @@ StreamTransport::StreamTransport(StreamEnds ends, std::string uri, std::size_t m
                                  bool raw, const Cancellation* cancellation)
     : Transport(std::move(uri), max_message_size, cancellation),
       ends_(std::move(ends)),
-      raw_(raw) {}
+      raw_(raw) {
+  if (!ends_.socket) {
+    // A pipe holds 64 KiB by default, so a 64 KiB message plus its header
+    // would need two wake-ups of the reader. Ask for room for a whole large
+    // message (up to the unprivileged ceiling, fs.pipe-max-size, 1 MiB by
+    // default); a refusal (not a pipe, or over the per-user quota) only costs
+    // speed.
+    std::size_t wanted = std::min<std::size_t>(max_message_size + kHeaderSize, kLargePipe);
+    for (int fd : {read_fd(), write_fd()}) {
+      if (::fcntl(fd, F_GETPIPE_SZ) < static_cast<int>(wanted))
+        ::fcntl(fd, F_SETPIPE_SZ, static_cast<int>(wanted));
+    }
+  }
+}
 
 void StreamTransport::write_all(iovec* iov, int count) {
   while (count > 0) {
