@@ -20,7 +20,8 @@ namespace {
 using conduit::ipc::Channel;
 using conduit::ipc::PipePair;
 
-std::string pipe_uri(const conduit::ipc::FileDescriptor& read, const conduit::ipc::FileDescriptor& write) {
+std::string pipe_uri(const conduit::ipc::FileDescriptor& read,
+                     const conduit::ipc::FileDescriptor& write) {
   return "pipe:" + std::to_string(read.get()) + "," + std::to_string(write.get());
 }
 

@@ -22,8 +22,7 @@ class SystemError : public Error {
  public:
   // Builds "CALL(TARGET): strerror(CODE)", followed by "; HINT" when a hint
   // (what it means here, what to do) is given. TARGET may be empty.
-  SystemError(std::string_view call, std::string_view target, int code,
-              std::string_view hint = {});
+  SystemError(std::string_view call, std::string_view target, int code, std::string_view hint = {});
 
   int code() const noexcept { return code_; }
 

@@ -1,5 +1,6 @@
 #include "cli/ipc_command.hpp"
 
+#include <fmt/core.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdlib.h>
@@ -14,8 +15,6 @@
 #include <memory>
 #include <thread>
 #include <vector>
-
-#include <fmt/core.h>
 
 #include "cli/exit_codes.hpp"
 #include "conduit/error.hpp"
@@ -47,7 +46,9 @@ CLI::App* table_command = nullptr;
 
 constexpr int kMaxConcurrentClients = 256;
 
-void print_error(std::string_view what) { fmt::print(stderr, "conduit: error: {}\n", what); }
+void print_error(std::string_view what) {
+  fmt::print(stderr, "conduit: error: {}\n", what);
+}
 
 std::string self_executable() {
   std::error_code error;
@@ -195,26 +196,27 @@ void receive_echo(Channel& channel, const std::vector<std::byte>& expected, bool
   do {
     ipc::Received received = channel.receive(timeout);
     if (received.status == ReceiveStatus::timed_out)
-      throw Error(fmt::format("no echo for message {} within {} ms from {}", index,
-                              timeout.count(), channel.uri()));
+      throw Error(fmt::format("no echo for message {} within {} ms from {}", index, timeout.count(),
+                              channel.uri()));
     if (received.status == ReceiveStatus::closed)
-      throw Error(fmt::format("{} closed the channel before echoing message {}", channel.uri(),
-                              index));
+      throw Error(
+          fmt::format("{} closed the channel before echoing message {}", channel.uri(), index));
     std::span<const std::byte> piece = received.message;
     if (!raw && piece.size() != expected.size())
       throw Error(fmt::format("echo of message {} has {} bytes, sent {}", index, piece.size(),
                               expected.size()));
     if (got + piece.size() > expected.size() ||
         std::memcmp(piece.data(), expected.data() + got, piece.size()) != 0)
-      throw Error(fmt::format("echo of message {} differs from what was sent (bytes {}..{})",
-                              index, got, got + piece.size()));
+      throw Error(fmt::format("echo of message {} differs from what was sent (bytes {}..{})", index,
+                              got, got + piece.size()));
     got += piece.size();
   } while (got < expected.size());
 }
 
 PingResult run_ping(Channel& channel, const IpcSettings& s) {
   bool raw = ipc::Uri::parse(channel.uri()).has_option("raw");
-  if (raw && s.size == 0) throw Error("raw channels cannot carry empty messages; use --size 1 or more");
+  if (raw && s.size == 0)
+    throw Error("raw channels cannot carry empty messages; use --size 1 or more");
   if (s.size > channel.max_message_size())
     throw MessageTooLarge(fmt::format("--size {} exceeds the maximum message size of {} for {}",
                                       s.size, channel.max_message_size(), channel.uri()));
@@ -258,8 +260,8 @@ bool spawns_own_server(const std::string& text) {
 std::pair<Channel, std::optional<ipc::Process>> open_ping_channel(const std::string& text) {
   if (!spawns_own_server(text)) return {Channel::connect(text), std::nullopt};
   ipc::Uri uri = ipc::Uri::parse(text);
-  auto [channel, child] = Channel::spawn({self_executable(), "ipc", "serve", uri.str()}, {},
-                                         uri.has_option("raw"));
+  auto [channel, child] =
+      Channel::spawn({self_executable(), "ipc", "serve", uri.str()}, {}, uri.has_option("raw"));
   return {std::move(channel), std::move(child)};
 }
 
@@ -321,8 +323,8 @@ std::pair<ipc::Process, std::string> start_server(const std::string& uri) {
   const std::string marker = "listening on ";
   auto deadline = Clock::now() + std::chrono::seconds(10);
   for (;;) {
-    auto line_end = output.find('\n', output.find(marker) == std::string::npos ? output.size()
-                                                                                : output.find(marker));
+    auto line_end = output.find(
+        '\n', output.find(marker) == std::string::npos ? output.size() : output.find(marker));
     if (output.find(marker) != std::string::npos && line_end != std::string::npos) {
       auto start = output.find(marker) + marker.size();
       return {std::move(server), output.substr(start, line_end - start)};

@@ -1,5 +1,6 @@
-#include <CLI/CLI.hpp>
 #include <fmt/core.h>
+
+#include <CLI/CLI.hpp>
 
 #include "cli/exit_codes.hpp"
 #include "cli/ipc_command.hpp"

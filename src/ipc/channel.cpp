@@ -38,7 +38,8 @@ bool Cancellation::cancelled() const noexcept {
 }
 
 Deadline::Deadline(std::chrono::nanoseconds timeout) : never_(timeout == kWaitForever) {
-  if (!never_) at_ = std::chrono::steady_clock::now() + std::max(timeout, std::chrono::nanoseconds(0));
+  if (!never_)
+    at_ = std::chrono::steady_clock::now() + std::max(timeout, std::chrono::nanoseconds(0));
 }
 
 int Deadline::poll_timeout_ms() const {
@@ -79,10 +80,18 @@ Channel::Channel(Channel&&) noexcept = default;
 Channel& Channel::operator=(Channel&&) noexcept = default;
 Channel::~Channel() = default;
 
-void Channel::send(std::span<const std::byte> message) { transport_->send(message); }
-Received Channel::receive(std::chrono::nanoseconds timeout) { return transport_->receive(timeout); }
-std::size_t Channel::max_message_size() const { return transport_->max_message_size(); }
-const std::string& Channel::uri() const { return transport_->uri(); }
+void Channel::send(std::span<const std::byte> message) {
+  transport_->send(message);
+}
+Received Channel::receive(std::chrono::nanoseconds timeout) {
+  return transport_->receive(timeout);
+}
+std::size_t Channel::max_message_size() const {
+  return transport_->max_message_size();
+}
+const std::string& Channel::uri() const {
+  return transport_->uri();
+}
 std::optional<PeerCredentials> Channel::peer_credentials() const {
   return transport_->peer_credentials();
 }
@@ -155,8 +164,7 @@ std::unique_ptr<Transport> connect_fifo(const Uri& uri, const Settings& settings
   std::string to_server = fifo_path(uri, true);
   Deadline deadline(options.connect_timeout);
   auto pause = [&] {
-    if (deadline.poll_timeout_ms() == 0)
-      return false;
+    if (deadline.poll_timeout_ms() == 0) return false;
     std::this_thread::sleep_for(std::chrono::milliseconds(1));
     return true;
   };
@@ -213,9 +221,8 @@ Channel Channel::connect(std::string_view text, const ChannelOptions& options) {
     return Channel(stream_transport(std::move(ends), uri.str(), settings, options));
   }
   prepare_datagram_socket(socket.fd(), settings.max_message_size, uri.str());
-  return Channel(std::make_unique<DatagramTransport>(socket.release(), type, false, uri.str(),
-                                                     settings.max_message_size,
-                                                     options.cancellation));
+  return Channel(std::make_unique<DatagramTransport>(
+      socket.release(), type, false, uri.str(), settings.max_message_size, options.cancellation));
 }
 
 std::pair<Channel, Process> Channel::spawn(const std::vector<std::string>& argv,
@@ -347,9 +354,9 @@ class SocketListener final : public ListenerImpl {
       accepted_ = true;
       int fd = ::fcntl(unix_.fd(), F_DUPFD_CLOEXEC, 3);
       if (fd < 0) throw SystemError("dup", uri_.str(), errno);
-      return Channel(std::make_unique<DatagramTransport>(
-          FileDescriptor(fd), type_, true, uri_.str(), settings_.max_message_size,
-          options_.cancellation));
+      return Channel(std::make_unique<DatagramTransport>(FileDescriptor(fd), type_, true,
+                                                         uri_.str(), settings_.max_message_size,
+                                                         options_.cancellation));
     }
     int listen_fd = tcp_ ? tcp_->fd() : unix_.fd();
     if (!wait_for_fd(listen_fd, POLLIN, Deadline(timeout), options_.cancellation, uri_.str()))
@@ -394,8 +401,10 @@ class SocketListener final : public ListenerImpl {
 ChannelListener ChannelListener::listen(std::string_view text, const ChannelOptions& options) {
   Uri uri = Uri::parse(text);
   Settings settings = settings_for(uri, options);
-  if (uri.scheme == "pipe") return ChannelListener(std::make_unique<PipeListener>(uri, settings, options));
-  if (uri.scheme == "fifo") return ChannelListener(std::make_unique<FifoListener>(uri, settings, options));
+  if (uri.scheme == "pipe")
+    return ChannelListener(std::make_unique<PipeListener>(uri, settings, options));
+  if (uri.scheme == "fifo")
+    return ChannelListener(std::make_unique<FifoListener>(uri, settings, options));
   return ChannelListener(std::make_unique<SocketListener>(uri, settings, options));
 }
 
@@ -407,7 +416,11 @@ ChannelListener::~ChannelListener() = default;
 std::optional<Channel> ChannelListener::accept(std::chrono::nanoseconds timeout) {
   return impl_->accept(timeout);
 }
-PeerModel ChannelListener::peer_model() const { return impl_->peer_model(); }
-std::string ChannelListener::uri() const { return impl_->uri(); }
+PeerModel ChannelListener::peer_model() const {
+  return impl_->peer_model();
+}
+std::string ChannelListener::uri() const {
+  return impl_->uri();
+}
 
 }  // namespace conduit::ipc

@@ -42,8 +42,7 @@ void prepare_datagram_socket(int fd, std::size_t max_message_size, const std::st
 DatagramTransport::DatagramTransport(FileDescriptor fd, UnixSocketType type, bool reply_to_sender,
                                      std::string uri, std::size_t max_message_size,
                                      const Cancellation* cancellation)
-    : Transport(std::move(uri), std::min(max_message_size, datagram_limit(fd.get())),
-                cancellation),
+    : Transport(std::move(uri), std::min(max_message_size, datagram_limit(fd.get())), cancellation),
       fd_(std::move(fd)),
       type_(type),
       reply_to_sender_(reply_to_sender) {
@@ -59,7 +58,8 @@ DatagramTransport::DatagramTransport(FileDescriptor fd, UnixSocketType type, boo
 void DatagramTransport::send(std::span<const std::byte> message) {
   check_send_size(message.size());
   if (reply_to_sender_ && last_sender_length_ == 0)
-    throw Error("send(" + uri_ + "): no peer has sent a message yet, so there is nobody to reply to");
+    throw Error("send(" + uri_ +
+                "): no peer has sent a message yet, so there is nobody to reply to");
   iovec iov{const_cast<std::byte*>(message.data()), message.size()};
   msghdr header{};
   header.msg_iov = &iov;
@@ -80,8 +80,8 @@ void DatagramTransport::send(std::span<const std::byte> message) {
     }
     if (code == EMSGSIZE || code == ENOBUFS)
       throw MessageTooLarge("send(" + uri_ + "): the kernel refused a " +
-                            std::to_string(message.size()) +
-                            "-byte message (" + (code == EMSGSIZE ? "EMSGSIZE" : "ENOBUFS") +
+                            std::to_string(message.size()) + "-byte message (" +
+                            (code == EMSGSIZE ? "EMSGSIZE" : "ENOBUFS") +
                             "): datagrams are bounded by the socket buffer (net.core.wmem_max) "
                             "and by the kernel's largest contiguous allocation (4 MiB)");
     throw SystemError("sendmsg", uri_, code,

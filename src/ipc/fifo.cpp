@@ -40,7 +40,9 @@ Fifo& Fifo::operator=(Fifo&& other) noexcept {
   return *this;
 }
 
-Fifo::~Fifo() { remove(); }
+Fifo::~Fifo() {
+  remove();
+}
 
 void Fifo::remove() noexcept {
   if (path_.empty()) return;

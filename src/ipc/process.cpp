@@ -32,12 +32,15 @@ std::string find_program(const std::string& name) {
 }
 
 // Runs in the child between fork and exec: async-signal-safe calls only.
-[[noreturn]] void exec_child(const SpawnOptions& options, const char* program,
-                             char* const argv[], int error_pipe) {
+[[noreturn]] void exec_child(const SpawnOptions& options, const char* program, char* const argv[],
+                             int error_pipe) {
   // Move every descriptor to be installed above the highest target first, so
   // that installing one never overwrites the source of another.
   constexpr int kScratch = 1000;
-  struct Move { int source; int target; };
+  struct Move {
+    int source;
+    int target;
+  };
   Move moves[3 + 64];
   int count = 0;
   auto add = [&](int source, int target) {
@@ -110,7 +113,9 @@ Process& Process::operator=(Process&& other) noexcept {
   return *this;
 }
 
-Process::~Process() { reap_now(); }
+Process::~Process() {
+  reap_now();
+}
 
 void Process::reap_now() {
   if (running()) {
@@ -126,8 +131,10 @@ void Process::kill(int signal) const {
 namespace {
 ExitStatus decode(int raw) {
   ExitStatus status;
-  if (WIFSIGNALED(raw)) status.signal = WTERMSIG(raw);
-  else status.code = WEXITSTATUS(raw);
+  if (WIFSIGNALED(raw))
+    status.signal = WTERMSIG(raw);
+  else
+    status.code = WEXITSTATUS(raw);
   return status;
 }
 }  // namespace

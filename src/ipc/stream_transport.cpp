@@ -31,9 +31,7 @@ std::string_view write_hint(int code) {
 
 StreamTransport::StreamTransport(StreamEnds ends, std::string uri, std::size_t max_message_size,
                                  bool raw, const Cancellation* cancellation)
-    : Transport(std::move(uri), max_message_size, cancellation),
-      ends_(std::move(ends)),
-      raw_(raw) {
+    : Transport(std::move(uri), max_message_size, cancellation), ends_(std::move(ends)), raw_(raw) {
   if (!ends_.socket) {
     // A pipe holds 64 KiB by default, so a 64 KiB message plus its header
     // would need two wake-ups of the reader. Ask for room for a whole large
@@ -91,10 +89,9 @@ void StreamTransport::send(std::span<const std::byte> message) {
     return;
   }
   auto size = static_cast<std::uint32_t>(message.size());
-  unsigned char header[kHeaderSize] = {static_cast<unsigned char>(size >> 24),
-                                       static_cast<unsigned char>(size >> 16),
-                                       static_cast<unsigned char>(size >> 8),
-                                       static_cast<unsigned char>(size)};
+  unsigned char header[kHeaderSize] = {
+      static_cast<unsigned char>(size >> 24), static_cast<unsigned char>(size >> 16),
+      static_cast<unsigned char>(size >> 8), static_cast<unsigned char>(size)};
   iovec iov[2] = {{header, kHeaderSize}, {const_cast<std::byte*>(message.data()), message.size()}};
   write_all(iov, message.empty() ? 1 : 2);
 }
@@ -163,9 +160,10 @@ Received StreamTransport::receive(std::chrono::nanoseconds timeout) {
           available >= kHeaderSize
               ? std::to_string(decode_length(buffer_.get() + begin_) + kHeaderSize)
               : std::to_string(kHeaderSize) + "-byte header";
-      throw ProtocolError("receive(" + uri_ + "): the peer closed the channel in the middle of a "
-                          "message (received " + std::to_string(available) + " bytes of " +
-                          expected + ")");
+      throw ProtocolError("receive(" + uri_ +
+                          "): the peer closed the channel in the middle of a "
+                          "message (received " +
+                          std::to_string(available) + " bytes of " + expected + ")");
     }
     int code = errno;
     if (code == EINTR) continue;
@@ -173,8 +171,9 @@ Received StreamTransport::receive(std::chrono::nanoseconds timeout) {
       must_poll = true;  // a borrowed descriptor in non-blocking mode
       continue;
     }
-    throw SystemError("read", uri_, code,
-                      code == ECONNRESET ? "the peer reset the connection (it may have crashed)" : "");
+    throw SystemError(
+        "read", uri_, code,
+        code == ECONNRESET ? "the peer reset the connection (it may have crashed)" : "");
   }
 }
 

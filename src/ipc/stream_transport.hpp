@@ -41,10 +41,10 @@ class StreamTransport final : public Transport {
   bool raw_;
   std::unique_ptr<std::byte[]> buffer_;
   std::size_t capacity_ = 0;
-  std::size_t begin_ = 0;    // first unconsumed byte
-  std::size_t end_ = 0;      // one past the last received byte
-  std::size_t consumed_ = 0; // bytes of the message handed out last time
-  bool broken_ = false;      // the stream lost framing; nothing more is read
+  std::size_t begin_ = 0;     // first unconsumed byte
+  std::size_t end_ = 0;       // one past the last received byte
+  std::size_t consumed_ = 0;  // bytes of the message handed out last time
+  bool broken_ = false;       // the stream lost framing; nothing more is read
 };
 
 }  // namespace conduit::ipc

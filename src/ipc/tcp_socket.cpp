@@ -67,8 +67,8 @@ int connect_with_timeout(int fd, const addrinfo& address, std::chrono::milliseco
   int rc = ::connect(fd, address.ai_addr, address.ai_addrlen);
   if (rc < 0 && errno == EINPROGRESS) {
     pollfd waiting{fd, POLLOUT, 0};
-    int ready = sys::retry_on_eintr(
-        [&] { return ::poll(&waiting, 1, static_cast<int>(timeout.count())); });
+    int ready =
+        sys::retry_on_eintr([&] { return ::poll(&waiting, 1, static_cast<int>(timeout.count())); });
     if (ready == 0) return ETIMEDOUT;
     int error = 0;
     socklen_t length = sizeof error;
@@ -93,8 +93,8 @@ TcpSocket TcpSocket::connect(const std::string& host, std::uint16_t port,
   AddrinfoList list = resolve(host, port, false);
   int last_error = ECONNREFUSED;
   for (addrinfo* address = list.get(); address != nullptr; address = address->ai_next) {
-    FileDescriptor fd(::socket(address->ai_family, address->ai_socktype | SOCK_CLOEXEC,
-                               address->ai_protocol));
+    FileDescriptor fd(
+        ::socket(address->ai_family, address->ai_socktype | SOCK_CLOEXEC, address->ai_protocol));
     if (!fd) {
       last_error = errno;
       continue;
@@ -109,8 +109,12 @@ TcpSocket TcpSocket::connect(const std::string& host, std::uint16_t port,
                     last_error == ECONNREFUSED ? "nothing is listening on that port" : "");
 }
 
-std::string TcpSocket::peer_uri() const { return name_uri(fd(), true); }
-std::string TcpSocket::local_uri() const { return name_uri(fd(), false); }
+std::string TcpSocket::peer_uri() const {
+  return name_uri(fd(), true);
+}
+std::string TcpSocket::local_uri() const {
+  return name_uri(fd(), false);
+}
 
 TcpListener TcpListener::bind(const std::string& host, std::uint16_t port, int backlog) {
   AddrinfoList list = resolve(host, port, true);
@@ -139,10 +143,13 @@ std::uint16_t TcpListener::port() const {
              : ntohs(reinterpret_cast<const sockaddr_in&>(address).sin_port);
 }
 
-std::string TcpListener::local_uri() const { return name_uri(fd(), false); }
+std::string TcpListener::local_uri() const {
+  return name_uri(fd(), false);
+}
 
 TcpSocket TcpListener::accept() {
-  int fd = sys::retry_on_eintr([&] { return ::accept4(fd_.get(), nullptr, nullptr, SOCK_CLOEXEC); });
+  int fd =
+      sys::retry_on_eintr([&] { return ::accept4(fd_.get(), nullptr, nullptr, SOCK_CLOEXEC); });
   if (fd < 0) throw SystemError("accept", local_uri(), errno);
   set_nodelay(fd);
   return TcpSocket(FileDescriptor(fd));

@@ -55,7 +55,7 @@ class Deadline {
 // Waits until fd has `events` (POLLIN or POLLOUT), the deadline passes, or
 // the cancellation fires. Returns false on timeout; throws Cancelled or
 // SystemError. Hang-ups count as ready: the next read or write reports them.
-bool wait_for_fd(int fd, short events, const Deadline& deadline,
-                 const Cancellation* cancellation, const std::string& uri);
+bool wait_for_fd(int fd, short events, const Deadline& deadline, const Cancellation* cancellation,
+                 const std::string& uri);
 
 }  // namespace conduit::ipc

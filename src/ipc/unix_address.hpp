@@ -17,6 +17,8 @@ struct SockaddrUn {
 };
 
 // "unix:/path" or "unix:@name", for error messages.
-inline std::string describe(const UnixAddress& address) { return "unix:" + address.str(); }
+inline std::string describe(const UnixAddress& address) {
+  return "unix:" + address.str();
+}
 
 }  // namespace conduit::ipc

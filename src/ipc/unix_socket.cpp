@@ -18,9 +18,12 @@ constexpr std::size_t kMaxFdsPerMessage = 253;  // SCM_MAX_FD
 
 int socket_type(UnixSocketType type) {
   switch (type) {
-    case UnixSocketType::stream: return SOCK_STREAM;
-    case UnixSocketType::seqpacket: return SOCK_SEQPACKET;
-    case UnixSocketType::datagram: return SOCK_DGRAM;
+    case UnixSocketType::stream:
+      return SOCK_STREAM;
+    case UnixSocketType::seqpacket:
+      return SOCK_SEQPACKET;
+    case UnixSocketType::datagram:
+      return SOCK_DGRAM;
   }
   return SOCK_STREAM;
 }
@@ -63,8 +66,9 @@ UnixAddress UnixAddress::parse(std::string_view text) {
     text.remove_prefix(1);
   }
   if (text.empty())
-    throw InvalidUri("empty UNIX socket address: give a path (unix:/run/app.sock) or an abstract "
-                     "name (unix:@app)");
+    throw InvalidUri(
+        "empty UNIX socket address: give a path (unix:/run/app.sock) or an abstract "
+        "name (unix:@app)");
   constexpr std::size_t kMax = sizeof(sockaddr_un::sun_path) - 1;
   if (text.size() > kMax)
     throw InvalidUri("UNIX socket address '" + std::string(text) + "' is " +
@@ -100,8 +104,7 @@ std::pair<UnixSocket, UnixSocket> UnixSocket::pair(UnixSocketType type) {
   return {UnixSocket(FileDescriptor(fds[0]), type), UnixSocket(FileDescriptor(fds[1]), type)};
 }
 
-std::size_t UnixSocket::send_with_fds(std::span<const std::byte> bytes,
-                                      std::span<const int> fds) {
+std::size_t UnixSocket::send_with_fds(std::span<const std::byte> bytes, std::span<const int> fds) {
   if (fds.size() > kMaxFdsPerMessage)
     throw Error("send_with_fds: " + std::to_string(fds.size()) +
                 " descriptors; the kernel passes at most 253 per message");
@@ -119,7 +122,8 @@ std::size_t UnixSocket::send_with_fds(std::span<const std::byte> bytes,
     header->cmsg_len = CMSG_LEN(fds.size() * sizeof(int));
     std::memcpy(CMSG_DATA(header), fds.data(), fds.size() * sizeof(int));
   }
-  ssize_t n = sys::retry_on_eintr([&] { return sys::calls().sendmsg(fd(), &message, MSG_NOSIGNAL); });
+  ssize_t n =
+      sys::retry_on_eintr([&] { return sys::calls().sendmsg(fd(), &message, MSG_NOSIGNAL); });
   if (n < 0) throw SystemError("sendmsg(SCM_RIGHTS)", "fd " + std::to_string(fd()), errno);
   return static_cast<std::size_t>(n);
 }
@@ -133,8 +137,8 @@ std::size_t UnixSocket::receive_with_fds(std::span<std::byte> buffer,
   alignas(cmsghdr) char control[CMSG_SPACE(kMaxFdsPerMessage * sizeof(int))];
   message.msg_control = control;
   message.msg_controllen = sizeof control;
-  ssize_t n = sys::retry_on_eintr(
-      [&] { return sys::calls().recvmsg(fd(), &message, MSG_CMSG_CLOEXEC); });
+  ssize_t n =
+      sys::retry_on_eintr([&] { return sys::calls().recvmsg(fd(), &message, MSG_CMSG_CLOEXEC); });
   if (n < 0) throw SystemError("recvmsg(SCM_RIGHTS)", "fd " + std::to_string(fd()), errno);
   for (cmsghdr* header = CMSG_FIRSTHDR(&message); header != nullptr;
        header = CMSG_NXTHDR(&message, header)) {
@@ -147,8 +151,9 @@ std::size_t UnixSocket::receive_with_fds(std::span<std::byte> buffer,
     }
   }
   if (message.msg_flags & MSG_CTRUNC)
-    throw ProtocolError("recvmsg(SCM_RIGHTS): descriptors were dropped by the kernel because the "
-                        "control buffer was too small");
+    throw ProtocolError(
+        "recvmsg(SCM_RIGHTS): descriptors were dropped by the kernel because the "
+        "control buffer was too small");
   return static_cast<std::size_t>(n);
 }
 
@@ -160,8 +165,8 @@ PeerCredentials UnixSocket::peer_credentials() const {
   return PeerCredentials{credentials.pid, credentials.uid, credentials.gid};
 }
 
-BoundUnixSocket BoundUnixSocket::bind(const UnixAddress& address, UnixSocketType type,
-                                      int backlog, mode_t mode) {
+BoundUnixSocket BoundUnixSocket::bind(const UnixAddress& address, UnixSocketType type, int backlog,
+                                      mode_t mode) {
   std::string target = describe(address);
   if (!address.abstract()) {
     struct stat st {};
@@ -174,8 +179,9 @@ BoundUnixSocket BoundUnixSocket::bind(const UnixAddress& address, UnixSocketType
       SockaddrUn sa(address);
       int result = sys::retry_on_eintr([&] { return ::connect(probe.get(), sa.get(), sa.length); });
       if (result == 0 || errno != ECONNREFUSED)
-        throw SystemError("bind", target, EADDRINUSE,
-                          "another process is serving on this socket; stop it or choose another path");
+        throw SystemError(
+            "bind", target, EADDRINUSE,
+            "another process is serving on this socket; stop it or choose another path");
       ::unlink(address.name().c_str());
     }
   }
@@ -221,7 +227,9 @@ BoundUnixSocket& BoundUnixSocket::operator=(BoundUnixSocket&& other) noexcept {
   return *this;
 }
 
-BoundUnixSocket::~BoundUnixSocket() { unlink_path(); }
+BoundUnixSocket::~BoundUnixSocket() {
+  unlink_path();
+}
 
 void BoundUnixSocket::unlink_path() noexcept {
   if (inode_ == 0 || address_.abstract()) return;
@@ -232,7 +240,8 @@ void BoundUnixSocket::unlink_path() noexcept {
 }
 
 UnixSocket BoundUnixSocket::accept() {
-  int fd = sys::retry_on_eintr([&] { return ::accept4(fd_.get(), nullptr, nullptr, SOCK_CLOEXEC); });
+  int fd =
+      sys::retry_on_eintr([&] { return ::accept4(fd_.get(), nullptr, nullptr, SOCK_CLOEXEC); });
   if (fd < 0) throw SystemError("accept", describe(address_), errno);
   return UnixSocket(FileDescriptor(fd), type_);
 }

@@ -17,8 +17,8 @@ constexpr std::string_view kForms =
     "  tcp://host:port         TCP (IPv6: tcp://[::1]:port)\n"
     "  options: ?raw (no length prefix), ?max=BYTES (e.g. 64K, 16M), ?mode=600\n";
 
-constexpr std::string_view kSchemes[] = {"pipe", "fifo", "unix", "unix+seqpacket", "unix+dgram",
-                                         "tcp"};
+constexpr std::string_view kSchemes[] = {"pipe",           "fifo",       "unix",
+                                         "unix+seqpacket", "unix+dgram", "tcp"};
 
 [[noreturn]] void fail(std::string_view text, const std::string& why) {
   throw InvalidUri("invalid URI '" + std::string(text) + "': " + why);
@@ -54,7 +54,9 @@ void parse_options(std::string_view text, std::string_view query, Uri& uri) {
 
 }  // namespace
 
-std::string_view uri_forms() { return kForms; }
+std::string_view uri_forms() {
+  return kForms;
+}
 
 Uri Uri::parse(std::string_view text) {
   Uri uri;
@@ -64,7 +66,8 @@ Uri Uri::parse(std::string_view text) {
   uri.scheme = std::string(text.substr(0, colon));
   bool known = false;
   for (auto scheme : kSchemes) known = known || scheme == uri.scheme;
-  if (!known) fail(text, "unknown scheme '" + uri.scheme + "'; expected one of:\n" + std::string(kForms));
+  if (!known)
+    fail(text, "unknown scheme '" + uri.scheme + "'; expected one of:\n" + std::string(kForms));
 
   std::string_view rest = text.substr(colon + 1);
   auto question = rest.find('?');

@@ -43,8 +43,8 @@ TEST(CliHelp, EverySubcommandExplainsEveryUriScheme) {
                        std::vector<std::string>{"ipc", "ping", "--help"}}) {
     CommandResult result = conduit(command);
     EXPECT_TRUE(result.status.success()) << command[1];
-    for (auto scheme : {"pipe:", "fifo:/", "unix:/", "unix:@", "unix+seqpacket:", "unix+dgram:",
-                        "tcp://", "?raw"})
+    for (auto scheme : {"pipe:", "fifo:/", "unix:/", "unix:@",
+                        "unix+seqpacket:", "unix+dgram:", "tcp://", "?raw"})
       EXPECT_NE(result.out.find(scheme), std::string::npos) << command[1] << " lacks " << scheme;
   }
 }
@@ -229,7 +229,8 @@ TEST(CliErrors, PingExitsOneWhenTheEchoDiffers) {
 TEST(CliErrors, PingTimesOutWhenNobodyAnswers) {
   TempDir dir;
   auto listener = ipc::ChannelListener::listen("unix:" + (dir / "mute.sock"));
-  CommandResult result = conduit({"ipc", "ping", listener.uri(), "--count", "1", "--timeout", "200"});
+  CommandResult result =
+      conduit({"ipc", "ping", listener.uri(), "--count", "1", "--timeout", "200"});
   EXPECT_EQ(result.status.code, 1);
   EXPECT_NE(result.err.find("no echo for message 0 within 200 ms"), std::string::npos)
       << result.err;
@@ -241,8 +242,8 @@ TEST(CliServe, KeepsServingAfterAClientAnnouncesAnOversizedFrame) {
   TempDir dir;
   EchoServer server("unix:" + (dir / "echo.sock") + "?max=64K");
   {
-    ipc::UnixSocket bad = ipc::UnixSocket::connect(
-        ipc::UnixAddress::parse(dir / "echo.sock"), ipc::UnixSocketType::stream);
+    ipc::UnixSocket bad = ipc::UnixSocket::connect(ipc::UnixAddress::parse(dir / "echo.sock"),
+                                                   ipc::UnixSocketType::stream);
     const unsigned char header[4] = {0xff, 0xff, 0xff, 0xff};
     ASSERT_EQ(::write(bad.fd(), header, 4), 4);
     char byte;
@@ -366,8 +367,8 @@ TEST(CliInterop, ShellTalksToARawFifoServer) {
   TempDir dir;
   EchoServer server("fifo:" + (dir / "f") + "?raw");
   // Open the reply FIFO first (as conduit's own client does), then write.
-  std::string script = "exec 3<" + (dir / "f.s2c") + "; printf 'hello fifo' > " +
-                       (dir / "f.c2s") + "; head -c 10 <&3";
+  std::string script = "exec 3<" + (dir / "f.s2c") + "; printf 'hello fifo' > " + (dir / "f.c2s") +
+                       "; head -c 10 <&3";
   CommandResult result = run_command({"sh", "-c", script}, std::chrono::seconds(20));
   EXPECT_TRUE(result.status.success()) << result.err;
   EXPECT_EQ(result.out, "hello fifo");

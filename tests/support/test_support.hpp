@@ -23,7 +23,9 @@
 namespace conduit::testing {
 
 // Path of the conduit command-line binary built alongside the tests.
-inline std::string conduit_binary() { return CONDUIT_BINARY; }
+inline std::string conduit_binary() {
+  return CONDUIT_BINARY;
+}
 
 // A fresh directory under /tmp, removed with everything in it on destruction.
 class TempDir {
@@ -91,7 +93,9 @@ inline int wait_child(pid_t pid, std::chrono::milliseconds timeout = std::chrono
   return status;
 }
 
-inline bool exited_cleanly(int status) { return status >= 0 && WIFEXITED(status) && WEXITSTATUS(status) == 0; }
+inline bool exited_cleanly(int status) {
+  return status >= 0 && WIFEXITED(status) && WEXITSTATUS(status) == 0;
+}
 
 // The result of running a command to completion.
 struct CommandResult {

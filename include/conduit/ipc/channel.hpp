@@ -29,8 +29,7 @@
 
 namespace conduit::ipc {
 
-inline constexpr std::chrono::nanoseconds kWaitForever =
-    std::chrono::nanoseconds::max();
+inline constexpr std::chrono::nanoseconds kWaitForever = std::chrono::nanoseconds::max();
 
 // Lets another thread or a signal handler stop blocking Channel and
 // ChannelListener operations, which then throw Cancelled. Backed by an
@@ -83,8 +82,7 @@ class Channel {
   // Spawns argv with pipes as its stdin and stdout and returns a channel to
   // it together with the child. The child sees `pipe:`.
   static std::pair<Channel, Process> spawn(const std::vector<std::string>& argv,
-                                           const ChannelOptions& options = {},
-                                           bool raw = false);
+                                           const ChannelOptions& options = {}, bool raw = false);
 
   Channel(Channel&&) noexcept;
   Channel& operator=(Channel&&) noexcept;

@@ -63,8 +63,7 @@ class UnixSocket {
   static std::pair<UnixSocket, UnixSocket> pair(UnixSocketType type);
 
   // Adopts an open socket descriptor.
-  UnixSocket(FileDescriptor fd, UnixSocketType type)
-      : fd_(std::move(fd)), type_(type) {}
+  UnixSocket(FileDescriptor fd, UnixSocketType type) : fd_(std::move(fd)), type_(type) {}
 
   int fd() const { return fd_.get(); }
   UnixSocketType type() const { return type_; }
@@ -74,14 +73,12 @@ class UnixSocket {
   // its own duplicates, and the caller keeps its descriptors. At least one
   // byte must accompany descriptors on stream sockets. Returns the number of
   // bytes sent (stream sockets may send fewer). At most 253 descriptors.
-  std::size_t send_with_fds(std::span<const std::byte> bytes,
-                            std::span<const int> fds);
+  std::size_t send_with_fds(std::span<const std::byte> bytes, std::span<const int> fds);
 
   // Receives bytes and any descriptors sent with them (close-on-exec).
   // Returns the byte count (0 at end of stream). Throws ProtocolError when
   // descriptors were dropped because the control buffer was too small.
-  std::size_t receive_with_fds(std::span<std::byte> buffer,
-                               std::vector<FileDescriptor>& fds);
+  std::size_t receive_with_fds(std::span<std::byte> buffer, std::vector<FileDescriptor>& fds);
 
   // The connected peer's pid/uid/gid (SO_PEERCRED), as of connect time.
   PeerCredentials peer_credentials() const;
@@ -99,8 +96,8 @@ class BoundUnixSocket {
   // Binds a socket of `type` (and listens, for stream and seqpacket).
   // Throws SystemError with EADDRINUSE when another process is listening on
   // the path, and with ENOTSOCK when the path exists and is not a socket.
-  static BoundUnixSocket bind(const UnixAddress& address, UnixSocketType type,
-                              int backlog = 128, mode_t mode = 0);
+  static BoundUnixSocket bind(const UnixAddress& address, UnixSocketType type, int backlog = 128,
+                              mode_t mode = 0);
 
   BoundUnixSocket() = default;
   BoundUnixSocket(BoundUnixSocket&& other) noexcept;
