@@ -59,6 +59,8 @@ TEST(CliHelp, UnknownSubcommandIsAUsageError) {
 struct SchemeCase {
   std::string name;
   std::string uri;  // {dir} is replaced by a temporary directory, {pid} by our pid
+
+  friend void PrintTo(const SchemeCase& c, std::ostream* out) { *out << c.uri; }
 };
 
 class CliPingEveryScheme : public ::testing::TestWithParam<SchemeCase> {
