@@ -1,6 +1,7 @@
 #include "conduit/ipc/process.hpp"
 
 #include <fcntl.h>
+#include <linux/close_range.h>
 #include <signal.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -17,6 +18,9 @@
 namespace conduit::ipc {
 namespace {
 
+// The program exec will run: a name with a slash as given, otherwise the
+// first executable of that name in PATH (never the current directory unless
+// PATH says so). Throws SystemError(ENOENT) when there is none.
 std::string find_program(const std::string& name) {
   if (name.find('/') != std::string::npos) return name;
   const char* path = std::getenv("PATH");
@@ -25,46 +29,60 @@ std::string find_program(const std::string& name) {
     auto colon = dirs.find(':');
     std::string dir(dirs.substr(0, colon));
     dirs = colon == std::string_view::npos ? std::string_view{} : dirs.substr(colon + 1);
-    std::string candidate = (dir.empty() ? "." : dir) + "/" + name;
+    if (dir.empty()) continue;
+    std::string candidate = dir + "/" + name;
     if (::access(candidate.c_str(), X_OK) == 0) return candidate;
   }
-  return name;  // exec will report ENOENT
+  throw SystemError("exec", name, ENOENT, "no such program in PATH");
 }
+
+constexpr std::size_t kMaxInherited = 64;
 
 // Runs in the child between fork and exec: async-signal-safe calls only.
 [[noreturn]] void exec_child(const SpawnOptions& options, const char* program, char* const argv[],
                              int error_pipe) {
-  // Move every descriptor to be installed above the highest target first, so
-  // that installing one never overwrites the source of another.
+  // Move the error pipe and every descriptor to be installed above the
+  // highest target first, so that installing one never overwrites the source
+  // of another or the error pipe.
   constexpr int kScratch = 1000;
+  auto fail = [&](int code) {
+    (void)!::write(error_pipe, &code, sizeof code);
+    ::_exit(127);
+  };  // exec_child's last call, so it never returns
+  int high_error_pipe = ::fcntl(error_pipe, F_DUPFD_CLOEXEC, kScratch);
+  if (high_error_pipe >= 0) error_pipe = high_error_pipe;
   struct Move {
     int source;
     int target;
   };
-  Move moves[3 + 64];
+  Move moves[3 + kMaxInherited];
   int count = 0;
   auto add = [&](int source, int target) {
-    if (source < 0 || count >= static_cast<int>(std::size(moves))) return;
+    if (source < 0) return;
     int high = ::fcntl(source, F_DUPFD_CLOEXEC, kScratch);
-    moves[count++] = Move{high < 0 ? source : high, target};
+    if (high < 0) fail(errno);
+    moves[count++] = Move{high, target};
   };
   add(options.stdin_fd, 0);
   add(options.stdout_fd, 1);
   add(options.stderr_fd, 2);
   for (const auto& [target, source] : options.inherit) add(source, target);
+  // Nothing but the standard and the requested descriptors crosses exec,
+  // including descriptors someone opened without close-on-exec.
+  ::close_range(3, ~0U, CLOSE_RANGE_CLOEXEC);
   for (int i = 0; i < count; ++i) {
     // dup2 clears close-on-exec on the target.
-    if (::dup2(moves[i].source, moves[i].target) < 0) {
-      int code = errno;
-      (void)!::write(error_pipe, &code, sizeof code);
-      ::_exit(127);
-    }
+    if (::dup2(moves[i].source, moves[i].target) < 0) fail(errno);
   }
-  ::signal(SIGPIPE, SIG_DFL);
+  struct sigaction default_action {};
+  default_action.sa_handler = SIG_DFL;
+  ::sigaction(SIGPIPE, &default_action, nullptr);
+  sigset_t none;
+  ::sigemptyset(&none);
+  ::sigprocmask(SIG_SETMASK, &none, nullptr);
   ::execv(program, argv);
-  int code = errno;
-  (void)!::write(error_pipe, &code, sizeof code);
-  ::_exit(127);
+  fail(errno);
+  __builtin_unreachable();
 }
 
 }  // namespace
@@ -77,6 +95,9 @@ std::string ExitStatus::describe() const {
 
 Process Process::spawn(const SpawnOptions& options) {
   if (options.argv.empty()) throw Error("spawn: empty argument list");
+  if (options.inherit.size() > kMaxInherited)
+    throw Error("spawn: " + std::to_string(options.inherit.size()) +
+                " inherited descriptors; at most " + std::to_string(kMaxInherited));
   std::string program = find_program(options.argv.front());
   std::vector<char*> argv;
   for (const auto& arg : options.argv) argv.push_back(const_cast<char*>(arg.c_str()));
@@ -117,11 +138,13 @@ Process::~Process() {
   reap_now();
 }
 
-void Process::reap_now() {
-  if (running()) {
-    ::kill(pid_, SIGKILL);
-    wait();
+void Process::reap_now() noexcept {
+  if (!running()) return;
+  ::kill(pid_, SIGKILL);
+  int raw = 0;
+  while (::waitpid(pid_, &raw, 0) < 0 && errno == EINTR) {
   }
+  status_ = ExitStatus{0, SIGKILL};  // or reaped elsewhere: either way, gone
 }
 
 void Process::kill(int signal) const {
@@ -152,6 +175,7 @@ ExitStatus Process::wait() {
 
 std::optional<ExitStatus> Process::wait_for(std::chrono::milliseconds timeout) {
   if (status_) return status_;
+  if (pid_ <= 0) throw Error("wait_for: no process");
   auto deadline = std::chrono::steady_clock::now() + timeout;
   auto pause = std::chrono::microseconds(200);
   for (;;) {

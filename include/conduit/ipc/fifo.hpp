@@ -52,9 +52,8 @@ enum class FifoOpen {
   nonblocking,  // O_NONBLOCK: see the rules above; the descriptor keeps it
 };
 
-// Opens a FIFO for reading. Throws SystemError naming the path; a path that
-// exists but is not a FIFO is refused with ENOTSUP's text replaced by
-// "not a FIFO".
+// Opens a FIFO for reading. Throws SystemError naming the path when open
+// fails, and Error ("not a FIFO") when the path is something else.
 FileDescriptor open_fifo_for_reading(const std::string& path, FifoOpen mode);
 
 // Opens a FIFO for writing. In nonblocking mode, throws SystemError with

@@ -22,7 +22,8 @@ struct ExitStatus {
 };
 
 struct SpawnOptions {
-  // argv[0] is looked up in PATH when it contains no slash.
+  // argv[0] is looked up in PATH when it contains no slash (spawn throws
+  // SystemError(ENOENT) when it is not there).
   std::vector<std::string> argv;
   // Descriptors (in this process) to install as the child's 0, 1 and 2;
   // -1 leaves the child with this process's own.
@@ -30,8 +31,8 @@ struct SpawnOptions {
   int stdout_fd = -1;
   int stderr_fd = -1;
   // Extra descriptors the child inherits: {number in the child, descriptor
-  // here}. Every other descriptor of this process is closed in the child
-  // (conduit opens everything with close-on-exec).
+  // here}; at most 64. Every other descriptor of this process above 2 is
+  // closed in the child, whether or not it was opened with close-on-exec.
   std::vector<std::pair<int, int>> inherit;
 };
 
@@ -66,7 +67,7 @@ class Process {
 
  private:
   explicit Process(pid_t pid) : pid_(pid) {}
-  void reap_now();
+  void reap_now() noexcept;
 
   pid_t pid_ = -1;
   std::optional<ExitStatus> status_;

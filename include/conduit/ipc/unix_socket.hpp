@@ -95,7 +95,7 @@ class BoundUnixSocket {
  public:
   // Binds a socket of `type` (and listens, for stream and seqpacket).
   // Throws SystemError with EADDRINUSE when another process is listening on
-  // the path, and with ENOTSOCK when the path exists and is not a socket.
+  // the path, and with EEXIST when the path exists and is not a socket.
   static BoundUnixSocket bind(const UnixAddress& address, UnixSocketType type, int backlog = 128,
                               mode_t mode = 0);
 
