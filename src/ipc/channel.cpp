@@ -96,14 +96,6 @@ std::optional<PeerCredentials> Channel::peer_credentials() const {
   return transport_->peer_credentials();
 }
 
-namespace {
-
-struct Settings {
-  std::size_t max_message_size;
-  bool raw;
-  mode_t mode;
-};
-
 Settings settings_for(const Uri& uri, const ChannelOptions& options) {
   Settings settings{options.max_message_size, uri.has_option("raw"), 0600};
   if (auto max = uri.size_option("max")) settings.max_message_size = *max;
@@ -111,6 +103,8 @@ Settings settings_for(const Uri& uri, const ChannelOptions& options) {
     settings.mode = static_cast<mode_t>(std::stoul(uri.options.at("mode"), nullptr, 8));
   return settings;
 }
+
+namespace {
 
 UnixSocketType unix_type(const std::string& scheme) {
   if (scheme == "unix+seqpacket") return UnixSocketType::seqpacket;

@@ -7,8 +7,18 @@
 #include <string>
 
 #include "conduit/ipc/channel.hpp"
+#include "conduit/ipc/uri.hpp"
 
 namespace conduit::ipc {
+
+// What a URI and ChannelOptions decide together.
+struct Settings {
+  std::size_t max_message_size;
+  bool raw;
+  mode_t mode;  // of created FIFOs, socket files, queues and segments
+};
+
+Settings settings_for(const Uri& uri, const ChannelOptions& options);
 
 class Transport {
  public:
