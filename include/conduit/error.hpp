@@ -44,6 +44,14 @@ class ProtocolError : public Error {
   using Error::Error;
 };
 
+// The process on the other side is gone: it exited or was killed (possibly in
+// the middle of a message, which is then never delivered), or it closed its
+// end while this side still had something to send.
+class PeerGone : public Error {
+ public:
+  using Error::Error;
+};
+
 // A URI could not be parsed or names an unknown scheme.
 class InvalidUri : public Error {
  public:

@@ -1,0 +1,148 @@
+// ShmRing: a lock-free single-producer single-consumer ring of variable-size
+// messages in shared memory — the fastest way conduit moves messages between
+// two processes.
+//
+// Layout (all in the shared segment): a header with the magic, the capacity,
+// the write position (head) and the read position (tail) on separate cache
+// lines, the sleep flags and both sides' pids; then `capacity` bytes of data.
+// Each message is an 8-byte record header (length, kind) and the payload,
+// padded to 8 bytes. A message never wraps: when it does not fit before the
+// end of the data area, a padding record fills the rest and the message starts
+// at offset 0, so every message is contiguous and can be loaned or consumed in
+// place. Hence max_message_size() is capacity / 2 less the record header.
+//
+// Waiting: a side that must wait (no data, no space) spins for a bounded time
+// (ShmRingOptions::spin), then sets its "waiting" flag and sleeps on a futex;
+// the other side clears the flag before it calls futex wake, so each sleep
+// costs at most one wake-up.
+//
+// Failure: a message becomes visible only when committed whole, so a producer
+// that dies mid-write never delivers a torn message; the consumer drains what
+// was committed and then gets PeerGone. A producer blocked on a full ring
+// whose consumer dies gets PeerGone too. Death is noticed within
+// ShmRingOptions::liveness_interval by watching the peer through a pidfd.
+// Positions and record headers read from shared memory are validated: a
+// corrupted (or hostile) peer yields ProtocolError, never an access outside
+// the ring.
+//
+// Threads: one producer thread and one consumer thread per ring.
+#pragma once
+
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <optional>
+#include <span>
+#include <vector>
+
+#include "conduit/ipc/channel.hpp"
+#include "conduit/ipc/file_descriptor.hpp"
+
+namespace conduit::ipc {
+
+struct ShmRingHeader;  // the shared layout, defined in the library
+class Deadline;
+
+struct ShmRingOptions {
+  // How long a waiting side polls before it sleeps on the futex. Spinning
+  // trades CPU for latency: waking a sleeping process on another core costs
+  // tens of microseconds on virtual machines. 0 sleeps at once; conduit also
+  // sleeps at once when only one CPU is usable, since spinning then only
+  // delays the peer.
+  std::chrono::nanoseconds spin = std::chrono::microseconds(50);
+  // How often a sleeping side checks that its peer is still alive.
+  std::chrono::milliseconds liveness_interval{50};
+};
+
+class ShmRing {
+ public:
+  enum class Role { producer, consumer };
+
+  // Bytes of shared memory a ring with `capacity` data bytes needs.
+  // REQUIRES: capacity is a power of two, at least 4096.
+  static std::size_t footprint(std::size_t capacity);
+
+  // Writes a fresh, empty ring into memory (footprint(capacity) bytes,
+  // 64-byte aligned). Throws Error when capacity is not a power of two >= 4096.
+  static void format(void* memory, std::size_t capacity);
+
+  // Attaches to a ring formatted by format() as its producer or consumer and
+  // records this process's pid in it. Throws ProtocolError when the memory
+  // does not hold a valid ring (bad magic or version, a capacity that does
+  // not match size) and Error when the role is already taken by a live
+  // process.
+  static ShmRing attach(void* memory, std::size_t size, Role role, ShmRingOptions options = {});
+
+  ShmRing(ShmRing&& other) noexcept;
+  ShmRing& operator=(ShmRing&& other) noexcept;
+  ShmRing(const ShmRing&) = delete;
+  ShmRing& operator=(const ShmRing&) = delete;
+  // Closes this side (see close()).
+  ~ShmRing();
+
+  std::size_t capacity() const { return capacity_; }
+  std::size_t max_message_size() const;
+
+  // ---- producer ----
+
+  // Copies message into the ring, waiting at most timeout for space. Returns
+  // false on timeout. Throws MessageTooLarge, PeerGone, ProtocolError.
+  bool send(std::span<const std::byte> message, std::chrono::nanoseconds timeout = kWaitForever);
+
+  // Reserves room for a message of up to `size` bytes and returns it to be
+  // written in place (zero copy); std::nullopt on timeout. Nothing is
+  // visible to the consumer until commit(). Throws like send().
+  std::optional<std::span<std::byte>> loan(std::size_t size,
+                                           std::chrono::nanoseconds timeout = kWaitForever);
+  // Publishes the loaned message with its final length (<= the loaned size).
+  // REQUIRES: a loan() is outstanding.
+  void commit(std::size_t size);
+
+  // ---- consumer ----
+
+  // Waits at most timeout for the next message and returns a view of it in
+  // the ring (zero copy), valid until release() or the next consume() or
+  // receive(), which release it. `closed` once the producer closed and every
+  // message has been consumed. Throws PeerGone when the producer died (after
+  // every committed message was consumed), ProtocolError on corruption.
+  Received consume(std::chrono::nanoseconds timeout = kWaitForever);
+  // Frees the space of the message returned by consume().
+  void release();
+
+  // Copying receive: the message is copied into `out` (resized) and its
+  // space freed at once.
+  ReceiveStatus receive(std::vector<std::byte>& out,
+                        std::chrono::nanoseconds timeout = kWaitForever);
+
+  // Marks this side closed and wakes the peer: a consumer sees `closed` after
+  // the last message; a producer's next send throws PeerGone. Idempotent.
+  void close() noexcept;
+
+ private:
+  ShmRing(ShmRingHeader* header, Role role, ShmRingOptions options);
+  enum class Wait { ready, timed_out, closed };
+  // Waits until ready() or the deadline. `closed`: the producer closed (seen
+  // by the consumer only). Throws PeerGone when the peer died, or when the
+  // consumer closed (seen by the producer).
+  template <typename Ready>
+  Wait wait(Ready ready, const Deadline& deadline);
+  bool peer_alive();
+  void wake_peer();
+  [[noreturn]] void corrupted(const char* what) const;
+
+  ShmRingHeader* header_ = nullptr;
+  std::byte* data_ = nullptr;
+  std::size_t capacity_ = 0;
+  Role role_ = Role::producer;
+  ShmRingOptions options_;
+  std::uint64_t position_ = 0;    // producer: head; consumer: tail (local copies)
+  std::uint64_t loan_start_ = 0;  // producer: record start of the open loan
+  std::size_t loan_size_ = 0;
+  bool loaned_ = false;
+  std::uint64_t pending_release_ = 0;  // consumer: bytes to free on release()
+  FileDescriptor peer_;                // pidfd of the peer, once it attached
+  int peer_pid_ = 0;
+  bool spin_ = true;
+};
+
+}  // namespace conduit::ipc
