@@ -45,11 +45,11 @@ long futex(std::atomic<std::uint32_t>* word, int op, std::uint32_t value, const 
                    0);
 }
 
+// Spinning helps only when the peer can run at the same time on another CPU.
+// A process pinned to one CPU may still face a peer on another, so this looks
+// at the CPUs online, not at this process's affinity.
 bool several_cpus() {
-  static const bool several = [] {
-    cpu_set_t set;
-    return ::sched_getaffinity(0, sizeof set, &set) != 0 || CPU_COUNT(&set) > 1;
-  }();
+  static const bool several = ::sysconf(_SC_NPROCESSORS_ONLN) > 1;
   return several;
 }
 
