@@ -228,6 +228,10 @@ ShmRing::Wait ShmRing::wait(Ready ready, const Deadline& deadline) {
       if (role_ == Role::producer) throw PeerGone("ShmRing: the consumer closed the ring");
       return ready() ? Wait::ready : Wait::closed;
     }
+    if (options_.cancellation && options_.cancellation->cancelled()) {
+      flag.store(0, std::memory_order_relaxed);
+      throw Cancelled("ShmRing: waiting was cancelled");
+    }
     if (!peer_alive()) {
       flag.store(0, std::memory_order_relaxed);
       if (role_ == Role::consumer && ready()) return Wait::ready;  // drain what was committed

@@ -262,6 +262,21 @@ TEST(ShmRing, BlockedConsumerWakesForAMessageFromAnotherProcess) {
   EXPECT_TRUE(conduit::testing::exited_cleanly(wait_child(child)));
 }
 
+TEST(ShmRing, CancellationStopsABlockedConsume) {
+  SharedRing ring(4096);
+  ShmRing producer = ring.producer();
+  Cancellation cancellation;
+  ShmRing consumer = ring.consumer(ShmRingOptions{0ns, 10ms, &cancellation});
+  std::thread canceller([&] {
+    std::this_thread::sleep_for(20ms);
+    cancellation.cancel();
+  });
+  auto started = std::chrono::steady_clock::now();
+  EXPECT_THROW(consumer.consume(10s), Cancelled);
+  EXPECT_LT(std::chrono::steady_clock::now() - started, 5s);
+  canceller.join();
+}
+
 TEST(ShmRing, AttachRefusesMemoryThatIsNotARing) {
   std::vector<std::byte> garbage(ShmRing::footprint(4096), std::byte{0x5a});
   EXPECT_THROW(ShmRing::attach(garbage.data(), garbage.size(), ShmRing::Role::consumer),

@@ -50,8 +50,12 @@ struct ShmRingOptions {
   // sleeps at once when only one CPU is usable, since spinning then only
   // delays the peer.
   std::chrono::nanoseconds spin = std::chrono::microseconds(50);
-  // How often a sleeping side checks that its peer is still alive.
+  // How often a sleeping side checks that its peer is still alive (and the
+  // cancellation below).
   std::chrono::milliseconds liveness_interval{50};
+  // When set, a waiting operation throws Cancelled within liveness_interval
+  // of cancel().
+  const Cancellation* cancellation = nullptr;
 };
 
 class ShmRing {
