@@ -126,8 +126,10 @@ int serve() {
   try {
     switch (listener->peer_model()) {
       case ipc::PeerModel::single: {
+        // Apart from pipe:, a single channel is shared by every client
+        // (unix+dgram, mq, sysvmq).
         Channel channel = *listener->accept();
-        echo_peer(channel, ipc::Uri::parse(listener->uri()).scheme == "unix+dgram");
+        echo_peer(channel, ipc::Uri::parse(listener->uri()).scheme != "pipe");
         break;
       }
       case ipc::PeerModel::sequential:
@@ -352,16 +354,19 @@ int table() {
   };
   std::vector<Row> rows = {
       {"anonymous pipe", "pipe:"},
-      {"FIFO pair", "fifo:" + directory + "/fifo"},
+      {"FIFO", "fifo:" + directory + "/fifo"},
       {"UNIX stream", "unix:" + directory + "/stream.sock"},
       {"UNIX stream (abstract)", fmt::format("unix:@conduit-table-{}", getpid())},
       {"UNIX seqpacket", "unix+seqpacket:" + directory + "/seqpacket.sock"},
       {"UNIX datagram", "unix+dgram:" + directory + "/dgram.sock"},
       {"TCP loopback", "tcp://127.0.0.1:0"},
+      {"POSIX message queue", fmt::format("mq:/conduit-table-{}", getpid())},
+      {"System V message queue", "sysvmq:" + directory},
+      {"shared memory (ShmRing)", fmt::format("shm:/conduit-table-{}", getpid())},
   };
   fmt::print("{} round trips of {} bytes per mechanism, every echo checked\n\n", settings.count,
              settings.size);
-  fmt::print("{:<24} {:>10} {:>10} {:>10} {:>12}\n", "mechanism", "p50 us", "p99 us", "max us",
+  fmt::print("{:<26} {:>10} {:>10} {:>10} {:>12}\n", "mechanism", "p50 us", "p99 us", "max us",
              "msgs/s");
   int exit_code = kExitOk;
   for (const Row& row : rows) {
@@ -382,10 +387,10 @@ int table() {
         server->kill(SIGTERM);
         server->wait_for(std::chrono::seconds(5));
       }
-      fmt::print("{:<24} {:>10.1f} {:>10.1f} {:>10.1f} {:>12.0f}\n", row.name, result.p50_us,
+      fmt::print("{:<26} {:>10.1f} {:>10.1f} {:>10.1f} {:>12.0f}\n", row.name, result.p50_us,
                  result.p99_us, result.max_us, result.count / result.seconds);
     } catch (const Error& error) {
-      fmt::print("{:<24} failed: {}\n", row.name, error.what());
+      fmt::print("{:<26} failed: {}\n", row.name, error.what());
       exit_code = kExitFailure;
     }
     std::fflush(stdout);
@@ -410,8 +415,8 @@ void add_ipc_command(CLI::App& app) {
                                     "  conduit ipc serve tcp://127.0.0.1:7000\n"
                                     "  conduit ipc serve 'unix:/tmp/raw.sock?raw'   "
                                     "(then: echo hi | socat - UNIX-CONNECT:/tmp/raw.sock)\n"
-                                    "  conduit ipc serve fifo:/tmp/echo   (creates /tmp/echo.c2s "
-                                    "and /tmp/echo.s2c)\n"
+                                    "  conduit ipc serve fifo:/tmp/echo   (clients announce "
+                                    "their own FIFO pair in /tmp/echo)\n"
                                     "URIs:\n") +
                         std::string(ipc::uri_forms()));
 

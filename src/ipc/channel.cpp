@@ -16,6 +16,9 @@
 #include "conduit/ipc/tcp_socket.hpp"
 #include "conduit/ipc/uri.hpp"
 #include "datagram_transport.hpp"
+#include "fifo_transport.hpp"
+#include "queue_transport.hpp"
+#include "shm_transport.hpp"
 #include "stream_transport.hpp"
 #include "sys.hpp"
 
@@ -147,48 +150,6 @@ StreamEnds pipe_ends(const Uri& uri) {
   return ends;
 }
 
-std::string fifo_path(const Uri& uri, bool client_to_server) {
-  return uri.path + (client_to_server ? ".c2s" : ".s2c");
-}
-
-std::unique_ptr<Transport> connect_fifo(const Uri& uri, const Settings& settings,
-                                        const ChannelOptions& options) {
-  ignore_sigpipe();
-  std::string to_client = fifo_path(uri, false);
-  std::string to_server = fifo_path(uri, true);
-  Deadline deadline(options.connect_timeout);
-  auto pause = [&] {
-    if (deadline.poll_timeout_ms() == 0) return false;
-    std::this_thread::sleep_for(std::chrono::milliseconds(1));
-    return true;
-  };
-  // Our read end first, so the server's non-blocking open of it for writing
-  // succeeds; the exclusive lock on it keeps a second client from joining
-  // the same pair while this one is connected.
-  StreamEnds ends;
-  for (;;) {
-    ends.read = open_fifo_for_reading(to_client, FifoOpen::nonblocking);
-    if (::flock(ends.read.get(), LOCK_EX | LOCK_NB) == 0) break;
-    ends.read.reset();
-    if (!pause())
-      throw Error("connect(" + uri.str() + "): another client is using this FIFO pair; try later");
-  }
-  for (;;) {
-    try {
-      ends.write = open_fifo_for_writing(to_server, FifoOpen::nonblocking);
-      break;
-    } catch (const SystemError& error) {
-      if (error.code() != ENXIO) throw;
-      if (!pause())
-        throw SystemError("connect", uri.str(), ETIMEDOUT,
-                          "no server has " + to_server + " open for reading; is it running?");
-    }
-  }
-  set_nonblocking(ends.write.get(), false);
-  ends.poll_before_read = true;
-  return stream_transport(std::move(ends), uri.str(), settings, options);
-}
-
 }  // namespace
 
 Channel Channel::connect(std::string_view text, const ChannelOptions& options) {
@@ -197,6 +158,9 @@ Channel Channel::connect(std::string_view text, const ChannelOptions& options) {
   if (uri.scheme == "pipe")
     return Channel(stream_transport(pipe_ends(uri), uri.str(), settings, options));
   if (uri.scheme == "fifo") return Channel(connect_fifo(uri, settings, options));
+  if (uri.scheme == "mq") return Channel(connect_posix_queue(uri, settings, options));
+  if (uri.scheme == "sysvmq") return Channel(connect_sysv_queue(uri, settings, options));
+  if (uri.scheme == "shm") return Channel(connect_shm(uri, settings, options));
   if (uri.scheme == "tcp") {
     TcpSocket socket = TcpSocket::connect(uri.host, uri.port, options.connect_timeout);
     StreamEnds ends;
@@ -259,72 +223,6 @@ class PipeListener final : public ListenerImpl {
   Settings settings_;
   ChannelOptions options_;
   bool accepted_ = false;
-};
-
-class FifoListener final : public ListenerImpl {
- public:
-  FifoListener(Uri uri, Settings settings, ChannelOptions options)
-      : uri_(std::move(uri)), settings_(settings), options_(options) {
-    ignore_sigpipe();
-    to_server_ = create(fifo_path(uri_, true));
-    to_client_ = create(fifo_path(uri_, false));
-  }
-
-  // Waits until a client has the server-to-client FIFO open for reading
-  // (connect_fifo opens it first), then opens both ends.
-  std::optional<Channel> accept(std::chrono::nanoseconds timeout) override {
-    Deadline deadline(timeout);
-    StreamEnds ends;
-    for (;;) {
-      int fd = ::open(to_client_.path().c_str(), O_WRONLY | O_NONBLOCK | O_CLOEXEC);
-      if (fd >= 0) {
-        ends.write.reset(fd);
-        break;
-      }
-      if (errno != ENXIO && errno != EINTR)
-        throw SystemError("open(O_WRONLY)", to_client_.path(), errno);
-      // No client yet. FIFOs offer no readiness event for "a reader
-      // arrived", so look again shortly.
-      Deadline tick(std::chrono::milliseconds(2));
-      if (options_.cancellation &&
-          wait_for_fd(options_.cancellation->fd(), POLLIN, tick, nullptr, uri_.str()))
-        throw Cancelled("accept on " + uri_.str() + " was cancelled");
-      if (!options_.cancellation) std::this_thread::sleep_for(std::chrono::milliseconds(2));
-      if (deadline.poll_timeout_ms() == 0) return std::nullopt;
-    }
-    set_nonblocking(ends.write.get(), false);
-    ends.read = open_fifo_for_reading(to_server_.path(), FifoOpen::nonblocking);
-    ends.poll_before_read = true;
-    return Channel(stream_transport(std::move(ends), uri_.str(), settings_, options_));
-  }
-  PeerModel peer_model() const override { return PeerModel::sequential; }
-  std::string uri() const override { return uri_.str(); }
-
- private:
-  // Creates the FIFO, replacing a stale one left by a server that died (one
-  // nobody has open for reading).
-  Fifo create(const std::string& path) {
-    try {
-      return Fifo::create(path, settings_.mode);
-    } catch (const SystemError& error) {
-      if (error.code() != EEXIST) throw;
-    }
-    struct stat st {};
-    if (::lstat(path.c_str(), &st) == 0 && !S_ISFIFO(st.st_mode))
-      throw SystemError("mkfifo", path, EEXIST, "the path exists and is not a FIFO");
-    FileDescriptor probe(::open(path.c_str(), O_WRONLY | O_NONBLOCK | O_CLOEXEC));
-    if (probe && path == fifo_path(uri_, true))
-      throw SystemError("mkfifo", path, EADDRINUSE,
-                        "another server has this FIFO open; stop it or choose another path");
-    ::unlink(path.c_str());
-    return Fifo::create(path, settings_.mode);
-  }
-
-  Uri uri_;
-  Settings settings_;
-  ChannelOptions options_;
-  Fifo to_server_;
-  Fifo to_client_;
 };
 
 class SocketListener final : public ListenerImpl {
@@ -397,8 +295,10 @@ ChannelListener ChannelListener::listen(std::string_view text, const ChannelOpti
   Settings settings = settings_for(uri, options);
   if (uri.scheme == "pipe")
     return ChannelListener(std::make_unique<PipeListener>(uri, settings, options));
-  if (uri.scheme == "fifo")
-    return ChannelListener(std::make_unique<FifoListener>(uri, settings, options));
+  if (uri.scheme == "fifo") return ChannelListener(listen_fifo(uri, settings, options));
+  if (uri.scheme == "mq") return ChannelListener(listen_posix_queue(uri, settings, options));
+  if (uri.scheme == "sysvmq") return ChannelListener(listen_sysv_queue(uri, settings, options));
+  if (uri.scheme == "shm") return ChannelListener(listen_shm(uri, settings, options));
   return ChannelListener(std::make_unique<SocketListener>(uri, settings, options));
 }
 

@@ -6,7 +6,9 @@
 
 #include <memory>
 #include <optional>
+#include <vector>
 
+#include "conduit/ipc/fifo.hpp"
 #include "transport.hpp"
 
 namespace conduit::ipc {
@@ -18,6 +20,8 @@ struct StreamEnds {
   // The read end may report end of file before any writer has connected (a
   // FIFO opened with O_NONBLOCK), so every read waits in poll() first.
   bool poll_before_read = false;
+  // FIFO nodes that exist for this channel only, removed with it.
+  std::vector<Fifo> nodes;
   std::optional<PeerCredentials> peer;
 };
 

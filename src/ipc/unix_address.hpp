@@ -17,7 +17,10 @@ struct SockaddrUn {
 };
 
 // "unix:/path" or "unix:@name", for error messages.
-inline std::string describe(const UnixAddress& address) {
+inline std::string describe(const UnixAddress& address,
+                            UnixSocketType type = UnixSocketType::stream) {
+  if (type == UnixSocketType::seqpacket) return "unix+seqpacket:" + address.str();
+  if (type == UnixSocketType::datagram) return "unix+dgram:" + address.str();
   return "unix:" + address.str();
 }
 

@@ -81,7 +81,7 @@ UnixAddress UnixAddress::parse(std::string_view text) {
 }
 
 UnixSocket UnixSocket::connect(const UnixAddress& address, UnixSocketType type) {
-  std::string target = describe(address);
+  std::string target = describe(address, type);
   FileDescriptor fd = new_socket(type, target);
   if (type == UnixSocketType::datagram) {
     // Autobind: the kernel picks a unique abstract name, so replies can reach us.
@@ -167,7 +167,7 @@ PeerCredentials UnixSocket::peer_credentials() const {
 
 BoundUnixSocket BoundUnixSocket::bind(const UnixAddress& address, UnixSocketType type, int backlog,
                                       mode_t mode) {
-  std::string target = describe(address);
+  std::string target = describe(address, type);
   if (!address.abstract()) {
     struct stat st {};
     if (::lstat(address.name().c_str(), &st) == 0) {
@@ -242,7 +242,7 @@ void BoundUnixSocket::unlink_path() noexcept {
 UnixSocket BoundUnixSocket::accept() {
   int fd =
       sys::retry_on_eintr([&] { return ::accept4(fd_.get(), nullptr, nullptr, SOCK_CLOEXEC); });
-  if (fd < 0) throw SystemError("accept", describe(address_), errno);
+  if (fd < 0) throw SystemError("accept", describe(address_, type_), errno);
   return UnixSocket(FileDescriptor(fd), type_);
 }
 

@@ -3,6 +3,8 @@
 #include <charconv>
 
 #include "conduit/error.hpp"
+#include "conduit/ipc/posix_message_queue.hpp"
+#include "conduit/ipc/sysv_message_queue.hpp"
 
 namespace conduit::ipc {
 namespace {
@@ -10,15 +12,18 @@ namespace {
 constexpr std::string_view kForms =
     "  pipe:                   stdin/stdout of this process (a spawned child)\n"
     "  pipe:R,W                inherited descriptors R (receive) and W (send)\n"
-    "  fifo:/path              FIFO pair /path.c2s and /path.s2c\n"
+    "  fifo:/path              FIFO server at /path; each client gets its own FIFO pair\n"
     "  unix:/path, unix:@name  UNIX stream socket (path or abstract name)\n"
     "  unix+seqpacket:/path    UNIX seqpacket socket\n"
     "  unix+dgram:/path        UNIX datagram socket\n"
     "  tcp://host:port         TCP (IPv6: tcp://[::1]:port)\n"
+    "  mq:/name                POSIX message queue /name (each client adds /name.PID)\n"
+    "  sysvmq:KEY, sysvmq:/path  System V message queue: key 0x1234 or 4660, or ftok(path)\n"
+    "  shm:/name               ShmRing pair in shared memory /name (4 MiB rings unless ?max=)\n"
     "  options: ?raw (no length prefix), ?max=BYTES (e.g. 64K, 16M), ?mode=600\n";
 
-constexpr std::string_view kSchemes[] = {"pipe",           "fifo",       "unix",
-                                         "unix+seqpacket", "unix+dgram", "tcp"};
+constexpr std::string_view kSchemes[] = {
+    "pipe", "fifo", "unix", "unix+seqpacket", "unix+dgram", "tcp", "mq", "sysvmq", "shm"};
 
 [[noreturn]] void fail(std::string_view text, const std::string& why) {
   throw InvalidUri("invalid URI '" + std::string(text) + "': " + why);
@@ -118,8 +123,27 @@ Uri Uri::parse(std::string_view text) {
   if (uri.path.empty()) fail(text, "missing path after '" + uri.scheme + ":'");
   if (uri.scheme == "fifo" && uri.path.front() == '@')
     fail(text, "FIFOs live in the filesystem; there is no abstract namespace for them");
-  if (uri.has_option("raw") && (uri.scheme == "unix+seqpacket" || uri.scheme == "unix+dgram"))
+  if (uri.has_option("raw") &&
+      (uri.scheme == "unix+seqpacket" || uri.scheme == "unix+dgram" || uri.scheme == "mq" ||
+       uri.scheme == "sysvmq" || uri.scheme == "shm"))
     fail(text, "raw applies to stream mechanisms; " + uri.scheme + " keeps message boundaries");
+  if (uri.scheme == "mq") {
+    if (std::string problem = posix_queue_name_problem(uri.path); !problem.empty())
+      fail(text, problem);
+    // Each client's reply queue is named "/name.PID" or "/name.PID.N".
+    if (uri.path.size() - 1 > 231)
+      fail(text,
+           "mq: names are at most 231 characters after the '/', leaving room for the "
+           "\".PID.N\" its clients append for their reply queues");
+  }
+  if (uri.scheme == "shm") {
+    if (std::string problem = posix_queue_name_problem(uri.path); !problem.empty())
+      fail(text, problem);
+  }
+  if (uri.scheme == "sysvmq" && uri.path.front() != '/' && !parse_sysv_key(uri.path))
+    fail(text,
+         "write the key as a number from 1 to 0xffffffff (e.g. sysvmq:0x1234 or "
+         "sysvmq:4660), or as an absolute path for ftok (sysvmq:/path)");
   return uri;
 }
 

@@ -118,7 +118,8 @@ INSTANTIATE_TEST_SUITE_P(
                       SchemeCase{"unix_abstract", "unix:@conduit-cli-test-{pid}"},
                       SchemeCase{"unix_seqpacket", "unix+seqpacket:{dir}/echo.sock"},
                       SchemeCase{"unix_dgram", "unix+dgram:{dir}/echo.sock"},
-                      SchemeCase{"tcp_ipv4", "tcp://127.0.0.1:0"}),
+                      SchemeCase{"tcp_ipv4", "tcp://127.0.0.1:0"},
+                      SchemeCase{"shm", "shm:/conduit-cli-test-{pid}"}),
     [](const auto& info) { return info.param.name; });
 
 TEST(CliPing, OverTcpIpv6) {
@@ -308,17 +309,15 @@ TEST(CliServe, SigtermRemovesTheSocketFile) {
   EXPECT_FALSE(fs::exists(path));
 }
 
-TEST(CliServe, SigintRemovesTheFifos) {
+TEST(CliServe, SigintRemovesTheFifo) {
   TempDir dir;
   EchoServer server("fifo:" + (dir / "echo"));
-  ASSERT_TRUE(fs::exists(dir / "echo.c2s"));
-  ASSERT_TRUE(fs::exists(dir / "echo.s2c"));
+  ASSERT_TRUE(fs::exists(dir / "echo"));
   server.process().kill(SIGINT);
   auto status = server.process().wait_for(std::chrono::seconds(10));
   ASSERT_TRUE(status.has_value());
   EXPECT_TRUE(status->success()) << status->describe();
-  EXPECT_FALSE(fs::exists(dir / "echo.c2s"));
-  EXPECT_FALSE(fs::exists(dir / "echo.s2c"));
+  EXPECT_FALSE(fs::exists(dir / "echo"));
 }
 
 TEST(CliServe, PipeServerExitsWhenItsPeerCloses) {
@@ -368,9 +367,11 @@ TEST(CliInterop, PingChecksEchoesFromASocatServer) {
 TEST(CliInterop, ShellTalksToARawFifoServer) {
   TempDir dir;
   EchoServer server("fifo:" + (dir / "f") + "?raw");
-  // Open the reply FIFO first (as conduit's own client does), then write.
-  std::string script = "exec 3<" + (dir / "f.s2c") + "; printf 'hello fifo' > " + (dir / "f.c2s") +
-                       "; head -c 10 <&3";
+  // The shell announces a FIFO pair of its own, as conduit's clients do.
+  std::string pair = dir / "f.sh";
+  std::string script = "mkfifo " + pair + ".c2s " + pair + ".s2c && echo " + pair + " > " +
+                       (dir / "f") + " && exec 3<" + pair + ".s2c && printf 'hello fifo' > " +
+                       pair + ".c2s && head -c 10 <&3";
   CommandResult result = run_command({"sh", "-c", script}, std::chrono::seconds(20));
   EXPECT_TRUE(result.status.success()) << result.err;
   EXPECT_EQ(result.out, "hello fifo");

@@ -9,6 +9,15 @@
 //   boundaries; their maximum size is also bounded by the kernel: the socket
 //   buffer limit (net.core.wmem_max) and the 4 MiB the kernel allocates for one
 //   datagram at most. See max_message_size().
+// - Message queues (mq, sysvmq) keep boundaries too, and the kernel bounds a
+//   message: fs.mqueue.msgsize_max and kernel.msgmax, both 8192 bytes by
+//   default, less a 16-byte header that names the client. Without ?max= a
+//   queue channel takes what the default limits allow (a POSIX queue of 10
+//   messages of 8192 bytes); a larger ?max= fails with an error naming the
+//   limit and the sysctl that raises it. System V queues cannot be polled,
+//   so a timed or cancellable wait on sysvmq: retries, yielding at first and
+//   then sleeping from 20 us up to 2 ms between attempts (a Cancellation
+//   still ends it at once).
 //
 // Threads: one thread may send while another receives; two threads must not
 // send (or receive) on the same Channel at once.
@@ -127,9 +136,10 @@ class Channel {
 enum class PeerModel {
   single,      // one channel ever (pipe:), or one shared channel that
                // answers every sender (unix+dgram: send() replies to the
-               // sender of the last message received)
-  sequential,  // one peer at a time (fifo:)
-  concurrent,  // any number of peers at once (unix, seqpacket, tcp)
+               // sender of the last message received; mq and sysvmq
+               // likewise)
+  sequential,  // one peer at a time (shm:)
+  concurrent,  // any number of peers at once (fifo, unix, seqpacket, tcp)
 };
 
 class ListenerImpl;
