@@ -126,6 +126,12 @@ Deadline sooner(const Deadline& deadline, std::chrono::milliseconds interval) {
   return Deadline(interval);
 }
 
+// The time until the deadline, for the queue's own timed calls.
+std::chrono::nanoseconds time_left(const Deadline& deadline) {
+  if (deadline.never()) return std::chrono::hours(24 * 365);
+  return std::chrono::milliseconds(deadline.poll_timeout_ms());
+}
+
 // Holds an exclusive lock on a queue its owner keeps open, so peers can tell
 // whether the owner is alive.
 void lock_as_owner(const PosixMessageQueue& queue) {
@@ -187,7 +193,13 @@ class PosixQueueClient final : public Transport {
   Received receive(std::chrono::nanoseconds timeout) override {
     Deadline deadline(timeout);
     for (;;) {
-      if (auto reply = reply_.try_receive({incoming_.get(), capacity_})) {
+      // Without a Cancellation to watch, wait inside mq_timedreceive itself:
+      // one system call per message, as a bare loop would make.
+      std::optional<PosixQueueMessage> reply =
+          cancellation_ ? reply_.try_receive({incoming_.get(), capacity_})
+                        : reply_.receive_for({incoming_.get(), capacity_},
+                                             time_left(sooner(deadline, kPeerCheckInterval)));
+      if (reply) {
         if (reply->size > max_message_size_)
           throw MessageTooLarge("receive(" + uri_ + "): discarded a " +
                                 std::to_string(reply->size) + "-byte message; the maximum is " +
@@ -195,8 +207,10 @@ class PosixQueueClient final : public Transport {
         return Received{ReceiveStatus::message, {incoming_.get(), reply->size}};
       }
       bool expired = deadline.poll_timeout_ms() == 0;
-      if (expired || !wait_for_fd(reply_.fd(), POLLIN, sooner(deadline, kPeerCheckInterval),
-                                  cancellation_, uri_)) {
+      bool ready = !expired && cancellation_ &&
+                   wait_for_fd(reply_.fd(), POLLIN, sooner(deadline, kPeerCheckInterval),
+                               cancellation_, uri_);
+      if (!ready) {
         // The server removes its queue when it stops; one that was killed
         // leaves it, but no longer holds its lock either way.
         if (owner_gone(request_.fd()) && reply_.pending() == 0)
@@ -288,7 +302,11 @@ class PosixQueueServer final : public Transport {
   Received receive(std::chrono::nanoseconds timeout) override {
     Deadline deadline(timeout);
     for (;;) {
-      if (auto request = requests_.try_receive({incoming_.get(), capacity_})) {
+      std::optional<PosixQueueMessage> request =
+          cancellation_ || deadline.poll_timeout_ms() == 0
+              ? requests_.try_receive({incoming_.get(), capacity_})
+              : requests_.receive_for({incoming_.get(), capacity_}, time_left(deadline));
+      if (request) {
         QueueRequestHeader header{};
         if (request->size >= kQueueHeaderSize)
           std::memcpy(&header, incoming_.get(), kQueueHeaderSize);

@@ -151,6 +151,13 @@ Received StreamTransport::receive(std::chrono::nanoseconds timeout) {
     ssize_t n = sys::calls().read(read_fd(), buffer_.get() + end_, capacity_ - end_);
     if (n > 0) {
       end_ += static_cast<std::size_t>(n);
+      if (ends_.poll_before_read) {
+        // A writer has connected, so end of file now means what it says:
+        // from here on, read (and wait) in one system call.
+        ends_.poll_before_read = false;
+        set_nonblocking(read_fd(), false);
+        must_poll = !deadline.never() || cancellation_ != nullptr;
+      }
       continue;
     }
     if (n == 0) {

@@ -18,7 +18,8 @@ struct StreamEnds {
   FileDescriptor write;  // empty: the read descriptor is used for both
   bool socket = false;   // use sendmsg(MSG_NOSIGNAL) rather than writev
   // The read end may report end of file before any writer has connected (a
-  // FIFO opened with O_NONBLOCK), so every read waits in poll() first.
+  // FIFO opened with O_NONBLOCK), so reads wait in poll() first, until the
+  // first bytes arrive.
   bool poll_before_read = false;
   // FIFO nodes that exist for this channel only, removed with it.
   std::vector<Fifo> nodes;
