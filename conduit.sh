@@ -14,7 +14,7 @@ PACKAGES=(
   g++ cmake ninja-build ccache pkg-config
   libcli11-dev libfmt-dev
   libgtest-dev libgmock-dev libbenchmark-dev
-  socat python3 procps
+  socat python3 procps util-linux
 )
 
 say() { printf 'conduit.sh: %s\n' "$*" >&2; }
@@ -48,6 +48,39 @@ build() {
   cmake --build "$dir" --target "$target" -j "$(nproc)"
 }
 
+# Every IPC object a run could leave behind: System V queues, segments and
+# semaphore sets, POSIX shared memory and semaphores (/dev/shm) and POSIX
+# message queues (listed through a private mount of the mqueue filesystem
+# when /dev/mqueue is not mounted).
+ipc_objects() {
+  ipcs -q -m -s 2>/dev/null | awk '$1 ~ /^0x/ {print "sysv", $1, $2}'
+  ls -1 /dev/shm 2>/dev/null | sed 's/^/shm /'
+  if mountpoint -q /dev/mqueue 2>/dev/null; then
+    ls -1 /dev/mqueue | sed 's/^/mqueue /'
+  elif command -v unshare >/dev/null; then
+    unshare --mount sh -c 'd=$(mktemp -d) && mount -t mqueue none "$d" 2>/dev/null &&
+      ls -1 "$d"; umount "$d" 2>/dev/null; rmdir "$d"' 2>/dev/null | sed 's/^/mqueue /'
+  fi
+}
+
+# Runs the suite, then fails if it left IPC objects behind.
+run_tests() {
+  local dir=$1 before after status=0
+  before=$(ipc_objects | sort)
+  ctest --test-dir "$dir" --output-on-failure -j 2 || status=$?
+  after=$(ipc_objects | sort)
+  local left
+  left=$(comm -13 <(printf '%s\n' "$before") <(printf '%s\n' "$after") | sed '/^$/d')
+  if [ -n "$left" ]; then
+    say "the tests left IPC objects behind:"
+    printf '%s\n' "$left" | sed 's/^/  /' >&2
+    status=1
+  else
+    say "no IPC objects left behind (ipcs, /dev/shm, mqueue)"
+  fi
+  return $status
+}
+
 command=${1:-}
 [ $# -gt 0 ] && shift
 case "$command" in
@@ -61,10 +94,11 @@ case "$command" in
   test)
     if [ "${1:-}" = "--sanitize" ]; then
       build build-sanitize all -DCONDUIT_SANITIZE=address,undefined -DCONDUIT_BUILD_BENCH=OFF
-      exec ctest --test-dir build-sanitize --output-on-failure -j 2
+      run_tests build-sanitize
+      exit
     fi
     build build all
-    exec ctest --test-dir build --output-on-failure -j 2
+    run_tests build
     ;;
   *)
     echo "usage: $0 compare [ARGS...] | test [--sanitize] | build" >&2
