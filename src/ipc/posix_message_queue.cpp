@@ -345,8 +345,11 @@ bool send_until(int fd, const std::string& name, std::span<const std::byte> mess
                 " is out of range; priorities run from 0 to " +
                 std::to_string(kPosixQueuePriorities - 1));
   for (;;) {
-    int rc = ::mq_timedsend(fd, reinterpret_cast<const char*>(message.data()), message.size(),
-                            priority, deadline);
+    // An empty span may have no data pointer; mq_timedsend wants one anyway.
+    const char* data = message.empty() ? "" : reinterpret_cast<const char*>(message.data());
+    // glibc insists on a timeout pointer: no deadline means plain mq_send.
+    int rc = deadline ? ::mq_timedsend(fd, data, message.size(), priority, deadline)
+                      : ::mq_send(fd, data, message.size(), priority);
     if (rc == 0) return true;
     int code = errno;
     if (code == EINTR) continue;
@@ -369,8 +372,9 @@ std::optional<PosixQueueMessage> receive_until(int fd, const std::string& name,
                                                const timespec* deadline) {
   for (;;) {
     unsigned priority = 0;
-    ssize_t n = ::mq_timedreceive(fd, reinterpret_cast<char*>(buffer.data()), buffer.size(),
-                                  &priority, deadline);
+    char* data = reinterpret_cast<char*>(buffer.data());
+    ssize_t n = deadline ? ::mq_timedreceive(fd, data, buffer.size(), &priority, deadline)
+                         : ::mq_receive(fd, data, buffer.size(), &priority);
     if (n >= 0) return PosixQueueMessage{static_cast<std::size_t>(n), priority};
     int code = errno;
     if (code == EINTR) continue;
