@@ -88,8 +88,7 @@ class ShmListener final : public ListenerImpl {
     auto* control = new (mapping_->data()) ControlBlock{};
     control->capacity = capacity_;
     control->client_pid.store(-1);  // no slot open until accept()
-    std::atomic_thread_fence(std::memory_order_release);
-    control->magic = kControlMagic;
+    std::atomic_ref<std::uint64_t>(control->magic).store(kControlMagic, std::memory_order_release);
   }
 
   std::optional<Channel> accept(std::chrono::nanoseconds timeout) override {
@@ -155,25 +154,37 @@ std::unique_ptr<ListenerImpl> listen_shm(const Uri& uri, const Settings& setting
 
 std::unique_ptr<Transport> connect_shm(const Uri& uri, const Settings& settings,
                                        const ChannelOptions& options) {
-  SharedMemory segment;
-  try {
-    segment = SharedMemory::open(segment_name(uri));
-  } catch (const SystemError& error) {
-    if (error.code() == ENOENT)
-      throw SystemError("shm_open", uri.str(), ENOENT, "no such segment: is the server running?");
-    throw;
+  // A server that has just created the segment may not have sized it or
+  // written the control block yet (fresh memory reads as zeros): wait for it
+  // rather than mistake it for something else.
+  Deadline deadline(options.connect_timeout);
+  std::shared_ptr<const Mapping> mapping;
+  ControlBlock* control = nullptr;
+  for (;;) {
+    SharedMemory segment;
+    try {
+      segment = SharedMemory::open(segment_name(uri));
+    } catch (const SystemError& error) {
+      if (error.code() == ENOENT)
+        throw SystemError("shm_open", uri.str(), ENOENT, "no such segment: is the server running?");
+      throw;
+    }
+    if (segment.size() >= sizeof(ControlBlock)) {
+      mapping = std::make_shared<const Mapping>(segment.map());
+      control = static_cast<ControlBlock*>(mapping->data());
+      if (std::atomic_ref<std::uint64_t>(control->magic).load(std::memory_order_acquire) != 0)
+        break;
+    }
+    if (deadline.poll_timeout_ms() == 0)
+      throw ProtocolError("connect(" + uri.str() +
+                          "): the segment is empty: not a shm: channel, or its server hung");
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
   }
-  if (segment.size() < sizeof(ControlBlock))
-    throw ProtocolError("connect(" + uri.str() +
-                        "): the segment is too small to be a shm: channel");
-  auto mapping = std::make_shared<const Mapping>(segment.map());
-  auto* control = static_cast<ControlBlock*>(mapping->data());
   std::size_t capacity = control->capacity;
   if (control->magic != kControlMagic || !std::has_single_bit(capacity) ||
       segment_size(capacity) > mapping->size())
     throw ProtocolError("connect(" + uri.str() + "): the segment does not hold a shm: channel");
 
-  Deadline deadline(options.connect_timeout);
   for (;;) {
     std::int32_t free_slot = 0;
     if (control->client_pid.compare_exchange_strong(free_slot, ::getpid())) break;

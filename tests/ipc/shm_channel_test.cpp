@@ -1,5 +1,6 @@
 // shm: channels: a ShmRing pair in a POSIX segment, server and client in
 // different processes.
+#include <sys/mman.h>
 #include <sys/stat.h>
 
 #include <cstring>
@@ -156,10 +157,15 @@ TEST(ShmChannel, ClientKilledMidConversationGivesTheServerPeerGoneThenTheNextCli
 TEST(ShmChannel, ServerKilledLeavesTheClientWithPeerGone) {
   std::string name = unique_name();
   std::string uri = "shm:" + name;
-  conduit::testing::TempDir dir;
+  // The killed server cannot remove its segment: whatever happens here does.
+  struct RemoveAtEnd {
+    std::string name;
+    ~RemoveAtEnd() { ::shm_unlink(name.c_str()); }
+  } remove_at_end{name};
   pid_t server = fork_child([&] {
     ChannelListener listener = ChannelListener::listen(uri);
     auto channel = listener.accept(10s);
+    ASSERT_TRUE(channel.has_value());
     channel->receive(10s);
     ::raise(SIGKILL);  // the segment's name is left behind, as after any crash
   });
@@ -171,7 +177,6 @@ TEST(ShmChannel, ServerKilledLeavesTheClientWithPeerGone) {
     EXPECT_THROW(channel.receive(10s), PeerGone);
   }
   EXPECT_TRUE(WIFSIGNALED(wait_child(server)));
-  SharedMemory::open(name).unlink();
 }
 
 TEST(ShmChannel, ConnectWithoutAServerNamesTheProblem) {
@@ -200,7 +205,11 @@ TEST(ShmChannel, SegmentIsPrivateToTheOwnerAndRemovedWithTheListener) {
 TEST(ShmChannel, SegmentThatIsNotAChannelIsRefused) {
   std::string name = unique_name();
   SharedMemory impostor = SharedMemory::create(name, 1 << 16);
-  EXPECT_THROW(Channel::connect("shm:" + name), ProtocolError);
+  ChannelOptions options;
+  options.connect_timeout = 100ms;
+  EXPECT_THROW(Channel::connect("shm:" + name, options), ProtocolError);  // all zeros
+  std::memset(impostor.map().data(), 0x5a, 64);
+  EXPECT_THROW(Channel::connect("shm:" + name, options), ProtocolError);  // garbage
 }
 
 TEST(ShmChannel, AcceptTimesOutWithoutAClient) {
