@@ -101,8 +101,11 @@ class FifoListener final : public ListenerImpl {
  private:
   // Opens the pair a client announced. Only names "/path.<something without
   // a slash>" are accepted, so a request cannot point the server elsewhere.
-  std::optional<Channel> open_client(const std::string& prefix) {
+  std::optional<Channel> open_client(std::string prefix) {
     const std::string base = uri_.path + ".";
+    // Bytes someone wrote without a newline end up in front of the next
+    // request; the request proper starts at the last mention of the base.
+    if (auto at = prefix.rfind(base); at != std::string::npos && at > 0) prefix.erase(0, at);
     if (prefix.size() <= base.size() || prefix.compare(0, base.size(), base) != 0 ||
         prefix.find('/', base.size()) != std::string::npos)
       return std::nullopt;
