@@ -25,8 +25,10 @@ namespace conduit::ipc {
 namespace {
 
 using namespace std::chrono_literals;
+using conduit::testing::contains;
 using conduit::testing::exited_cleanly;
 using conduit::testing::fork_child;
+using conduit::testing::system_error_of;
 using conduit::testing::TempDir;
 using conduit::testing::wait_child;
 
@@ -55,25 +57,6 @@ std::string read_to_end(int fd, std::chrono::milliseconds timeout = 10s) {
   }
   ADD_FAILURE() << "no end of file within " << timeout.count() << " ms; got '" << text << "'";
   return text;
-}
-
-// Runs f and returns the SystemError it throws (fails the test if none).
-template <typename F>
-std::pair<int, std::string> system_error_of(F f) {
-  try {
-    f();
-  } catch (const SystemError& error) {
-    return {error.code(), error.what()};
-  } catch (const Error& error) {
-    ADD_FAILURE() << "threw conduit::Error, not SystemError: " << error.what();
-    return {0, error.what()};
-  }
-  ADD_FAILURE() << "no SystemError was thrown";
-  return {0, ""};
-}
-
-bool contains(const std::string& text, const std::string& part) {
-  return text.find(part) != std::string::npos;
 }
 
 // --- Creating and removing the node -----------------------------------------------

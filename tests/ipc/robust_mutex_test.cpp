@@ -32,7 +32,7 @@ using conduit::testing::InSharedMemory;
 using conduit::testing::Interrupter;
 using conduit::testing::InterruptingSignal;
 using conduit::testing::Signal;
-using conduit::testing::system_error_from;
+using conduit::testing::system_error_of;
 using conduit::testing::time_of;
 using conduit::testing::wait_child;
 
@@ -199,16 +199,16 @@ TEST(RobustMutex, UnlockingWithoutRepairMakesItNotRecoverableForEveryone) {
   die_holding(shared);
   ASSERT_EQ(shared->mutex.lock(), LockResult::previous_owner_died);
   shared->mutex.unlock();  // without mark_consistent()
-  auto [code, message] = system_error_from([&] { shared->mutex.lock(); });
+  auto [code, message] = system_error_of([&] { shared->mutex.lock(); });
   EXPECT_EQ(code, ENOTRECOVERABLE);
   EXPECT_TRUE(contains(message, "pthread_mutex_lock(robust mutex)")) << message;
   EXPECT_TRUE(contains(message, "re-create")) << message;
-  EXPECT_EQ(system_error_from([&] { shared->mutex.try_lock(); }).first, ENOTRECOVERABLE);
-  EXPECT_EQ(system_error_from([&] { shared->mutex.lock_for(10ms); }).first, ENOTRECOVERABLE);
-  EXPECT_EQ(system_error_from([&] { shared->mutex.try_lock(); }).first, ENOTRECOVERABLE)
+  EXPECT_EQ(system_error_of([&] { shared->mutex.try_lock(); }).first, ENOTRECOVERABLE);
+  EXPECT_EQ(system_error_of([&] { shared->mutex.lock_for(10ms); }).first, ENOTRECOVERABLE);
+  EXPECT_EQ(system_error_of([&] { shared->mutex.try_lock(); }).first, ENOTRECOVERABLE)
       << "a failed try_lock left the mutex held";
   pid_t child = fork_child([&] {
-    EXPECT_EQ(system_error_from([&] { shared->mutex.lock_for(generous); }).first, ENOTRECOVERABLE);
+    EXPECT_EQ(system_error_of([&] { shared->mutex.lock_for(generous); }).first, ENOTRECOVERABLE);
   });
   EXPECT_TRUE(exited_cleanly(wait_child(child)));
 }
@@ -218,7 +218,7 @@ TEST(RobustMutex, RepairThatThrowsLeavesTheMutexNotRecoverable) {
   die_holding(shared);
   EXPECT_THROW(shared->mutex.lock([] { throw std::runtime_error("cannot repair"); }),
                std::runtime_error);
-  EXPECT_EQ(system_error_from([&] { shared->mutex.lock(); }).first, ENOTRECOVERABLE);
+  EXPECT_EQ(system_error_of([&] { shared->mutex.lock(); }).first, ENOTRECOVERABLE);
 }
 
 TEST(RobustMutex, AThreadThatExitsHoldingItCountsAsADeadOwner) {
@@ -232,22 +232,22 @@ TEST(RobustMutex, AThreadThatExitsHoldingItCountsAsADeadOwner) {
 TEST(RobustMutex, RelockingFromTheHoldingThreadThrowsEDEADLK) {
   InSharedMemory<Guarded> shared;
   shared->mutex.lock();
-  auto [code, message] = system_error_from([&] { shared->mutex.lock(); });
+  auto [code, message] = system_error_of([&] { shared->mutex.lock(); });
   EXPECT_EQ(code, EDEADLK);
   EXPECT_TRUE(contains(message, "already holds")) << message;
-  EXPECT_EQ(system_error_from([&] { shared->mutex.try_lock(); }).first, EDEADLK);
-  EXPECT_EQ(system_error_from([&] { shared->mutex.lock_for(10ms); }).first, EDEADLK);
+  EXPECT_EQ(system_error_of([&] { shared->mutex.try_lock(); }).first, EDEADLK);
+  EXPECT_EQ(system_error_of([&] { shared->mutex.lock_for(10ms); }).first, EDEADLK);
   shared->mutex.unlock();
 }
 
 TEST(RobustMutex, UnlockingWithoutHoldingThrowsEPERM) {
   InSharedMemory<Guarded> shared;
-  auto [code, message] = system_error_from([&] { shared->mutex.unlock(); });
+  auto [code, message] = system_error_of([&] { shared->mutex.unlock(); });
   EXPECT_EQ(code, EPERM);
   EXPECT_TRUE(contains(message, "does not hold")) << message;
   shared->mutex.lock();
   std::thread([&] {
-    EXPECT_EQ(system_error_from([&] { shared->mutex.unlock(); }).first, EPERM);
+    EXPECT_EQ(system_error_of([&] { shared->mutex.unlock(); }).first, EPERM);
   }).join();
   shared->mutex.unlock();
 }
@@ -255,7 +255,7 @@ TEST(RobustMutex, UnlockingWithoutHoldingThrowsEPERM) {
 TEST(RobustMutex, MarkConsistentWithoutADeadOwnerThrowsEINVAL) {
   InSharedMemory<Guarded> shared;
   shared->mutex.lock();
-  auto [code, message] = system_error_from([&] { shared->mutex.mark_consistent(); });
+  auto [code, message] = system_error_of([&] { shared->mutex.mark_consistent(); });
   EXPECT_EQ(code, EINVAL);
   EXPECT_TRUE(contains(message, "previous owner died")) << message;
   shared->mutex.unlock();
@@ -397,7 +397,7 @@ TEST(SharedCondition, WaiterIsToldWhenTheNotifierDiedHoldingTheMutex) {
 
 TEST(SharedCondition, WaitingWithoutHoldingTheMutexThrowsEPERM) {
   InSharedMemory<Guarded> shared;
-  EXPECT_EQ(system_error_from([&] { shared->condition.wait_for(shared->mutex, 10ms); }).first,
+  EXPECT_EQ(system_error_of([&] { shared->condition.wait_for(shared->mutex, 10ms); }).first,
             EPERM);
 }
 

@@ -33,7 +33,7 @@ using conduit::testing::Interrupter;
 using conduit::testing::InterruptingSignal;
 using conduit::testing::run_command;
 using conduit::testing::Signal;
-using conduit::testing::system_error_from;
+using conduit::testing::system_error_of;
 using conduit::testing::TempDir;
 using conduit::testing::time_of;
 using conduit::testing::unique_ipc_name;
@@ -107,12 +107,12 @@ TEST(SemaphoreNamed, CreateGivesExactlyTheRequestedModeDespiteTheUmask) {
 }
 
 TEST(SemaphoreNamed, NamesWithASlashOrWithoutTheLeadingOneAreRefused) {
-  auto [code, message] = system_error_from([] { NamedSemaphore::create("/conduit/x", 0); });
+  auto [code, message] = system_error_of([] { NamedSemaphore::create("/conduit/x", 0); });
   EXPECT_EQ(code, EINVAL);
   EXPECT_TRUE(contains(message, "sem_open(/conduit/x)")) << message;
   EXPECT_TRUE(contains(message, "'/' after the first character")) << message;
-  EXPECT_EQ(system_error_from([] { NamedSemaphore::create("conduit-x", 0); }).first, EINVAL);
-  EXPECT_EQ(system_error_from([] { NamedSemaphore::open("/"); }).first, EINVAL);
+  EXPECT_EQ(system_error_of([] { NamedSemaphore::create("conduit-x", 0); }).first, EINVAL);
+  EXPECT_EQ(system_error_of([] { NamedSemaphore::open("/"); }).first, EINVAL);
 }
 
 TEST(SemaphoreNamed, NamesUpTo251CharactersAreAcceptedAndLongerRefused) {
@@ -120,13 +120,13 @@ TEST(SemaphoreNamed, NamesUpTo251CharactersAreAcceptedAndLongerRefused) {
   longest += std::string(252 - longest.size(), 'x');
   NamedSemaphore semaphore = NamedSemaphore::create(longest, 0);
   EXPECT_TRUE(in_dev_shm(sem_file(longest)));
-  auto [code, message] = system_error_from([&] { NamedSemaphore::create(longest + "y", 0); });
+  auto [code, message] = system_error_of([&] { NamedSemaphore::create(longest + "y", 0); });
   EXPECT_EQ(code, EINVAL);
   EXPECT_TRUE(contains(message, "252 characters long")) << message;
 }
 
 TEST(SemaphoreNamed, ValueOverSemValueMaxIsRefused) {
-  auto [code, message] = system_error_from(
+  auto [code, message] = system_error_of(
       [] { NamedSemaphore::create(unique_ipc_name(), unsigned{SEM_VALUE_MAX} + 1); });
   EXPECT_EQ(code, EINVAL);
   EXPECT_TRUE(contains(message, "SEM_VALUE_MAX")) << message;
@@ -135,13 +135,13 @@ TEST(SemaphoreNamed, ValueOverSemValueMaxIsRefused) {
 TEST(SemaphoreNamed, TakenNameThrowsEEXIST) {
   std::string name = unique_ipc_name();
   NamedSemaphore first = NamedSemaphore::create(name, 0);
-  auto [code, message] = system_error_from([&] { NamedSemaphore::create(name, 0); });
+  auto [code, message] = system_error_of([&] { NamedSemaphore::create(name, 0); });
   EXPECT_EQ(code, EEXIST);
   EXPECT_TRUE(contains(message, "taken")) << message;
 }
 
 TEST(SemaphoreNamed, MissingNameThrowsENOENT) {
-  auto [code, message] = system_error_from([] { NamedSemaphore::open(unique_ipc_name()); });
+  auto [code, message] = system_error_of([] { NamedSemaphore::open(unique_ipc_name()); });
   EXPECT_EQ(code, ENOENT);
   EXPECT_TRUE(contains(message, "no semaphore has that name")) << message;
 }
@@ -194,7 +194,7 @@ TEST(SemaphoreNamed, OtherUserIsDeniedAPrivateSemaphore) {
   NamedSemaphore owner = NamedSemaphore::create(name, 0);
   pid_t child = fork_child([&] {
     drop_privileges();
-    auto [code, message] = system_error_from([&] { NamedSemaphore::open(name); });
+    auto [code, message] = system_error_of([&] { NamedSemaphore::open(name); });
     EXPECT_EQ(code, EACCES);
     EXPECT_TRUE(contains(message, "mode does not let this user")) << message;
   });
@@ -208,7 +208,7 @@ TEST(SemaphoreNamed, OtherUserMayUseAnOpenSemaphoreButNotRemoveIt) {
     drop_privileges();
     NamedSemaphore opened = NamedSemaphore::open(name);
     opened.post();
-    EXPECT_EQ(system_error_from([&] { opened.unlink(); }).first, EACCES);
+    EXPECT_EQ(system_error_of([&] { opened.unlink(); }).first, EACCES);
   });
   EXPECT_TRUE(exited_cleanly(wait_child(child)));
   EXPECT_TRUE(owner.wait_for(generous));
@@ -286,7 +286,7 @@ TEST(SemaphoreUnnamed, StartsAtTheValue) {
 }
 
 TEST(SemaphoreUnnamed, ValueOverSemValueMaxIsRefused) {
-  EXPECT_EQ(system_error_from([] { UnnamedSemaphore s(unsigned{SEM_VALUE_MAX} + 1); }).first,
+  EXPECT_EQ(system_error_of([] { UnnamedSemaphore s(unsigned{SEM_VALUE_MAX} + 1); }).first,
             EINVAL);
 }
 
@@ -364,7 +364,7 @@ TEST(SemaphoreUnnamed, BlockingWaitIsNotEndedBySignals) {
 
 TEST(SemaphoreUnnamed, PostAtTheMaximumThrowsEOVERFLOW) {
   InSharedMemory<UnnamedSemaphore> semaphore(SEM_VALUE_MAX);
-  auto [code, message] = system_error_from([&] { semaphore->post(); });
+  auto [code, message] = system_error_of([&] { semaphore->post(); });
   EXPECT_EQ(code, EOVERFLOW);
   EXPECT_TRUE(contains(message, "SEM_VALUE_MAX")) << message;
 }
@@ -390,28 +390,28 @@ TEST(SemaphoreSysV, CreateGivesTheRequestedMode) {
 }
 
 TEST(SemaphoreSysV, ZeroOrTooManySemaphoresAreRefusedNamingKernelSem) {
-  auto [code, message] = system_error_from([] { SysVSemaphoreSet::create(IPC_PRIVATE, 0); });
+  auto [code, message] = system_error_of([] { SysVSemaphoreSet::create(IPC_PRIVATE, 0); });
   EXPECT_EQ(code, EINVAL);
   EXPECT_TRUE(contains(message, "SEMMSL")) << message;
   EXPECT_TRUE(contains(message, "kernel.sem = ")) << message;
   std::ifstream limits("/proc/sys/kernel/sem");
   int semmsl = 0;
   limits >> semmsl;
-  EXPECT_EQ(system_error_from([&] { SysVSemaphoreSet::create(IPC_PRIVATE, semmsl + 1); }).first,
+  EXPECT_EQ(system_error_of([&] { SysVSemaphoreSet::create(IPC_PRIVATE, semmsl + 1); }).first,
             EINVAL);
 }
 
 TEST(SemaphoreSysV, ValueOverSemvmxIsRefused) {
-  auto [code, message] = system_error_from([] { SysVSemaphoreSet::create(IPC_PRIVATE, 1, 40000); });
+  auto [code, message] = system_error_of([] { SysVSemaphoreSet::create(IPC_PRIVATE, 1, 40000); });
   EXPECT_EQ(code, ERANGE);
   EXPECT_TRUE(contains(message, "32767")) << message;
 }
 
 TEST(SemaphoreSysV, TakenKeyThrowsEEXISTAndMissingKeyENOENT) {
   SysVKey key;
-  EXPECT_EQ(system_error_from([&] { SysVSemaphoreSet::open(key.get()); }).first, ENOENT);
+  EXPECT_EQ(system_error_of([&] { SysVSemaphoreSet::open(key.get()); }).first, ENOENT);
   SysVSemaphoreSet set = SysVSemaphoreSet::create(key.get(), 1);
-  auto [code, message] = system_error_from([&] { SysVSemaphoreSet::create(key.get(), 1); });
+  auto [code, message] = system_error_of([&] { SysVSemaphoreSet::create(key.get(), 1); });
   EXPECT_EQ(code, EEXIST);
   EXPECT_TRUE(contains(message, "ipcrm -S")) << message;
 }
@@ -582,10 +582,10 @@ TEST(SemaphoreSysV, ApplyWithDeltaZeroWaitsUntilTheValueIsZero) {
 
 TEST(SemaphoreSysV, IndexOutOfRangeIsReportedWithTheSetSize) {
   SysVSemaphoreSet set = SysVSemaphoreSet::create(IPC_PRIVATE, 2);
-  auto [code, message] = system_error_from([&] { set.post(5); });
+  auto [code, message] = system_error_of([&] { set.post(5); });
   EXPECT_EQ(code, EFBIG);
   EXPECT_TRUE(contains(message, "the set has 2")) << message;
-  auto [value_code, value_message] = system_error_from([&] { set.value(2); });
+  auto [value_code, value_message] = system_error_of([&] { set.value(2); });
   EXPECT_EQ(value_code, EINVAL);
   EXPECT_TRUE(contains(value_message, "index 2 is out of range")) << value_message;
 }
@@ -593,7 +593,7 @@ TEST(SemaphoreSysV, IndexOutOfRangeIsReportedWithTheSetSize) {
 TEST(SemaphoreSysV, RemovingTheSetWakesAWaiterWithEIDRM) {
   SysVSemaphoreSet set = SysVSemaphoreSet::create(IPC_PRIVATE, 1);
   pid_t child = fork_child([&] {
-    auto [code, message] = system_error_from([&] { set.wait_for(generous); });
+    auto [code, message] = system_error_of([&] { set.wait_for(generous); });
     EXPECT_EQ(code, EIDRM);
     EXPECT_TRUE(contains(message, "removed")) << message;
   });
@@ -608,10 +608,10 @@ TEST(SemaphoreSysV, OtherUserIsDeniedAPrivateSet) {
   SysVSemaphoreSet set = SysVSemaphoreSet::create(key.get(), 1);
   pid_t child = fork_child([&] {
     drop_privileges();
-    auto [code, message] = system_error_from([&] { SysVSemaphoreSet::open(key.get()); });
+    auto [code, message] = system_error_of([&] { SysVSemaphoreSet::open(key.get()); });
     EXPECT_EQ(code, EACCES);
     EXPECT_TRUE(contains(message, "does not let this user")) << message;
-    EXPECT_EQ(system_error_from([&] { set.post(); }).first, EACCES);
+    EXPECT_EQ(system_error_of([&] { set.post(); }).first, EACCES);
   });
   EXPECT_TRUE(exited_cleanly(wait_child(child)));
 }
@@ -623,7 +623,7 @@ TEST(SemaphoreSysV, OtherUserMayUseAnOpenSetButNotRemoveIt) {
     drop_privileges();
     SysVSemaphoreSet opened = SysVSemaphoreSet::open(key.get());
     opened.post(0, Undo::no);
-    EXPECT_EQ(system_error_from([&] { opened.remove(); }).first, EPERM);
+    EXPECT_EQ(system_error_of([&] { opened.remove(); }).first, EPERM);
   });
   EXPECT_TRUE(exited_cleanly(wait_child(child)));
   EXPECT_TRUE(sysv_set_exists(set.id()));

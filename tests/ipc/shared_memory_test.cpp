@@ -35,7 +35,7 @@ using conduit::testing::fork_child;
 using conduit::testing::in_dev_shm;
 using conduit::testing::run_command;
 using conduit::testing::Signal;
-using conduit::testing::system_error_from;
+using conduit::testing::system_error_of;
 using conduit::testing::TempDir;
 using conduit::testing::unique_ipc_name;
 using conduit::testing::wait_child;
@@ -129,7 +129,7 @@ void set_kernel_setting(const std::string& file, const std::string& value) {
 // --- Names -------------------------------------------------------------------------
 
 TEST(SharedMemoryName, WithoutALeadingSlashIsRefusedWithTheRule) {
-  auto [code, message] = system_error_from([] { SharedMemory::create("conduit-test-x", 16); });
+  auto [code, message] = system_error_of([] { SharedMemory::create("conduit-test-x", 16); });
   EXPECT_EQ(code, EINVAL);
   EXPECT_TRUE(contains(message, "shm_open(conduit-test-x)")) << message;
   EXPECT_TRUE(contains(message, "does not start with '/'")) << message;
@@ -137,21 +137,21 @@ TEST(SharedMemoryName, WithoutALeadingSlashIsRefusedWithTheRule) {
 }
 
 TEST(SharedMemoryName, WithASecondSlashIsRefused) {
-  auto [code, message] = system_error_from([] { SharedMemory::create("/conduit/test", 16); });
+  auto [code, message] = system_error_of([] { SharedMemory::create("/conduit/test", 16); });
   EXPECT_EQ(code, EINVAL);
   EXPECT_TRUE(contains(message, "'/' after the first character")) << message;
 }
 
 TEST(SharedMemoryName, EmptyNamesAreRefused) {
-  EXPECT_EQ(system_error_from([] { SharedMemory::create("", 16); }).first, EINVAL);
-  auto [code, message] = system_error_from([] { SharedMemory::create("/", 16); });
+  EXPECT_EQ(system_error_of([] { SharedMemory::create("", 16); }).first, EINVAL);
+  auto [code, message] = system_error_of([] { SharedMemory::create("/", 16); });
   EXPECT_EQ(code, EINVAL);
   EXPECT_TRUE(contains(message, "empty")) << message;
 }
 
 TEST(SharedMemoryName, DotAndDotDotAreRefused) {
   for (const char* name : {"/.", "/.."}) {
-    auto [code, message] = system_error_from([&] { SharedMemory::create(name, 16); });
+    auto [code, message] = system_error_of([&] { SharedMemory::create(name, 16); });
     EXPECT_EQ(code, EINVAL) << name;
     EXPECT_TRUE(contains(message, "name directories")) << message;
   }
@@ -164,13 +164,13 @@ TEST(SharedMemoryName, UpToNameMaxCharactersAreAcceptedAndOneMoreIsRefused) {
   SharedMemory segment = SharedMemory::create(longest, 16);
   EXPECT_TRUE(in_dev_shm(file_of(longest)));
 
-  auto [code, message] = system_error_from([&] { SharedMemory::create(longest + "y", 16); });
+  auto [code, message] = system_error_of([&] { SharedMemory::create(longest + "y", 16); });
   EXPECT_EQ(code, EINVAL);
   EXPECT_TRUE(contains(message, "256 characters long")) << message;
 }
 
 TEST(SharedMemoryName, OpenChecksTheNameToo) {
-  EXPECT_EQ(system_error_from([] { SharedMemory::open("/a/b"); }).first, EINVAL);
+  EXPECT_EQ(system_error_of([] { SharedMemory::open("/a/b"); }).first, EINVAL);
 }
 
 // --- Creating -------------------------------------------------------------------------
@@ -217,7 +217,7 @@ TEST(SharedMemoryCreate, GivesExactlyTheRequestedModeDespiteTheUmask) {
 TEST(SharedMemoryCreate, TakenNameThrowsEEXISTAndLeavesTheFirstSegment) {
   std::string name = unique_ipc_name();
   SharedMemory first = SharedMemory::create(name, 16);
-  auto [code, message] = system_error_from([&] { SharedMemory::create(name, 16); });
+  auto [code, message] = system_error_of([&] { SharedMemory::create(name, 16); });
   EXPECT_EQ(code, EEXIST);
   EXPECT_TRUE(contains(message, name)) << message;
   EXPECT_TRUE(contains(message, "taken")) << message;
@@ -292,7 +292,7 @@ TEST(SharedMemoryLifetime, MoveAssigningOverASegmentRemovesItsName) {
 
 TEST(SharedMemoryOpen, MissingNameThrowsENOENTExplaining) {
   std::string name = unique_ipc_name();
-  auto [code, message] = system_error_from([&] { SharedMemory::open(name); });
+  auto [code, message] = system_error_of([&] { SharedMemory::open(name); });
   EXPECT_EQ(code, ENOENT);
   EXPECT_TRUE(contains(message, name)) << message;
   EXPECT_TRUE(contains(message, "no segment has that name")) << message;
@@ -308,7 +308,7 @@ TEST(SharedMemoryOpen, ReadOnlySegmentCannotBeMappedForWriting) {
   std::string name = unique_ipc_name();
   SharedMemory owner = SharedMemory::create(name, 4096);
   SharedMemory reader = SharedMemory::open(name, Access::read_only);
-  auto [code, message] = system_error_from([&] { reader.map(Access::read_write); });
+  auto [code, message] = system_error_of([&] { reader.map(Access::read_write); });
   EXPECT_EQ(code, EACCES);
   EXPECT_TRUE(contains(message, "Access::read_only")) << message;
   EXPECT_TRUE(reader.map(Access::read_only));
@@ -331,7 +331,7 @@ TEST(SharedMemoryOpen, OtherUserIsDeniedAPrivateSegment) {
   SharedMemory owner = SharedMemory::create(name, 16);  // 0600
   pid_t child = fork_child([&] {
     drop_privileges();
-    auto [code, message] = system_error_from([&] { SharedMemory::open(name, Access::read_only); });
+    auto [code, message] = system_error_of([&] { SharedMemory::open(name, Access::read_only); });
     EXPECT_EQ(code, EACCES);
     EXPECT_TRUE(contains(message, "does not let this user read")) << message;
   });
@@ -344,7 +344,7 @@ TEST(SharedMemoryOpen, OtherUserMayReadButNotWriteAWorldReadableSegment) {
   owner.map().bytes()[0] = std::byte{7};
   pid_t child = fork_child([&] {
     drop_privileges();
-    auto [code, message] = system_error_from([&] { SharedMemory::open(name); });
+    auto [code, message] = system_error_of([&] { SharedMemory::open(name); });
     EXPECT_EQ(code, EACCES);
     EXPECT_TRUE(contains(message, "Access::read_only")) << message;
     Mapping mapping = SharedMemory::open(name, Access::read_only).map(Access::read_only);
@@ -359,7 +359,7 @@ TEST(SharedMemoryOpen, OtherUserCannotRemoveTheName) {
   pid_t child = fork_child([&] {
     drop_privileges();
     SharedMemory opened = SharedMemory::open(name);
-    EXPECT_EQ(system_error_from([&] { opened.unlink(); }).first, EACCES);
+    EXPECT_EQ(system_error_of([&] { opened.unlink(); }).first, EACCES);
   });
   EXPECT_TRUE(exited_cleanly(wait_child(child)));
   EXPECT_TRUE(in_dev_shm(file_of(name)));
@@ -441,7 +441,7 @@ TEST(SharedMemoryAnonymous, ZeroSizeMapsToAnEmptyMapping) {
 
 TEST(SharedMemoryAnonymous, OverlongDebugNameThrowsEINVAL) {
   auto [code, message] =
-      system_error_from([] { SharedMemory::anonymous(std::string(250, 'n'), 16); });
+      system_error_of([] { SharedMemory::anonymous(std::string(250, 'n'), 16); });
   EXPECT_EQ(code, EINVAL);
   EXPECT_TRUE(contains(message, "at most 249")) << message;
 }
@@ -581,20 +581,20 @@ TEST(SharedMemorySysV, ParentOpensTheChildsSegmentAndTheChildRemovesIt) {
   answered.fire();
   EXPECT_TRUE(exited_cleanly(wait_child(child)));
   EXPECT_FALSE(sysv_exists(opened.id()));
-  EXPECT_EQ(system_error_from([&] { SysVSharedMemory::open(key.get()); }).first, ENOENT);
+  EXPECT_EQ(system_error_of([&] { SysVSharedMemory::open(key.get()); }).first, ENOENT);
 }
 
 TEST(SharedMemorySysV, TakenKeyThrowsEEXIST) {
   SysVKey key;
   SysVSharedMemory first = SysVSharedMemory::create(key.get(), 16);
-  auto [code, message] = system_error_from([&] { SysVSharedMemory::create(key.get(), 16); });
+  auto [code, message] = system_error_of([&] { SysVSharedMemory::create(key.get(), 16); });
   EXPECT_EQ(code, EEXIST);
   EXPECT_TRUE(contains(message, "ipcrm")) << message;
 }
 
 TEST(SharedMemorySysV, MissingKeyThrowsENOENT) {
   SysVKey key;
-  auto [code, message] = system_error_from([&] { SysVSharedMemory::open(key.get()); });
+  auto [code, message] = system_error_of([&] { SysVSharedMemory::open(key.get()); });
   EXPECT_EQ(code, ENOENT);
   EXPECT_TRUE(contains(message, "key 0x")) << message;
 }
@@ -635,10 +635,10 @@ TEST(SharedMemorySysV, OtherUserIsDeniedAPrivateSegment) {
   SysVSharedMemory segment = SysVSharedMemory::create(key.get(), 16);  // 0600
   pid_t child = fork_child([&] {
     drop_privileges();
-    auto [code, message] = system_error_from([&] { SysVSharedMemory::open(key.get()); });
+    auto [code, message] = system_error_of([&] { SysVSharedMemory::open(key.get()); });
     EXPECT_EQ(code, EACCES);
     EXPECT_TRUE(contains(message, "does not let this user write")) << message;
-    EXPECT_EQ(system_error_from([&] { segment.attach(Access::read_only); }).first, EACCES);
+    EXPECT_EQ(system_error_of([&] { segment.attach(Access::read_only); }).first, EACCES);
   });
   EXPECT_TRUE(exited_cleanly(wait_child(child)));
 }
@@ -651,15 +651,15 @@ TEST(SharedMemorySysV, OtherUserMayReadAReadableSegmentButNotRemoveIt) {
     drop_privileges();
     SysVSharedMemory opened = SysVSharedMemory::open(key.get(), Access::read_only);
     EXPECT_EQ(opened.attach(Access::read_only).bytes()[0], std::byte{3});
-    EXPECT_EQ(system_error_from([&] { opened.attach(Access::read_write); }).first, EACCES);
-    EXPECT_EQ(system_error_from([&] { opened.remove(); }).first, EPERM);
+    EXPECT_EQ(system_error_of([&] { opened.attach(Access::read_write); }).first, EACCES);
+    EXPECT_EQ(system_error_of([&] { opened.remove(); }).first, EPERM);
   });
   EXPECT_TRUE(exited_cleanly(wait_child(child)));
   EXPECT_TRUE(sysv_exists(segment.id()));
 }
 
 TEST(SharedMemorySysV, SizeZeroIsRefusedNamingShmmaxAndItsValue) {
-  auto [code, message] = system_error_from([] { SysVSharedMemory::create(IPC_PRIVATE, 0); });
+  auto [code, message] = system_error_of([] { SysVSharedMemory::create(IPC_PRIVATE, 0); });
   EXPECT_EQ(code, EINVAL);
   std::string shmmax;
   std::ifstream("/proc/sys/kernel/shmmax") >> shmmax;
@@ -669,7 +669,7 @@ TEST(SharedMemorySysV, SizeZeroIsRefusedNamingShmmaxAndItsValue) {
 TEST(SharedMemorySysV, SizeOverShmmaxIsRefusedNamingTheLimit) {
   in_own_ipc_namespace([] {
     set_kernel_setting("/proc/sys/kernel/shmmax", "8192");
-    auto [code, message] = system_error_from([] { SysVSharedMemory::create(IPC_PRIVATE, 8193); });
+    auto [code, message] = system_error_of([] { SysVSharedMemory::create(IPC_PRIVATE, 8193); });
     EXPECT_EQ(code, EINVAL);
     EXPECT_TRUE(contains(message, "asked for 8193 bytes")) << message;
     EXPECT_TRUE(contains(message, "kernel.shmmax = 8192")) << message;
@@ -681,7 +681,7 @@ TEST(SharedMemorySysV, TooManySegmentsIsRefusedNamingShmmni) {
   in_own_ipc_namespace([] {
     set_kernel_setting("/proc/sys/kernel/shmmni", "1");
     SysVSharedMemory first = SysVSharedMemory::create(IPC_PRIVATE, 16);
-    auto [code, message] = system_error_from([] { SysVSharedMemory::create(IPC_PRIVATE, 16); });
+    auto [code, message] = system_error_of([] { SysVSharedMemory::create(IPC_PRIVATE, 16); });
     EXPECT_EQ(code, ENOSPC);
     EXPECT_TRUE(contains(message, "kernel.shmmni = 1")) << message;
   });
@@ -691,7 +691,7 @@ TEST(SharedMemorySysV, TooManyPagesIsRefusedNamingShmall) {
   in_own_ipc_namespace([] {
     set_kernel_setting("/proc/sys/kernel/shmall", "2");
     auto [code, message] =
-        system_error_from([] { SysVSharedMemory::create(IPC_PRIVATE, 3 * 4096); });
+        system_error_of([] { SysVSharedMemory::create(IPC_PRIVATE, 3 * 4096); });
     EXPECT_EQ(code, ENOSPC);
     EXPECT_TRUE(contains(message, "kernel.shmall = 2")) << message;
   });
@@ -699,7 +699,7 @@ TEST(SharedMemorySysV, TooManyPagesIsRefusedNamingShmall) {
 
 TEST(SharedMemorySysV, KeyFromAMissingPathThrowsENOENT) {
   TempDir dir;
-  auto [code, message] = system_error_from([&] { key_from_path(dir / "missing"); });
+  auto [code, message] = system_error_of([&] { key_from_path(dir / "missing"); });
   EXPECT_EQ(code, ENOENT);
   EXPECT_TRUE(contains(message, "ftok(" + (dir / "missing") + ")")) << message;
 }

@@ -26,13 +26,11 @@ namespace conduit::ipc {
 namespace {
 
 using namespace std::chrono_literals;
+using conduit::testing::contains;
 using conduit::testing::exited_cleanly;
 using conduit::testing::fork_child;
+using conduit::testing::system_error_of;
 using conduit::testing::wait_child;
-
-bool contains(const std::string& text, const std::string& part) {
-  return text.find(part) != std::string::npos;
-}
 
 bool readable(int fd, std::chrono::milliseconds timeout = 10s) {
   pollfd ready{fd, POLLIN, 0};
@@ -69,20 +67,6 @@ int int_option(int fd, int level, int name) {
   socklen_t length = sizeof value;
   if (::getsockopt(fd, level, name, &value, &length) < 0) return -1;
   return value;
-}
-
-template <typename F>
-std::pair<int, std::string> system_error_of(F f) {
-  try {
-    f();
-  } catch (const SystemError& error) {
-    return {error.code(), error.what()};
-  } catch (const Error& error) {
-    ADD_FAILURE() << "threw conduit::Error, not SystemError: " << error.what();
-    return {0, error.what()};
-  }
-  ADD_FAILURE() << "no SystemError was thrown";
-  return {0, ""};
 }
 
 // A listener on ::1, or nullopt (with the reason) when IPv6 loopback is

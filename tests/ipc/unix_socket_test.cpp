@@ -33,14 +33,12 @@ namespace conduit::ipc {
 namespace {
 
 using namespace std::chrono_literals;
+using conduit::testing::contains;
 using conduit::testing::exited_cleanly;
 using conduit::testing::fork_child;
+using conduit::testing::system_error_of;
 using conduit::testing::TempDir;
 using conduit::testing::wait_child;
-
-bool contains(const std::string& text, const std::string& part) {
-  return text.find(part) != std::string::npos;
-}
 
 bool exists(const std::string& path) {
   struct stat st {};
@@ -92,21 +90,6 @@ std::string receive_exactly(int fd, std::size_t size) {
     text += part;
   }
   return text;
-}
-
-// The SystemError f throws: {code, message}.
-template <typename F>
-std::pair<int, std::string> system_error_of(F f) {
-  try {
-    f();
-  } catch (const SystemError& error) {
-    return {error.code(), error.what()};
-  } catch (const Error& error) {
-    ADD_FAILURE() << "threw conduit::Error, not SystemError: " << error.what();
-    return {0, error.what()};
-  }
-  ADD_FAILURE() << "no SystemError was thrown";
-  return {0, ""};
 }
 
 std::string unique_abstract_name(const std::string& what) {

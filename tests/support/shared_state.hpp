@@ -107,26 +107,6 @@ class Signal {
   ipc::PipePair pipe_;
 };
 
-// Runs f and returns the code and text of the SystemError it throws (fails
-// the test if it throws nothing or something else).
-template <typename F>
-std::pair<int, std::string> system_error_from(F f) {
-  try {
-    f();
-  } catch (const SystemError& error) {
-    return {error.code(), error.what()};
-  } catch (const std::exception& error) {
-    ADD_FAILURE() << "threw something other than SystemError: " << error.what();
-    return {0, error.what()};
-  }
-  ADD_FAILURE() << "no SystemError was thrown";
-  return {0, ""};
-}
-
-inline bool contains(const std::string& text, const std::string& part) {
-  return text.find(part) != std::string::npos;
-}
-
 // While alive, SIGUSR1 runs a handler installed without SA_RESTART, so it
 // interrupts a blocking call with EINTR. interrupt(thread) sends it.
 class InterruptingSignal {

@@ -17,10 +17,31 @@
 #include <thread>
 #include <vector>
 
+#include "conduit/error.hpp"
 #include "conduit/ipc/pipe.hpp"
 #include "conduit/ipc/process.hpp"
 
 namespace conduit::testing {
+
+inline bool contains(const std::string& text, const std::string& part) {
+  return text.find(part) != std::string::npos;
+}
+
+// Runs f and returns the code and text of the SystemError it throws; fails
+// the test when f throws nothing or something else.
+template <typename F>
+std::pair<int, std::string> system_error_of(F f) {
+  try {
+    f();
+  } catch (const SystemError& error) {
+    return {error.code(), error.what()};
+  } catch (const std::exception& error) {
+    ADD_FAILURE() << "threw something other than SystemError: " << error.what();
+    return {0, error.what()};
+  }
+  ADD_FAILURE() << "no SystemError was thrown";
+  return {0, ""};
+}
 
 // Path of the conduit command-line binary built alongside the tests.
 inline std::string conduit_binary() {
