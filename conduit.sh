@@ -48,41 +48,6 @@ build() {
   cmake --build "$dir" --target "$target" -j "$(nproc)"
 }
 
-# Every IPC object a run could leave behind: System V queues, segments and
-# semaphore sets, POSIX shared memory and semaphores (/dev/shm) and POSIX
-# message queues (listed through a private mount of the mqueue filesystem
-# when /dev/mqueue is not mounted).
-ipc_objects() {
-  ipcs -q -m -s 2>/dev/null | awk '$1 ~ /^0x/ {print "sysv", $1, $2}'
-  ls -1 /dev/shm 2>/dev/null | sed 's/^/shm /'
-  if mountpoint -q /dev/mqueue 2>/dev/null; then
-    ls -1 /dev/mqueue | sed 's/^/mqueue /'
-  elif command -v unshare >/dev/null; then
-    # Not possible everywhere (a chroot, a container without privileges):
-    # the queues then go unlisted rather than failing the run.
-    unshare --mount sh -c 'd=$(mktemp -d) && mount -t mqueue none "$d" 2>/dev/null &&
-      ls -1 "$d"; umount "$d" 2>/dev/null; rmdir "$d"' 2>/dev/null | sed 's/^/mqueue /' || true
-  fi
-}
-
-# Runs the suite, then fails if it left IPC objects behind.
-run_tests() {
-  local dir=$1 before after status=0
-  before=$(ipc_objects | sort || true)
-  ctest --test-dir "$dir" --output-on-failure -j 2 || status=$?
-  after=$(ipc_objects | sort || true)
-  local left
-  left=$(comm -13 <(printf '%s\n' "$before") <(printf '%s\n' "$after") | sed '/^$/d')
-  if [ -n "$left" ]; then
-    say "the tests left IPC objects behind:"
-    printf '%s\n' "$left" | sed 's/^/  /' >&2
-    status=1
-  else
-    say "no IPC objects left behind (ipcs, /dev/shm, mqueue)"
-  fi
-  return $status
-}
-
 command=${1:-}
 [ $# -gt 0 ] && shift
 case "$command" in
@@ -96,11 +61,10 @@ case "$command" in
   test)
     if [ "${1:-}" = "--sanitize" ]; then
       build build-sanitize all -DCONDUIT_SANITIZE=address,undefined -DCONDUIT_BUILD_BENCH=OFF
-      run_tests build-sanitize
-      exit
+      exec ctest --test-dir build-sanitize --output-on-failure -j 2
     fi
     build build all
-    run_tests build
+    exec ctest --test-dir build --output-on-failure -j 2
     ;;
   *)
     echo "usage: $0 compare [ARGS...] | test [--sanitize] | build" >&2
