@@ -6,6 +6,7 @@
 #include <filesystem>
 #include <thread>
 
+#include "cli_support.hpp"
 #include "conduit/ipc/channel.hpp"
 #include "conduit/ipc/tcp_socket.hpp"
 #include "conduit/ipc/unix_socket.hpp"
@@ -17,17 +18,6 @@ namespace {
 
 namespace fs = std::filesystem;
 using ipc::ExitStatus;
-
-CommandResult conduit(std::vector<std::string> args,
-                      std::chrono::milliseconds timeout = std::chrono::seconds(30),
-                      const std::string& input = "") {
-  args.insert(args.begin(), conduit_binary());
-  return run_command(args, timeout, input);
-}
-
-bool has_program(const std::string& name) {
-  return run_command({"sh", "-c", "command -v " + name}).status.success();
-}
 
 // ---- help ---------------------------------------------------------------------
 

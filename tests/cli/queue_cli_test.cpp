@@ -7,6 +7,7 @@
 
 #include <thread>
 
+#include "cli_support.hpp"
 #include "conduit/ipc/channel.hpp"
 #include "conduit/ipc/posix_message_queue.hpp"
 #include "conduit/ipc/shared_memory.hpp"  // key_from_path
@@ -20,30 +21,6 @@ namespace {
 
 using ipc::ExitStatus;
 
-CommandResult conduit(std::vector<std::string> args,
-                      std::chrono::milliseconds timeout = std::chrono::seconds(30)) {
-  args.insert(args.begin(), conduit_binary());
-  return run_command(args, timeout);
-}
-
-bool has_program(const std::string& name) {
-  return run_command({"sh", "-c", "command -v " + name}).status.success();
-}
-
-std::string fresh_uri(const std::string& scheme) {
-  if (scheme == "mq") return "mq:" + unique_queue_name("cli");
-  return "sysvmq:" + hex_key(unused_sysv_key());
-}
-
-// True when the queue the URI names exists: mq_open or msgget by key.
-bool queue_exists(const std::string& text) {
-  ipc::Uri uri = ipc::Uri::parse(text);
-  if (uri.scheme == "mq") return posix_queue_exists(uri.path);
-  key_t key =
-      uri.path.front() == '/' ? ipc::key_from_path(uri.path) : *ipc::parse_sysv_key(uri.path);
-  return sysv_queue_exists(key);
-}
-
 class QueueCliTest : public ::testing::TestWithParam<std::string> {
  protected:
   bool mq() const { return GetParam() == "mq"; }
@@ -51,7 +28,7 @@ class QueueCliTest : public ::testing::TestWithParam<std::string> {
   void TearDown() override { EXPECT_FALSE(queue_exists(uri_)) << uri_ << " was left behind"; }
 
  private:
-  std::string uri_ = fresh_uri(GetParam());
+  std::string uri_ = fresh_queue_uri(GetParam(), "cli");
 };
 
 INSTANTIATE_TEST_SUITE_P(, QueueCliTest, ::testing::Values("mq", "sysvmq"),

@@ -42,17 +42,22 @@
 #include "conduit/ipc/unix_socket.hpp"
 #include "conduit/ipc/uri.hpp"
 #include "ipc/sys.hpp"
+#include "messages.hpp"
 #include "test_support.hpp"
 
 namespace conduit::ipc {
 namespace {
 
 using namespace std::chrono_literals;
+using conduit::testing::Bytes;
+using conduit::testing::bytes_of;
 using conduit::testing::conduit_binary;
 using conduit::testing::eventually;
 using conduit::testing::exited_cleanly;
+using conduit::testing::make_message;
+using conduit::testing::receive_message;
 using conduit::testing::TempDir;
-using Bytes = std::vector<std::byte>;
+using conduit::testing::text_of;
 using Clock = std::chrono::steady_clock;
 
 // The longest any single step of a test waits.
@@ -61,27 +66,6 @@ constexpr std::chrono::milliseconds kWait{10000};
 constexpr std::size_t kManyMessages = 3000;
 
 // ---- Messages ----------------------------------------------------------------------
-
-Bytes bytes_of(std::string_view text) {
-  Bytes bytes(text.size());
-  std::memcpy(bytes.data(), text.data(), text.size());
-  return bytes;
-}
-
-std::string text_of(std::span<const std::byte> bytes) {
-  return std::string(reinterpret_cast<const char*>(bytes.data()), bytes.size());
-}
-
-// Message number `index` of `size` bytes: the index in its first 8 bytes (as
-// many as fit), then a pattern that depends on the index, so a reordered,
-// stale, truncated or corrupted message cannot pass for the expected one.
-Bytes make_message(std::uint64_t index, std::size_t size) {
-  Bytes message(size);
-  for (std::size_t i = 0; i < size; ++i)
-    message[i] = i < 8 ? static_cast<std::byte>(index >> (8 * i))
-                       : static_cast<std::byte>(index * 131 + i * 7 + (i >> 8) + 1);
-  return message;
-}
 
 ::testing::AssertionResult IsMessage(std::span<const std::byte> got, std::uint64_t index,
                                      std::size_t size) {
@@ -105,16 +89,6 @@ std::size_t size_for(std::size_t i) {
 Bytes frame_header(std::uint32_t length) {
   return {static_cast<std::byte>(length >> 24), static_cast<std::byte>(length >> 16),
           static_cast<std::byte>(length >> 8), static_cast<std::byte>(length)};
-}
-
-// Receives one whole message or throws: tests never wait without a limit.
-Bytes receive_message(Channel& channel, std::chrono::nanoseconds timeout = kWait) {
-  Received received = channel.receive(timeout);
-  if (received.status == ReceiveStatus::timed_out)
-    throw std::runtime_error("no message arrived in time on " + channel.uri());
-  if (received.status == ReceiveStatus::closed)
-    throw std::runtime_error("the peer closed " + channel.uri() + " instead of sending");
-  return Bytes(received.message.begin(), received.message.end());
 }
 
 // ---- Raw descriptors ------------------------------------------------------------------

@@ -19,6 +19,7 @@
 #include "conduit/error.hpp"
 #include "conduit/ipc/pipe.hpp"
 #include "conduit/ipc/process.hpp"
+#include "descriptors.hpp"
 #include "test_support.hpp"
 
 namespace conduit::ipc {
@@ -26,16 +27,12 @@ namespace {
 
 using namespace std::chrono_literals;
 using conduit::testing::contains;
+using conduit::testing::exists;
 using conduit::testing::exited_cleanly;
 using conduit::testing::fork_child;
 using conduit::testing::system_error_of;
 using conduit::testing::TempDir;
 using conduit::testing::wait_child;
-
-bool exists(const std::string& path) {
-  struct stat st {};
-  return ::lstat(path.c_str(), &st) == 0;
-}
 
 bool is_fifo(const std::string& path) {
   struct stat st {};

@@ -22,6 +22,7 @@
 #include <vector>
 
 #include "conduit/error.hpp"
+#include "messages.hpp"
 #include "queue_test_support.hpp"
 #include "test_support.hpp"
 
@@ -29,48 +30,24 @@ namespace conduit::ipc {
 namespace {
 
 using namespace std::chrono_literals;
+using conduit::testing::Bytes;
+using conduit::testing::bytes_of;
+using conduit::testing::describe;
 using conduit::testing::exited_cleanly;
 using conduit::testing::fork_child;
+using conduit::testing::make_message;
 using conduit::testing::posix_queue_exists;
 using conduit::testing::run_in_own_ipc_namespace;
 using conduit::testing::skipped_for_lack_of_namespace;
+using conduit::testing::text_of;
 using conduit::testing::unique_queue_name;
 using conduit::testing::wait_child;
-using Bytes = std::vector<std::byte>;
 using Clock = std::chrono::steady_clock;
-
-#define EXPECT_CONTAINS(haystack, needle) \
-  EXPECT_PRED_FORMAT2(::testing::IsSubstring, needle, haystack)
 
 // Small queues: every POSIX queue of this user counts against
 // RLIMIT_MSGQUEUE (819200 bytes by default), shared with tests running in
 // parallel.
 const PosixQueueAttributes kSmall{10, 512};
-
-// Message `index` of `size` bytes, different for every index.
-Bytes make_message(std::uint64_t index, std::size_t size) {
-  Bytes message(size);
-  for (std::size_t i = 0; i < size; ++i)
-    message[i] = i < 8 ? static_cast<std::byte>(index >> (8 * i))
-                       : static_cast<std::byte>(index * 131 + i * 7 + (i >> 8) + 1);
-  return message;
-}
-
-Bytes bytes_of(std::string_view text) {
-  Bytes bytes(text.size());
-  if (!text.empty()) std::memcpy(bytes.data(), text.data(), text.size());
-  return bytes;
-}
-
-std::string text_of(std::span<const std::byte> bytes) {
-  return std::string(reinterpret_cast<const char*>(bytes.data()), bytes.size());
-}
-
-std::string describe(int status) {
-  if (status == -1) return "did not finish in time";
-  if (WIFEXITED(status)) return "exited with " + std::to_string(WEXITSTATUS(status));
-  return "killed by signal " + std::to_string(WTERMSIG(status));
-}
 
 // Every test's queues must be gone when it ends: the fixture remembers the
 // names handed out and checks them.

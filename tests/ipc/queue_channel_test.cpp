@@ -21,6 +21,7 @@
 #include "conduit/ipc/posix_message_queue.hpp"
 #include "conduit/ipc/sysv_message_queue.hpp"
 #include "conduit/ipc/uri.hpp"
+#include "messages.hpp"
 #include "queue_test_support.hpp"
 #include "test_support.hpp"
 
@@ -28,54 +29,30 @@ namespace conduit::ipc {
 namespace {
 
 using namespace std::chrono_literals;
+using conduit::testing::Bytes;
+using conduit::testing::bytes_of;
+using conduit::testing::describe;
 using conduit::testing::eventually;
 using conduit::testing::exited_cleanly;
 using conduit::testing::fork_child;
+using conduit::testing::fresh_queue_uri;
 using conduit::testing::hex_key;
+using conduit::testing::make_message;
 using conduit::testing::posix_queue_exists;
+using conduit::testing::queue_exists;
+using conduit::testing::receive_message;
 using conduit::testing::run_in_own_ipc_namespace;
 using conduit::testing::skipped_for_lack_of_namespace;
 using conduit::testing::sysv_queue_exists;
+using conduit::testing::text_of;
 using conduit::testing::unique_queue_name;
 using conduit::testing::unused_sysv_key;
 using conduit::testing::wait_child;
-using Bytes = std::vector<std::byte>;
 using Clock = std::chrono::steady_clock;
-
-#define EXPECT_CONTAINS(haystack, needle) \
-  EXPECT_PRED_FORMAT2(::testing::IsSubstring, needle, haystack)
 
 constexpr std::chrono::milliseconds kWait{10000};
 constexpr std::size_t kManyMessages = 3000;
 constexpr std::size_t kHeader = 16;  // conduit's per-request header
-
-Bytes make_message(std::uint64_t index, std::size_t size) {
-  Bytes message(size);
-  for (std::size_t i = 0; i < size; ++i)
-    message[i] = i < 8 ? static_cast<std::byte>(index >> (8 * i))
-                       : static_cast<std::byte>(index * 131 + i * 7 + (i >> 8) + 1);
-  return message;
-}
-
-Bytes bytes_of(std::string_view text) {
-  Bytes bytes(text.size());
-  if (!text.empty()) std::memcpy(bytes.data(), text.data(), text.size());
-  return bytes;
-}
-
-std::string text_of(const Bytes& bytes) {
-  return std::string(reinterpret_cast<const char*>(bytes.data()), bytes.size());
-}
-
-// One whole message, or an exception: tests never wait without a limit.
-Bytes receive_message(Channel& channel, std::chrono::nanoseconds timeout = kWait) {
-  Received received = channel.receive(timeout);
-  if (received.status == ReceiveStatus::timed_out)
-    throw std::runtime_error("no message arrived in time on " + channel.uri());
-  if (received.status == ReceiveStatus::closed)
-    throw std::runtime_error("the peer closed " + channel.uri() + " instead of sending");
-  return Bytes(received.message.begin(), received.message.end());
-}
 
 // Echoes `count` messages back to whoever sent each.
 void echo(Channel& server, std::size_t count) {
@@ -83,23 +60,6 @@ void echo(Channel& server, std::size_t count) {
     Bytes message = receive_message(server);
     server.send(message);
   }
-}
-
-std::string describe(int status) {
-  if (status == -1) return "did not finish in time";
-  if (WIFEXITED(status)) return "exited with " + std::to_string(WEXITSTATUS(status));
-  return "killed by signal " + std::to_string(WTERMSIG(status));
-}
-
-std::string fresh_uri(const std::string& scheme) {
-  if (scheme == "mq") return "mq:" + unique_queue_name("channel");
-  return "sysvmq:" + hex_key(unused_sysv_key());
-}
-
-bool queue_exists(const std::string& text) {
-  Uri uri = Uri::parse(text);
-  if (uri.scheme == "mq") return posix_queue_exists(uri.path);
-  return sysv_queue_exists(*parse_sysv_key(uri.path));
 }
 
 // The largest message a queue channel carries under the machine's limits.
@@ -139,7 +99,7 @@ class QueueChannelTest : public ::testing::TestWithParam<std::string> {
   }
 
  private:
-  std::string uri_ = fresh_uri(GetParam());
+  std::string uri_ = fresh_queue_uri(GetParam(), "channel");
 };
 
 INSTANTIATE_TEST_SUITE_P(, QueueChannelTest, ::testing::Values("mq", "sysvmq"),
@@ -714,7 +674,7 @@ TEST_F(QueueChannelPosixTest, ReplyQueueLeftByAKilledClientWithTheSamePidIsRepla
 
 TEST(QueueChannelPermissions, ClientThatMayNotUseTheQueueGetsPermissionDenied) {
   for (std::string scheme : {"mq", "sysvmq"}) {
-    std::string uri = fresh_uri(scheme);
+    std::string uri = fresh_queue_uri(scheme, "channel");
     ChannelListener listener = ChannelListener::listen(uri);  // mode 600, owned by root
     pid_t child = fork_child([&] {
       ASSERT_TRUE(conduit::testing::become_nobody());

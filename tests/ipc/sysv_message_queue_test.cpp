@@ -20,6 +20,7 @@
 
 #include "conduit/error.hpp"
 #include "conduit/ipc/shared_memory.hpp"  // key_from_path
+#include "messages.hpp"
 #include "queue_test_support.hpp"
 #include "test_support.hpp"
 
@@ -27,33 +28,19 @@ namespace conduit::ipc {
 namespace {
 
 using namespace std::chrono_literals;
+using conduit::testing::Bytes;
+using conduit::testing::bytes_of;
+using conduit::testing::describe;
 using conduit::testing::exited_cleanly;
 using conduit::testing::fork_child;
+using conduit::testing::make_message;
 using conduit::testing::run_in_own_ipc_namespace;
 using conduit::testing::skipped_for_lack_of_namespace;
 using conduit::testing::sysv_queue_exists;
 using conduit::testing::TempDir;
 using conduit::testing::unused_sysv_key;
 using conduit::testing::wait_child;
-using Bytes = std::vector<std::byte>;
 using Clock = std::chrono::steady_clock;
-
-#define EXPECT_CONTAINS(haystack, needle) \
-  EXPECT_PRED_FORMAT2(::testing::IsSubstring, needle, haystack)
-
-Bytes make_message(std::uint64_t index, std::size_t size) {
-  Bytes message(size);
-  for (std::size_t i = 0; i < size; ++i)
-    message[i] = i < 8 ? static_cast<std::byte>(index >> (8 * i))
-                       : static_cast<std::byte>(index * 131 + i * 7 + (i >> 8) + 1);
-  return message;
-}
-
-Bytes bytes_of(std::string_view text) {
-  Bytes bytes(text.size());
-  if (!text.empty()) std::memcpy(bytes.data(), text.data(), text.size());
-  return bytes;
-}
 
 std::string text_of(const SysVMessageBuffer& buffer, std::size_t size) {
   return std::string(reinterpret_cast<const char*>(buffer.body().data()), size);
@@ -72,12 +59,6 @@ void fill(SysVMessageQueue& queue) {
   }
   while (queue.try_send(1, Bytes(1))) {
   }
-}
-
-std::string describe(int status) {
-  if (status == -1) return "did not finish in time";
-  if (WIFEXITED(status)) return "exited with " + std::to_string(WEXITSTATUS(status));
-  return "killed by signal " + std::to_string(WTERMSIG(status));
 }
 
 // Every test's keyed queues must be gone when it ends.

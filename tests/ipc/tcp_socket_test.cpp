@@ -20,31 +20,21 @@
 #include <vector>
 
 #include "conduit/error.hpp"
+#include "descriptors.hpp"
 #include "test_support.hpp"
 
 namespace conduit::ipc {
 namespace {
 
 using namespace std::chrono_literals;
+using conduit::testing::accept_within;
 using conduit::testing::contains;
 using conduit::testing::exited_cleanly;
 using conduit::testing::fork_child;
+using conduit::testing::readable;
+using conduit::testing::send_text;
 using conduit::testing::system_error_of;
 using conduit::testing::wait_child;
-
-bool readable(int fd, std::chrono::milliseconds timeout = 10s) {
-  pollfd ready{fd, POLLIN, 0};
-  return ::poll(&ready, 1, static_cast<int>(timeout.count())) == 1;
-}
-
-TcpSocket accept_within(TcpListener& listener, std::chrono::milliseconds timeout = 10s) {
-  if (!readable(listener.fd(), timeout)) throw std::runtime_error("no connection arrived");
-  return listener.accept();
-}
-
-void send_text(int fd, const std::string& text) {
-  ASSERT_EQ(::send(fd, text.data(), text.size(), MSG_NOSIGNAL), static_cast<ssize_t>(text.size()));
-}
 
 // Reads until `size` bytes arrived or the peer closed, with a timeout per read.
 std::string receive_exactly(int fd, std::size_t size) {

@@ -27,43 +27,27 @@
 
 #include "conduit/error.hpp"
 #include "conduit/ipc/pipe.hpp"
+#include "descriptors.hpp"
 #include "test_support.hpp"
 
 namespace conduit::ipc {
 namespace {
 
 using namespace std::chrono_literals;
+using conduit::testing::accept_within;
 using conduit::testing::contains;
+using conduit::testing::exists;
 using conduit::testing::exited_cleanly;
 using conduit::testing::fork_child;
+using conduit::testing::readable;
+using conduit::testing::send_text;
 using conduit::testing::system_error_of;
 using conduit::testing::TempDir;
 using conduit::testing::wait_child;
 
-bool exists(const std::string& path) {
-  struct stat st {};
-  return ::lstat(path.c_str(), &st) == 0;
-}
-
 bool is_socket(const std::string& path) {
   struct stat st {};
   return ::lstat(path.c_str(), &st) == 0 && S_ISSOCK(st.st_mode);
-}
-
-// Waits at most timeout for fd to become readable.
-bool readable(int fd, std::chrono::milliseconds timeout = 10s) {
-  pollfd ready{fd, POLLIN, 0};
-  return ::poll(&ready, 1, static_cast<int>(timeout.count())) == 1;
-}
-
-// Accepts one connection, failing (by throwing) if none arrives in time.
-UnixSocket accept_within(BoundUnixSocket& server, std::chrono::milliseconds timeout = 10s) {
-  if (!readable(server.fd(), timeout)) throw std::runtime_error("no connection arrived");
-  return server.accept();
-}
-
-void send_text(int fd, const std::string& text) {
-  ASSERT_EQ(::send(fd, text.data(), text.size(), MSG_NOSIGNAL), static_cast<ssize_t>(text.size()));
 }
 
 // Receives one message (or what one recv returns on a stream), with a timeout.

@@ -9,12 +9,10 @@
 
 #include "conduit/error.hpp"
 #include "conduit/ipc/unix_socket.hpp"
+#include "test_support.hpp"
 
 namespace conduit::ipc {
 namespace {
-
-#define EXPECT_CONTAINS(haystack, needle) \
-  EXPECT_PRED_FORMAT2(::testing::IsSubstring, needle, haystack)
 
 // The message of the InvalidUri that parsing text throws ("" if none).
 std::string parse_error(const std::string& text) {

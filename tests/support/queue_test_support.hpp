@@ -21,6 +21,9 @@
 #include <utility>
 #include <vector>
 
+#include "conduit/ipc/shared_memory.hpp"       // key_from_path
+#include "conduit/ipc/sysv_message_queue.hpp"  // parse_sysv_key
+#include "conduit/ipc/uri.hpp"
 #include "test_support.hpp"
 
 namespace conduit::testing {
@@ -63,6 +66,22 @@ inline std::string hex_key(key_t key) {
   char text[16];
   std::snprintf(text, sizeof text, "0x%08x", static_cast<unsigned>(key));
   return text;
+}
+
+// A fresh queue channel URI of the scheme ("mq" or "sysvmq") that no
+// other test uses: mq:/conduit-test-...-tag or sysvmq:0x........
+inline std::string fresh_queue_uri(const std::string& scheme, const std::string& tag) {
+  if (scheme == "mq") return "mq:" + unique_queue_name(tag);
+  return "sysvmq:" + hex_key(unused_sysv_key());
+}
+
+// True when the queue the URI names exists: mq_open or msgget by key.
+inline bool queue_exists(const std::string& text) {
+  ipc::Uri uri = ipc::Uri::parse(text);
+  if (uri.scheme == "mq") return posix_queue_exists(uri.path);
+  key_t key =
+      uri.path.front() == '/' ? ipc::key_from_path(uri.path) : *ipc::parse_sysv_key(uri.path);
+  return sysv_queue_exists(key);
 }
 
 // Writes value to /proc/sys/<path> (as seen from this process's namespaces).

@@ -21,6 +21,10 @@
 #include "conduit/ipc/pipe.hpp"
 #include "conduit/ipc/process.hpp"
 
+// Expects the string haystack to contain needle, printing both when not.
+#define EXPECT_CONTAINS(haystack, needle) \
+  EXPECT_PRED_FORMAT2(::testing::IsSubstring, needle, haystack)
+
 namespace conduit::testing {
 
 inline bool contains(const std::string& text, const std::string& part) {

@@ -1,0 +1,44 @@
+// Helpers for tests on descriptors and filesystem nodes: whether a path
+// exists, waiting for readability, accepting a connection within a time
+// limit, and sending text whole.
+#pragma once
+
+#include <gtest/gtest.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/types.h>
+
+#include <chrono>
+#include <stdexcept>
+#include <string>
+
+namespace conduit::testing {
+
+// True when something (anything, even a dangling link) is at path.
+inline bool exists(const std::string& path) {
+  struct stat st {};
+  return ::lstat(path.c_str(), &st) == 0;
+}
+
+// Waits at most timeout for fd to become readable.
+inline bool readable(int fd, std::chrono::milliseconds timeout = std::chrono::seconds(10)) {
+  pollfd ready{fd, POLLIN, 0};
+  return ::poll(&ready, 1, static_cast<int>(timeout.count())) == 1;
+}
+
+// Accepts one connection on listener (anything with fd() and accept()),
+// failing (by throwing) if none arrives in time.
+template <typename Listener>
+auto accept_within(Listener& listener,
+                   std::chrono::milliseconds timeout = std::chrono::seconds(10)) {
+  if (!readable(listener.fd(), timeout)) throw std::runtime_error("no connection arrived");
+  return listener.accept();
+}
+
+// Sends all of text in one send(2), failing the test otherwise.
+inline void send_text(int fd, const std::string& text) {
+  ASSERT_EQ(::send(fd, text.data(), text.size(), MSG_NOSIGNAL), static_cast<ssize_t>(text.size()));
+}
+
+}  // namespace conduit::testing
