@@ -28,6 +28,8 @@
 namespace conduit::ipc {
 namespace {
 
+using conduit::testing::uri_parse_error;
+
 using namespace std::chrono_literals;
 using conduit::testing::Bytes;
 using conduit::testing::bytes_of;
@@ -107,16 +109,6 @@ INSTANTIATE_TEST_SUITE_P(, QueueChannelTest, ::testing::Values("mq", "sysvmq"),
 
 // ---- URIs -------------------------------------------------------------------------------
 
-std::string uri_error(const std::string& text) {
-  try {
-    Uri::parse(text);
-  } catch (const InvalidUri& error) {
-    return error.what();
-  }
-  ADD_FAILURE() << "'" << text << "' parsed without error";
-  return "";
-}
-
 TEST(QueueChannelUri, QueueUrisParseAndPrintBack) {
   Uri mq = Uri::parse("mq:/echo?max=4K&mode=640");
   EXPECT_EQ(mq.scheme, "mq");
@@ -131,18 +123,18 @@ TEST(QueueChannelUri, QueueUrisParseAndPrintBack) {
 }
 
 TEST(QueueChannelUri, MalformedQueueUrisSayWhatIsWrong) {
-  EXPECT_CONTAINS(uri_error("mq:"), "missing path");
-  EXPECT_CONTAINS(uri_error("mq:echo"), "does not start with '/'");
-  EXPECT_CONTAINS(uri_error("mq:/a/b"), "'/' after the first character");
-  EXPECT_CONTAINS(uri_error("mq:/.."), "\".\" or \"..\"");
-  EXPECT_CONTAINS(uri_error("mq:/" + std::string(232, 'x')), "at most 231 characters");
+  EXPECT_CONTAINS(uri_parse_error("mq:"), "missing path");
+  EXPECT_CONTAINS(uri_parse_error("mq:echo"), "does not start with '/'");
+  EXPECT_CONTAINS(uri_parse_error("mq:/a/b"), "'/' after the first character");
+  EXPECT_CONTAINS(uri_parse_error("mq:/.."), "\".\" or \"..\"");
+  EXPECT_CONTAINS(uri_parse_error("mq:/" + std::string(232, 'x')), "at most 231 characters");
   EXPECT_NO_THROW(Uri::parse("mq:/" + std::string(231, 'x')));
-  EXPECT_CONTAINS(uri_error("mq:/echo?raw"), "keeps message boundaries");
-  EXPECT_CONTAINS(uri_error("sysvmq:"), "missing path");
-  EXPECT_CONTAINS(uri_error("sysvmq:0"), "a number from 1 to 0xffffffff");
-  EXPECT_CONTAINS(uri_error("sysvmq:0x100000000"), "a number from 1 to 0xffffffff");
-  EXPECT_CONTAINS(uri_error("sysvmq:relative/path"), "absolute path");
-  EXPECT_CONTAINS(uri_error("sysvmq:0x1234?raw"), "keeps message boundaries");
+  EXPECT_CONTAINS(uri_parse_error("mq:/echo?raw"), "keeps message boundaries");
+  EXPECT_CONTAINS(uri_parse_error("sysvmq:"), "missing path");
+  EXPECT_CONTAINS(uri_parse_error("sysvmq:0"), "a number from 1 to 0xffffffff");
+  EXPECT_CONTAINS(uri_parse_error("sysvmq:0x100000000"), "a number from 1 to 0xffffffff");
+  EXPECT_CONTAINS(uri_parse_error("sysvmq:relative/path"), "absolute path");
+  EXPECT_CONTAINS(uri_parse_error("sysvmq:0x1234?raw"), "keeps message boundaries");
 }
 
 TEST(QueueChannelUri, FormsListBothQueueSchemes) {

@@ -14,16 +14,7 @@
 namespace conduit::ipc {
 namespace {
 
-// The message of the InvalidUri that parsing text throws ("" if none).
-std::string parse_error(const std::string& text) {
-  try {
-    Uri::parse(text);
-  } catch (const InvalidUri& error) {
-    return error.what();
-  }
-  ADD_FAILURE() << "'" << text << "' parsed without error";
-  return "";
-}
+using conduit::testing::uri_parse_error;
 
 std::string address_error(const std::string& text) {
   try {
@@ -161,107 +152,108 @@ TEST(UriStr, BracketsAnIPv6Host) {
 
 TEST(UriInvalid, ErrorsAreInvalidUriAndQuoteTheInput) {
   EXPECT_THROW(Uri::parse("nonsense"), InvalidUri);
-  EXPECT_CONTAINS(parse_error("nonsense"), "'nonsense'");
+  EXPECT_CONTAINS(uri_parse_error("nonsense"), "'nonsense'");
 }
 
 TEST(UriInvalid, NoSchemeSaysSoAndListsTheForms) {
-  std::string message = parse_error("/tmp/socket");
+  std::string message = uri_parse_error("/tmp/socket");
   EXPECT_CONTAINS(message, "no scheme");
   EXPECT_CONTAINS(message, "unix:/path");
   EXPECT_CONTAINS(message, "tcp://host:port");
 }
 
 TEST(UriInvalid, EmptySchemeIsNoScheme) {
-  EXPECT_CONTAINS(parse_error(":/tmp/socket"), "no scheme");
+  EXPECT_CONTAINS(uri_parse_error(":/tmp/socket"), "no scheme");
 }
 
 TEST(UriInvalid, UnknownSchemeIsNamed) {
-  std::string message = parse_error("http://example.com:80");
+  std::string message = uri_parse_error("http://example.com:80");
   EXPECT_CONTAINS(message, "unknown scheme 'http'");
   EXPECT_CONTAINS(message, "fifo:/path");
 }
 
 TEST(UriInvalid, FifoWithoutPathSaysThePathIsMissing) {
-  EXPECT_CONTAINS(parse_error("fifo:"), "missing path");
+  EXPECT_CONTAINS(uri_parse_error("fifo:"), "missing path");
 }
 
 TEST(UriInvalid, UnixWithoutPathSaysThePathIsMissing) {
-  EXPECT_CONTAINS(parse_error("unix:"), "missing path");
-  EXPECT_CONTAINS(parse_error("unix+dgram:?raw"), "missing path");
+  EXPECT_CONTAINS(uri_parse_error("unix:"), "missing path");
+  EXPECT_CONTAINS(uri_parse_error("unix+dgram:?raw"), "missing path");
 }
 
 TEST(UriInvalid, TcpWithoutPortSaysThePortIsMissing) {
-  EXPECT_CONTAINS(parse_error("tcp://127.0.0.1"), "missing ':port'");
+  EXPECT_CONTAINS(uri_parse_error("tcp://127.0.0.1"), "missing ':port'");
 }
 
 TEST(UriInvalid, TcpPortAbove65535IsOutOfRange) {
-  EXPECT_CONTAINS(parse_error("tcp://127.0.0.1:70000"), "port must be a number from 0 to 65535");
+  EXPECT_CONTAINS(uri_parse_error("tcp://127.0.0.1:70000"),
+                  "port must be a number from 0 to 65535");
 }
 
 TEST(UriInvalid, TcpPortMustBeDigits) {
-  EXPECT_CONTAINS(parse_error("tcp://127.0.0.1:http"), "port must be a number");
-  EXPECT_CONTAINS(parse_error("tcp://127.0.0.1:"), "port must be a number");
+  EXPECT_CONTAINS(uri_parse_error("tcp://127.0.0.1:http"), "port must be a number");
+  EXPECT_CONTAINS(uri_parse_error("tcp://127.0.0.1:"), "port must be a number");
 }
 
 TEST(UriInvalid, TcpWithoutSlashesShowsTheExpectedForm) {
-  EXPECT_CONTAINS(parse_error("tcp:127.0.0.1:80"), "tcp://host:port");
+  EXPECT_CONTAINS(uri_parse_error("tcp:127.0.0.1:80"), "tcp://host:port");
 }
 
 TEST(UriInvalid, TcpWithoutHostSuggestsLoopback) {
-  EXPECT_CONTAINS(parse_error("tcp://:80"), "missing host");
+  EXPECT_CONTAINS(uri_parse_error("tcp://:80"), "missing host");
 }
 
 TEST(UriInvalid, IPv6WithoutBracketsAsksForBrackets) {
-  EXPECT_CONTAINS(parse_error("tcp://::1:80"), "put IPv6 addresses in brackets");
+  EXPECT_CONTAINS(uri_parse_error("tcp://::1:80"), "put IPv6 addresses in brackets");
 }
 
 TEST(UriInvalid, IPv6WithoutClosingBracketSaysSo) {
-  EXPECT_CONTAINS(parse_error("tcp://[::1:80"), "missing ']'");
+  EXPECT_CONTAINS(uri_parse_error("tcp://[::1:80"), "missing ']'");
 }
 
 TEST(UriInvalid, UnknownOptionIsNamedAndKnownOnesListed) {
-  std::string message = parse_error("unix:/p?fast");
+  std::string message = uri_parse_error("unix:/p?fast");
   EXPECT_CONTAINS(message, "unknown option 'fast'");
   EXPECT_CONTAINS(message, "raw, max=BYTES, mode=OCTAL");
 }
 
 TEST(UriInvalid, MaxMustBeAByteCount) {
-  EXPECT_CONTAINS(parse_error("unix:/p?max=lots"), "max= wants a byte count");
-  EXPECT_CONTAINS(parse_error("unix:/p?max="), "max= wants a byte count");
-  EXPECT_CONTAINS(parse_error("unix:/p?max=64G"), "max= wants a byte count");
+  EXPECT_CONTAINS(uri_parse_error("unix:/p?max=lots"), "max= wants a byte count");
+  EXPECT_CONTAINS(uri_parse_error("unix:/p?max="), "max= wants a byte count");
+  EXPECT_CONTAINS(uri_parse_error("unix:/p?max=64G"), "max= wants a byte count");
 }
 
 TEST(UriInvalid, ModeMustBeOctal) {
-  EXPECT_CONTAINS(parse_error("fifo:/p?mode=rw"), "mode= wants octal permissions");
-  EXPECT_CONTAINS(parse_error("fifo:/p?mode=680"), "mode= wants octal permissions");
-  EXPECT_CONTAINS(parse_error("fifo:/p?mode="), "mode= wants octal permissions");
+  EXPECT_CONTAINS(uri_parse_error("fifo:/p?mode=rw"), "mode= wants octal permissions");
+  EXPECT_CONTAINS(uri_parse_error("fifo:/p?mode=680"), "mode= wants octal permissions");
+  EXPECT_CONTAINS(uri_parse_error("fifo:/p?mode="), "mode= wants octal permissions");
 }
 
 TEST(UriInvalid, ModeDoesNotApplyToTcp) {
-  EXPECT_CONTAINS(parse_error("tcp://127.0.0.1:80?mode=600"), "mode= applies to FIFOs");
+  EXPECT_CONTAINS(uri_parse_error("tcp://127.0.0.1:80?mode=600"), "mode= applies to FIFOs");
 }
 
 TEST(UriInvalid, RawIsRefusedOnSeqpacket) {
-  EXPECT_CONTAINS(parse_error("unix+seqpacket:/p?raw"),
+  EXPECT_CONTAINS(uri_parse_error("unix+seqpacket:/p?raw"),
                   "raw applies to stream mechanisms; unix+seqpacket keeps message");
 }
 
 TEST(UriInvalid, RawIsRefusedOnDgram) {
-  EXPECT_CONTAINS(parse_error("unix+dgram:/p?raw"),
+  EXPECT_CONTAINS(uri_parse_error("unix+dgram:/p?raw"),
                   "raw applies to stream mechanisms; unix+dgram keeps message");
 }
 
 TEST(UriInvalid, FifoHasNoAbstractNamespace) {
-  EXPECT_CONTAINS(parse_error("fifo:@x"), "no abstract namespace");
+  EXPECT_CONTAINS(uri_parse_error("fifo:@x"), "no abstract namespace");
 }
 
 TEST(UriInvalid, PipeWithOneDescriptorShowsTheReadWriteForm) {
-  EXPECT_CONTAINS(parse_error("pipe:3"), "pipe:READ_FD,WRITE_FD");
+  EXPECT_CONTAINS(uri_parse_error("pipe:3"), "pipe:READ_FD,WRITE_FD");
 }
 
 TEST(UriInvalid, PipeDescriptorsMustBeNumbers) {
-  EXPECT_CONTAINS(parse_error("pipe:a,b"), "pipe:READ_FD,WRITE_FD");
-  EXPECT_CONTAINS(parse_error("pipe:3,"), "pipe:READ_FD,WRITE_FD");
+  EXPECT_CONTAINS(uri_parse_error("pipe:a,b"), "pipe:READ_FD,WRITE_FD");
+  EXPECT_CONTAINS(uri_parse_error("pipe:3,"), "pipe:READ_FD,WRITE_FD");
 }
 
 // --- UnixAddress ----------------------------------------------------------------

@@ -20,6 +20,7 @@
 #include "conduit/error.hpp"
 #include "conduit/ipc/pipe.hpp"
 #include "conduit/ipc/process.hpp"
+#include "conduit/ipc/uri.hpp"
 
 // Expects the string haystack to contain needle, printing both when not.
 #define EXPECT_CONTAINS(haystack, needle) \
@@ -45,6 +46,18 @@ std::pair<int, std::string> system_error_of(F f) {
   }
   ADD_FAILURE() << "no SystemError was thrown";
   return {0, ""};
+}
+
+// The message of the InvalidUri that parsing text throws; fails the test
+// (and returns "") when text parses.
+inline std::string uri_parse_error(const std::string& text) {
+  try {
+    ipc::Uri::parse(text);
+  } catch (const InvalidUri& error) {
+    return error.what();
+  }
+  ADD_FAILURE() << "'" << text << "' parsed without error";
+  return "";
 }
 
 // Path of the conduit command-line binary built alongside the tests.
