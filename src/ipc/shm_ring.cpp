@@ -16,6 +16,10 @@
 #include "conduit/error.hpp"
 #include "transport.hpp"
 
+#if defined(__x86_64__)
+#include <emmintrin.h>
+#endif
+
 namespace conduit::ipc {
 
 namespace {
@@ -59,6 +63,42 @@ inline void cpu_relax() {
 #elif defined(__aarch64__)
   asm volatile("yield");
 #endif
+}
+
+// Messages at least this large are copied into the ring with non-temporal
+// stores. A large ordinary copy leaves the message dirty in the producer's
+// cache, and the consumer on another core then pulls it line by line through
+// the cache-coherence fabric; on a 2-core EPYC VM that holds 1 MiB messages
+// to about 8 GB/s. Streamed to memory, the same messages move at about
+// 20 GB/s (bench/shm_ring_bench). Smaller messages still fit in the caches,
+// where the ordinary copy is as fast or faster.
+constexpr std::size_t kStreamingCopyThreshold = 256 * 1024;
+
+// Copies a message into the ring. Every byte is visible to a release store
+// that follows: non-temporal stores are weakly ordered, so the streaming
+// path ends with a store fence.
+void copy_into_ring(std::byte* to, const std::byte* from, std::size_t size) {
+#if defined(__x86_64__)
+  if (size >= kStreamingCopyThreshold) {
+    const std::size_t lead = (16 - reinterpret_cast<std::uintptr_t>(to) % 16) % 16;
+    std::memcpy(to, from, lead);
+    std::size_t done = lead;
+    for (; done + 64 <= size; done += 64) {
+      auto* out = reinterpret_cast<__m128i*>(to + done);
+      const auto* in = reinterpret_cast<const __m128i*>(from + done);
+      __m128i a = _mm_loadu_si128(in), b = _mm_loadu_si128(in + 1);
+      __m128i c = _mm_loadu_si128(in + 2), d = _mm_loadu_si128(in + 3);
+      _mm_stream_si128(out, a);
+      _mm_stream_si128(out + 1, b);
+      _mm_stream_si128(out + 2, c);
+      _mm_stream_si128(out + 3, d);
+    }
+    std::memcpy(to + done, from + done, size - done);
+    _mm_sfence();
+    return;
+  }
+#endif
+  std::memcpy(to, from, size);
 }
 
 }  // namespace
@@ -301,7 +341,7 @@ void ShmRing::commit(std::size_t size) {
 bool ShmRing::send(std::span<const std::byte> message, std::chrono::nanoseconds timeout) {
   auto space = loan(message.size(), timeout);
   if (!space) return false;
-  if (!message.empty()) std::memcpy(space->data(), message.data(), message.size());
+  if (!message.empty()) copy_into_ring(space->data(), message.data(), message.size());
   commit(message.size());
   return true;
 }

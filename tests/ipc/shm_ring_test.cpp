@@ -81,6 +81,35 @@ TEST(ShmRing, CarriesMessagesFromZeroBytesToTheMaximumAcrossProcesses) {
   EXPECT_TRUE(conduit::testing::exited_cleanly(wait_child(child)));
 }
 
+// Large messages are copied in with streaming stores; sizes on both sides of
+// that threshold, not multiples of 16, from sources at odd addresses.
+TEST(ShmRing, LargeMessagesArriveIntactAcrossProcesses) {
+  SharedRing ring(4 << 20);
+  const std::size_t sizes[] = {(256 << 10) - 1, 256 << 10, (256 << 10) + 13, (1 << 20) + 7,
+                               (2 << 20) - 8};
+  constexpr std::uint64_t kRounds = 12;
+  pid_t child = fork_child([&] {
+    ShmRing producer = ring.producer();
+    for (std::uint64_t i = 0; i < kRounds * std::size(sizes); ++i) {
+      std::size_t size = sizes[i % std::size(sizes)];
+      auto message = message_for(i, size + i % 3);
+      ASSERT_TRUE(producer.send(std::span(message).subspan(i % 3), 10s));
+    }
+  });
+  ShmRing consumer = ring.consumer();
+  for (std::uint64_t i = 0; i < kRounds * std::size(sizes); ++i) {
+    std::size_t size = sizes[i % std::size(sizes)];
+    Received received = consumer.consume(10s);
+    ASSERT_EQ(received.status, ReceiveStatus::message) << "message " << i;
+    auto expected = message_for(i, size + i % 3);
+    ASSERT_EQ(received.message.size(), size) << "message " << i;
+    ASSERT_EQ(std::memcmp(received.message.data(), expected.data() + i % 3, size), 0)
+        << "message " << i;
+  }
+  EXPECT_EQ(consumer.consume(10s).status, ReceiveStatus::closed);
+  EXPECT_TRUE(conduit::testing::exited_cleanly(wait_child(child)));
+}
+
 TEST(ShmRing, TenMillionMessagesArriveInOrderWithoutLossOrDuplicates) {
   SharedRing ring(1 << 20);
   constexpr std::uint64_t kCount = 10'000'000;
