@@ -65,21 +65,14 @@ inline void cpu_relax() {
 #endif
 }
 
-// Messages at least this large are copied into the ring with non-temporal
-// stores. A large ordinary copy leaves the message dirty in the producer's
-// cache, and the consumer on another core then pulls it line by line through
-// the cache-coherence fabric; on a 2-core EPYC VM that holds 1 MiB messages
-// to about 8 GB/s. Streamed to memory, the same messages move at about
-// 20 GB/s (bench/shm_ring_bench). Smaller messages still fit in the caches,
-// where the ordinary copy is as fast or faster.
-constexpr std::size_t kStreamingCopyThreshold = 256 * 1024;
-
-// Copies a message into the ring. Every byte is visible to a release store
-// that follows: non-temporal stores are weakly ordered, so the streaming
-// path ends with a store fence.
-void copy_into_ring(std::byte* to, const std::byte* from, std::size_t size) {
+// Copies a message into the ring, with streaming stores from `streaming_from`
+// bytes on (see ShmRingOptions). Every byte is visible to a release store that
+// follows: non-temporal stores are weakly ordered, so that path ends with a
+// store fence.
+void copy_into_ring(std::byte* to, const std::byte* from, std::size_t size,
+                    std::size_t streaming_from) {
 #if defined(__x86_64__)
-  if (size >= kStreamingCopyThreshold) {
+  if (size >= streaming_from) {
     const std::size_t lead = (16 - reinterpret_cast<std::uintptr_t>(to) % 16) % 16;
     std::memcpy(to, from, lead);
     std::size_t done = lead;
@@ -97,6 +90,8 @@ void copy_into_ring(std::byte* to, const std::byte* from, std::size_t size) {
     _mm_sfence();
     return;
   }
+#else
+  (void)streaming_from;
 #endif
   std::memcpy(to, from, size);
 }
@@ -341,7 +336,8 @@ void ShmRing::commit(std::size_t size) {
 bool ShmRing::send(std::span<const std::byte> message, std::chrono::nanoseconds timeout) {
   auto space = loan(message.size(), timeout);
   if (!space) return false;
-  if (!message.empty()) copy_into_ring(space->data(), message.data(), message.size());
+  if (!message.empty()) copy_into_ring(space->data(), message.data(), message.size(),
+                                          options_.streaming_copy_from);
   commit(message.size());
   return true;
 }
