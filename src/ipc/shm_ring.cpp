@@ -25,7 +25,7 @@ namespace conduit::ipc {
 namespace {
 
 constexpr std::uint64_t kMagic = 0x474e4952544e4443ull;  // "CDNTRING"
-constexpr std::uint32_t kVersion = 1;
+constexpr std::uint32_t kVersion = 2;
 constexpr std::size_t kRecordHeader = 8;
 constexpr std::uint32_t kMessage = 1;
 constexpr std::uint32_t kPadding = 2;
@@ -100,16 +100,18 @@ void copy_into_ring(std::byte* to, const std::byte* from, std::size_t size,
 
 // The shared layout. Each side writes only its own cache lines: the producer
 // head, producer_waiting's peer flag and its pid; the consumer tail and its own.
+// Hot fields sit 128 bytes apart, because x86 cores prefetch cache lines in
+// adjacent pairs and 64 bytes apart would still share one pair.
 struct alignas(64) ShmRingHeader {
   std::uint64_t magic;
   std::uint32_t version;
   std::uint32_t reserved;
   std::uint64_t capacity;
-  alignas(64) std::atomic<std::uint64_t> head;              // bytes ever written (producer)
-  alignas(64) std::atomic<std::uint64_t> tail;              // bytes ever freed (consumer)
-  alignas(64) std::atomic<std::uint32_t> consumer_waiting;  // futex word
-  alignas(64) std::atomic<std::uint32_t> producer_waiting;  // futex word
-  alignas(64) std::atomic<std::int32_t> producer_pid;
+  alignas(128) std::atomic<std::uint64_t> head;             // bytes ever written (producer)
+  alignas(128) std::atomic<std::uint64_t> tail;             // bytes ever freed (consumer)
+  alignas(128) std::atomic<std::uint32_t> consumer_waiting;  // futex word
+  alignas(128) std::atomic<std::uint32_t> producer_waiting;  // futex word
+  alignas(128) std::atomic<std::int32_t> producer_pid;
   std::atomic<std::int32_t> consumer_pid;
   std::atomic<std::uint32_t> producer_closed;
   std::atomic<std::uint32_t> consumer_closed;
@@ -165,6 +167,7 @@ ShmRing::ShmRing(ShmRingHeader* header, Role role, ShmRingOptions options)
       role_(role),
       options_(options),
       position_(role == Role::producer ? header->head.load() : header->tail.load()),
+      peer_position_(role == Role::producer ? header->tail.load() : position_),
       spin_(options.spin.count() > 0 && several_cpus()) {}
 
 ShmRing::ShmRing(ShmRing&& other) noexcept
@@ -174,6 +177,7 @@ ShmRing::ShmRing(ShmRing&& other) noexcept
       role_(other.role_),
       options_(other.options_),
       position_(other.position_),
+      peer_position_(other.peer_position_),
       loan_start_(other.loan_start_),
       loan_size_(other.loan_size_),
       loaned_(other.loaned_),
@@ -303,8 +307,10 @@ std::optional<std::span<std::byte>> ShmRing::loan(std::size_t size,
   const std::uint64_t padding = record <= contiguous ? 0 : contiguous;
   const std::uint64_t needed = padding + record;
   auto room = [&] {
+    if (position_ + needed - peer_position_ <= capacity_) return true;
     std::uint64_t tail = header_->tail.load(std::memory_order_acquire);
     if (position_ - tail > capacity_) corrupted("the read position is ahead of the write position");
+    peer_position_ = tail;
     return position_ + needed - tail <= capacity_;
   };
   Wait result = wait(room, Deadline(timeout));
@@ -347,10 +353,11 @@ Received ShmRing::consume(std::chrono::nanoseconds timeout) {
   release();
   Deadline deadline(timeout);
   for (;;) {
-    std::uint64_t head = 0;
     auto available = [&] {
-      head = header_->head.load(std::memory_order_acquire);
+      if (peer_position_ != position_) return true;
+      std::uint64_t head = header_->head.load(std::memory_order_acquire);
       if (head - position_ > capacity_) corrupted("the write position is beyond the ring");
+      peer_position_ = head;
       return head != position_;
     };
     switch (wait(available, deadline)) {
@@ -366,7 +373,7 @@ Received ShmRing::consume(std::chrono::nanoseconds timeout) {
     std::memcpy(&record, data_ + offset, sizeof record);
     if (record.kind == kPadding) {
       if (offset + kRecordHeader + record.length != capacity_ ||
-          position_ + (capacity_ - offset) > head)
+          position_ + (capacity_ - offset) > peer_position_)
         corrupted("a padding record does not end at the end of the ring");
       position_ += capacity_ - offset;
       header_->tail.store(position_, std::memory_order_release);
@@ -374,7 +381,8 @@ Received ShmRing::consume(std::chrono::nanoseconds timeout) {
     }
     const std::uint64_t size = align8(kRecordHeader + record.length);
     if (record.kind != kMessage) corrupted("a record of unknown kind");
-    if (record.length > max_message_size() || offset + size > capacity_ || position_ + size > head)
+    if (record.length > max_message_size() || offset + size > capacity_ ||
+        position_ + size > peer_position_)
       corrupted("a record length runs past the written data");
     pending_release_ = size;
     return Received{ReceiveStatus::message, {data_ + offset + kRecordHeader, record.length}};

@@ -330,8 +330,9 @@ TEST(ShmRing, FormatRefusesACapacityThatIsNotAPowerOfTwo) {
   EXPECT_THROW(ShmRing::format(memory.data(), 5000), Error);
 }
 
-// Offsets of the fields a hostile peer might scribble on.
-constexpr std::size_t kHeadOffset = 64;
+// Offsets of the fields a hostile peer might scribble on (128 bytes apart).
+constexpr std::size_t kHeadOffset = 128;
+constexpr std::size_t kTailOffset = 256;
 std::byte* data_of(const SharedRing& ring) {
   return ring.bytes() + (ring.size() - 4096);
 }
@@ -370,8 +371,14 @@ TEST(ShmRing, ReadPositionAheadOfWritePositionIsReported) {
   ShmRing producer = ring.producer();
   ShmRing consumer = ring.consumer();
   std::uint64_t tail = 1 << 20;
-  std::memcpy(ring.bytes() + 2 * kHeadOffset, &tail, 8);
-  EXPECT_THROW(producer.send(message_for(1, 8)), ProtocolError);
+  std::memcpy(ring.bytes() + kTailOffset, &tail, 8);
+  // The producer reads the tail again once its last copy says the ring is
+  // full, so the forged value is met within one ring's worth of messages.
+  EXPECT_THROW(
+      {
+        for (int i = 0; i < 4096 / 16 + 1; ++i) producer.send(message_for(1, 8), 0s);
+      },
+      ProtocolError);
 }
 
 }  // namespace

@@ -147,6 +147,10 @@ class ShmRing {
   Role role_ = Role::producer;
   ShmRingOptions options_;
   std::uint64_t position_ = 0;    // producer: head; consumer: tail (local copies)
+  // The peer's position as last read (producer: tail; consumer: head). Both
+  // only grow, so a stale copy is safe, and the shared line is read again
+  // only when the copy says the ring is full (producer) or empty (consumer).
+  std::uint64_t peer_position_ = 0;
   std::uint64_t loan_start_ = 0;  // producer: record start of the open loan
   std::size_t loan_size_ = 0;
   bool loaned_ = false;
