@@ -27,10 +27,6 @@
 
 #include "conduit/ipc/shm_ring.hpp"
 
-#if defined(__x86_64__)
-#include <emmintrin.h>
-#endif
-
 namespace {
 
 using conduit::ipc::ShmRing;
@@ -169,21 +165,6 @@ double memcpy_bandwidth_gbs(std::size_t size) {
   return size * double(repeats) / seconds / 1e9;
 }
 
-// Copies with non-temporal stores, as ShmRing does for large messages: the
-// data goes to memory instead of staying dirty in this core's cache.
-void streaming_copy(char* to, const char* from, std::size_t size) {
-#if defined(__x86_64__)
-  std::size_t done = 0;
-  for (; done + 16 <= size; done += 16)
-    _mm_stream_si128(reinterpret_cast<__m128i*>(to + done),
-                     _mm_loadu_si128(reinterpret_cast<const __m128i*>(from + done)));
-  std::memcpy(to + done, from + done, size - done);
-  _mm_sfence();
-#else
-  std::memcpy(to, from, size);
-#endif
-}
-
 // The same data flow without a ring: the producer copies blocks into two
 // shared slots and the consumer copies them out, handing slots over with
 // busy-polled flags. What two CPUs of this machine can move between them,
@@ -215,7 +196,8 @@ double raw_two_process_copy_gbs(std::size_t size, bool streaming) {
           while (full.load(std::memory_order_acquire) != 0) {
           }
           if (streaming)
-            streaming_copy(slots + (i % kSlots) * size, in.data(), size);
+            conduit::ipc::copy_streaming(reinterpret_cast<std::byte*>(slots) + (i % kSlots) * size,
+                                         reinterpret_cast<const std::byte*>(in.data()), size);
           else
             std::memcpy(slots + (i % kSlots) * size, in.data(), size);
           full.store(1, std::memory_order_release);

@@ -2,6 +2,7 @@
 
 #include <CLI/CLI.hpp>
 
+#include "cli/compare_command.hpp"
 #include "cli/exit_codes.hpp"
 #include "cli/ipc_command.hpp"
 #include "conduit/error.hpp"
@@ -16,14 +17,17 @@ int main(int argc, char** argv) {
       "  conduit ipc serve unix:/tmp/echo.sock &\n"
       "  conduit ipc ping unix:/tmp/echo.sock --count 10000 --size 64\n"
       "  conduit ipc ping pipe:            (spawns its own echo child)\n"
-      "  conduit ipc table                 (every mechanism, side by side)\n"
+      "  conduit compare --quick           (every mechanism measured, beside raw system calls)\n"
+      "  conduit bench shm                 (one mechanism in depth)\n"
       "Run 'conduit ipc --help' for the URI forms.");
   conduit::cli::add_ipc_command(app);
+  conduit::cli::add_compare_commands(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& error) {
     int code = app.exit(error);
     return code == 0 ? 0 : conduit::cli::kExitUsage;
   }
+  if (auto code = conduit::cli::run_compare_commands()) return *code;
   return conduit::cli::run_ipc_command(app);
 }

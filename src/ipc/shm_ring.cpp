@@ -7,6 +7,7 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cerrno>
 #include <cstring>
@@ -65,38 +66,29 @@ inline void cpu_relax() {
 #endif
 }
 
-// Copies a message into the ring, with streaming stores from `streaming_from`
-// bytes on (see ShmRingOptions). Every byte is visible to a release store that
-// follows: non-temporal stores are weakly ordered, so that path ends with a
-// store fence.
-void copy_into_ring(std::byte* to, const std::byte* from, std::size_t size,
-                    std::size_t streaming_from) {
-#if defined(__x86_64__)
-  if (size >= streaming_from) {
-    const std::size_t lead = (16 - reinterpret_cast<std::uintptr_t>(to) % 16) % 16;
-    std::memcpy(to, from, lead);
-    std::size_t done = lead;
-    for (; done + 64 <= size; done += 64) {
-      auto* out = reinterpret_cast<__m128i*>(to + done);
-      const auto* in = reinterpret_cast<const __m128i*>(from + done);
-      __m128i a = _mm_loadu_si128(in), b = _mm_loadu_si128(in + 1);
-      __m128i c = _mm_loadu_si128(in + 2), d = _mm_loadu_si128(in + 3);
-      _mm_stream_si128(out, a);
-      _mm_stream_si128(out + 1, b);
-      _mm_stream_si128(out + 2, c);
-      _mm_stream_si128(out + 3, d);
-    }
-    std::memcpy(to + done, from + done, size - done);
-    _mm_sfence();
-    return;
-  }
-#else
-  (void)streaming_from;
-#endif
-  std::memcpy(to, from, size);
-}
-
 }  // namespace
+
+void copy_streaming(std::byte* to, const std::byte* from, std::size_t size) {
+#if defined(__x86_64__)
+  const std::size_t lead = std::min(size, (16 - reinterpret_cast<std::uintptr_t>(to) % 16) % 16);
+  std::memcpy(to, from, lead);
+  std::size_t done = lead;
+  for (; done + 64 <= size; done += 64) {
+    auto* out = reinterpret_cast<__m128i*>(to + done);
+    const auto* in = reinterpret_cast<const __m128i*>(from + done);
+    __m128i a = _mm_loadu_si128(in), b = _mm_loadu_si128(in + 1);
+    __m128i c = _mm_loadu_si128(in + 2), d = _mm_loadu_si128(in + 3);
+    _mm_stream_si128(out, a);
+    _mm_stream_si128(out + 1, b);
+    _mm_stream_si128(out + 2, c);
+    _mm_stream_si128(out + 3, d);
+  }
+  std::memcpy(to + done, from + done, size - done);
+  _mm_sfence();  // non-temporal stores are weakly ordered
+#else
+  std::memcpy(to, from, size);
+#endif
+}
 
 // The shared layout. Each side writes only its own cache lines: the producer
 // head, producer_waiting's peer flag and its pid; the consumer tail and its own.
@@ -342,8 +334,10 @@ void ShmRing::commit(std::size_t size) {
 bool ShmRing::send(std::span<const std::byte> message, std::chrono::nanoseconds timeout) {
   auto space = loan(message.size(), timeout);
   if (!space) return false;
-  if (!message.empty()) copy_into_ring(space->data(), message.data(), message.size(),
-                                          options_.streaming_copy_from);
+  if (message.size() >= options_.streaming_copy_from)
+    copy_streaming(space->data(), message.data(), message.size());
+  else if (!message.empty())
+    std::memcpy(space->data(), message.data(), message.size());
   commit(message.size());
   return true;
 }

@@ -65,6 +65,13 @@ struct ShmRingOptions {
   std::size_t streaming_copy_from = 256 * 1024;
 };
 
+// Copies `size` bytes with non-temporal (streaming) stores where the CPU has
+// them (x86-64), so the copy goes to memory rather than staying dirty in this
+// core's cache; a plain memcpy elsewhere. Every byte is visible to a release
+// store made after it returns. What send() uses from
+// ShmRingOptions::streaming_copy_from bytes on.
+void copy_streaming(std::byte* to, const std::byte* from, std::size_t size);
+
 class ShmRing {
  public:
   enum class Role { producer, consumer };

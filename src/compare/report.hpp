@@ -1,0 +1,23 @@
+// The Report as text for a terminal, JSON, and CSV (svg_chart.hpp draws it).
+#pragma once
+
+#include <string>
+
+#include "compare/results.hpp"
+
+namespace conduit::compare {
+
+// "64 B", "4 KiB", "1 MiB".
+std::string size_label(std::size_t size);
+
+// Tables per family, the machine's limits and the verdicts on the seed's
+// claims. `colour`: ANSI colours (for a terminal).
+std::string text_report(const Report& report, bool colour);
+
+// Every figure, the machine and the options, as one JSON object.
+std::string json_report(const Report& report);
+
+// One line per figure: family,key,name,transport,side,metric,size,value,unit.
+std::string csv_report(const Report& report);
+
+}  // namespace conduit::compare

@@ -1,0 +1,144 @@
+// The claims of the document conduit grew from, each judged by this run's
+// figures (64-byte round-trip p50 through conduit, unless said otherwise).
+#include <fmt/core.h>
+
+#include <optional>
+
+#include "compare/report.hpp"
+#include "compare/runner.hpp"
+
+namespace conduit::compare {
+
+namespace {
+
+const Row* row_of(const Report& report, const std::string& key) {
+  for (const Row& row : report.rows)
+    if (row.key == key) return &row;
+  return nullptr;
+}
+
+std::optional<double> p50(const Report& report, const std::string& key) {
+  const Row* row = row_of(report, key);
+  if (!row || row->latency.empty() || !row->latency.front().conduit.ok()) return std::nullopt;
+  return row->latency.front().conduit.figure->p50_us;
+}
+
+// Throughput at the largest size both rows carried.
+std::optional<std::pair<double, double>> largest_throughput(const Report& report,
+                                                            const std::string& a,
+                                                            const std::string& b,
+                                                            std::size_t* size) {
+  const Row *first = row_of(report, a), *second = row_of(report, b);
+  if (!first || !second) return std::nullopt;
+  for (std::size_t i = std::min(first->throughput.size(), second->throughput.size()); i-- > 0;) {
+    const auto &x = first->throughput[i].conduit, &y = second->throughput[i].conduit;
+    if (x.ok() && y.ok()) {
+      *size = x.figure->size;
+      return std::pair(x.figure->megabytes_per_second, y.figure->megabytes_per_second);
+    }
+  }
+  return std::nullopt;
+}
+
+std::string us(double value) {
+  return value < 10 ? fmt::format("{:.2f} us", value) : fmt::format("{:.1f} us", value);
+}
+
+Verdict not_measured(std::string claim, const std::string& missing) {
+  return Verdict{std::move(claim), "not measured", missing + " not in this run"};
+}
+
+bool has_family(const Report& report, const std::string& family) {
+  for (const Row& row : report.rows)
+    if (row.family == family) return true;
+  return false;
+}
+
+}  // namespace
+
+std::vector<Verdict> judge_claims(const Report& report) {
+  std::vector<Verdict> verdicts;
+  const char* shm = "shm";
+
+  {
+    std::string claim = "Shared memory: fastest IPC method";
+    auto ring = p50(report, shm);
+    std::optional<double> best;
+    std::string best_name;
+    for (const Row& row : report.rows) {
+      if (row.family != "IPC" || row.key.rfind("shm", 0) == 0) continue;
+      auto value = p50(report, row.key);
+      if (value && (!best || *value < *best)) best = value, best_name = row.name;
+    }
+    if (!ring || !best)
+      verdicts.push_back(not_measured(claim, "shared memory or another mechanism"));
+    else
+      verdicts.push_back({claim, *ring < *best ? "yes" : "no",
+                          fmt::format("{} p50 vs {} for the fastest other, {}", us(*ring),
+                                      us(*best), best_name)});
+  }
+  {
+    std::string claim = "Shared memory: avoids copying";
+    std::size_t size = 0;
+    auto pair = largest_throughput(report, "shm-loan", shm, &size);
+    if (!pair)
+      verdicts.push_back(not_measured(claim, "the loan and copy paths of ShmRing"));
+    else
+      verdicts.push_back(
+          {claim, pair->first >= pair->second ? "yes, with loan()" : "partly",
+           fmt::format("built and read in place, {} messages move at {:.0f} MB/s; copied in, "
+                       "{:.0f} MB/s",
+                       size_label(size), pair->first, pair->second)});
+  }
+  for (const auto& [key, claim] : {std::pair{"mq", "POSIX message queues: more overhead than shared memory"},
+                                   std::pair{"sysvmq", "System V message queues: more overhead than shared memory"},
+                                   std::pair{"unix", "UNIX sockets: more overhead than shared memory"}}) {
+    auto other = p50(report, key), ring = p50(report, shm);
+    if (!other || !ring)
+      verdicts.push_back(not_measured(claim, fmt::format("{} or shared memory", key)));
+    else
+      verdicts.push_back({claim, *other > *ring ? "yes" : "no",
+                          fmt::format("{} p50 vs {} ({:.0f}x)", us(*other), us(*ring),
+                                      *other / *ring)});
+  }
+  {
+    std::string claim = "Pipes: only work between related processes";
+    auto fifo = p50(report, "fifo"), pipe = p50(report, "pipe");
+    if (!fifo)
+      verdicts.push_back(not_measured(claim, "the FIFO"));
+    else
+      verdicts.push_back(
+          {claim, "no",
+           fmt::format("named pipes are opened by path by any process: FIFO {} p50{}", us(*fifo),
+                       pipe ? fmt::format(" vs {} for an anonymous pipe", us(*pipe)) : "")});
+  }
+  {
+    std::string claim = "Pipes: simple, efficient for parent-child processes";
+    auto pipe = p50(report, "pipe"), unix = p50(report, "unix");
+    if (!pipe || !unix)
+      verdicts.push_back(not_measured(claim, "the pipe or the UNIX socket"));
+    else
+      verdicts.push_back({claim, *pipe <= *unix ? "yes" : "partly",
+                          fmt::format("{} p50 vs {} for a UNIX stream socket", us(*pipe),
+                                      us(*unix))});
+  }
+  {
+    std::string claim = "IPC is faster than going through the network stack";
+    auto tcp = p50(report, "tcp"), unix = p50(report, "unix");
+    if (!tcp || !unix)
+      verdicts.push_back(not_measured(claim, "TCP or the UNIX socket"));
+    else
+      verdicts.push_back({claim, *tcp > *unix ? "yes" : "no",
+                          fmt::format("TCP loopback {} p50 vs {} for a UNIX stream socket",
+                                      us(*tcp), us(*unix))});
+  }
+  if (!has_family(report, "RPC")) {
+    for (const char* claim : {"gRPC: fast", "XML-RPC: slower due to XML parsing",
+                              "JSON-RPC: less efficient than Protobuf",
+                              "CORBA: heavy compared to gRPC"})
+      verdicts.push_back({claim, "not measured", "no RPC protocol in this run"});
+  }
+  return verdicts;
+}
+
+}  // namespace conduit::compare
