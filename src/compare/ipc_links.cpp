@@ -52,13 +52,23 @@ long read_long(const char* path, long fallback) {
 
 // ---- conduit: Channel --------------------------------------------------------
 
+// Receives wait without a deadline where a dead peer shows as end of file
+// (pipes, FIFOs, sockets, shared memory's liveness check): that is how a
+// Channel is used, and a deadline costs a poll() before each read. Queues
+// cannot tell that their peer is gone, so there the wait is bounded.
+std::chrono::nanoseconds receive_timeout_for(const std::string& uri) {
+  bool queue = uri.rfind("mq:", 0) == 0 || uri.rfind("sysvmq:", 0) == 0;
+  return queue ? std::chrono::nanoseconds(kReceiveTimeout) : ipc::kWaitForever;
+}
+
 class ChannelEndpoint : public Endpoint {
  public:
-  explicit ChannelEndpoint(Channel channel) : channel_(std::move(channel)) {}
+  explicit ChannelEndpoint(Channel channel)
+      : channel_(std::move(channel)), timeout_(receive_timeout_for(channel_.uri())) {}
   std::span<std::byte> prepare(std::size_t size) override { return buffer_.take(size); }
   void send(std::size_t size) override { channel_.send({buffer_.data(), size}); }
   std::span<const std::byte> receive() override {
-    ipc::Received received = channel_.receive(kReceiveTimeout);
+    ipc::Received received = channel_.receive(timeout_);
     if (received.status == ipc::ReceiveStatus::timed_out)
       throw Error(fmt::format("nothing arrived on {} within {} s", channel_.uri(),
                               kReceiveTimeout.count()));
@@ -69,6 +79,7 @@ class ChannelEndpoint : public Endpoint {
 
  private:
   Channel channel_;
+  std::chrono::nanoseconds timeout_;
   MessageBuffer buffer_;
 };
 

@@ -18,6 +18,7 @@
 #include <cstring>
 
 #include "conduit/error.hpp"
+#include "conduit/ipc/pipe.hpp"
 
 namespace conduit::compare {
 
@@ -261,6 +262,8 @@ RunFailure run_in_two_processes(const std::function<std::unique_ptr<Link>()>& ma
                                 const std::function<void(Endpoint&)>& peer_work,
                                 const std::function<void(Endpoint&)>& driver_work,
                                 const Placement& placement, std::chrono::seconds watchdog) {
+  // A peer that dies must give the driver EPIPE, not a fatal signal.
+  ipc::ignore_sigpipe();
   RunFailure failure;
   std::unique_ptr<Link> link;
   try {

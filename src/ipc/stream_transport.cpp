@@ -148,7 +148,12 @@ Received StreamTransport::receive(std::chrono::nanoseconds timeout) {
 
     if (must_poll && !wait_for_fd(read_fd(), POLLIN, deadline, cancellation_, uri_))
       return Received{ReceiveStatus::timed_out, {}};
-    ssize_t n = sys::calls().read(read_fd(), buffer_.get() + end_, capacity_ - end_);
+    std::size_t room = capacity_ - end_;
+    // A large message is read up to its end and no further: bytes of the
+    // next message read with it would have to be moved to the front of the
+    // buffer afterwards, a second copy of up to the whole buffer.
+    if (needed > kInitialBuffer) room = std::min(room, begin_ + needed - end_);
+    ssize_t n = sys::calls().read(read_fd(), buffer_.get() + end_, room);
     if (n > 0) {
       end_ += static_cast<std::size_t>(n);
       if (ends_.poll_before_read) {
