@@ -56,7 +56,7 @@ case "$command" in
     ;;
   compare)
     build build conduit-cli
-    exec build/conduit ipc table "$@"
+    exec build/conduit compare "$@"
     ;;
   test)
     if [ "${1:-}" = "--sanitize" ]; then

@@ -85,7 +85,7 @@ std::pair<int, int> parse_pin(const std::string& text) {
 Options options_from_settings() {
   Options options;
   options.quick = settings.quick;
-  options.duration_seconds = settings.quick ? 0.06 : 0.4;
+  options.duration_seconds = settings.quick ? 0.05 : 0.4;
   if (settings.duration > 0) options.duration_seconds = settings.duration;
   if (!settings.sizes.empty()) {
     options.throughput_sizes.clear();
@@ -204,7 +204,7 @@ void add_output_options(CLI::App* command) {
   command->add_option("--svg", settings.svg_file, "Also draw latency and throughput to FILE (SVG)");
   command->add_option("--sizes", settings.sizes,
                       "Throughput message sizes, comma-separated (e.g. 64,4K,64K,1M)");
-  command->add_option("--duration", settings.duration, "Seconds timed per figure (after warm-up)")
+  command->add_option("--duration", settings.duration, "Seconds timed per figure, split over its two runs (after warm-up)")
       ->check(CLI::PositiveNumber);
   command->add_option("--pin", settings.pin,
                       "CPUs for the measuring process and its peer, CPU,CPU (default: the first "

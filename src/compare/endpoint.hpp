@@ -28,6 +28,10 @@ class Endpoint {
   virtual std::span<const std::byte> receive() = 0;
   // The caller is done with what receive() returned.
   virtual void release() {}
+  // Whether prepare() hands out shared memory that the peer reads on another
+  // core: large messages are then best written with streaming stores, as
+  // ShmRing::send does (see ShmRingOptions::streaming_copy_from).
+  virtual bool builds_in_shared_memory() const { return false; }
 };
 
 // Sets up a connection between this process and a peer process that does not
@@ -67,8 +71,9 @@ class Pattern {
 
   explicit Pattern(std::size_t largest);
 
-  // Builds message `index` of out.size() bytes in `out`.
-  void build(std::span<std::byte> out, std::uint64_t index) const;
+  // Builds message `index` of out.size() bytes in `out`, with streaming
+  // stores when `streaming`.
+  void build(std::span<std::byte> out, std::uint64_t index, bool streaming = false) const;
   // The index of a message built by build(); does not check the body.
   static std::uint64_t index_of(std::span<const std::byte> message);
   // Whether `message` is exactly message `index` of `size` bytes.

@@ -171,6 +171,7 @@ class RingLoanEndpoint : public Endpoint {
     return received.message;
   }
   void release() override { in_.release(); }
+  bool builds_in_shared_memory() const override { return true; }
 
  private:
   ShmRing out_, in_;
@@ -475,6 +476,7 @@ class SlotsEndpoint : public Endpoint {
     header(in_, received_).full.store(0, std::memory_order_release);
     ++received_;
   }
+  bool builds_in_shared_memory() const override { return !copy_in_; }
 
  private:
   SlotHeader& header(std::byte* base, std::uint64_t n) const {

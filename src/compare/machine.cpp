@@ -48,6 +48,21 @@ double memcpy_gb_per_second() {
   return best;
 }
 
+}  // namespace
+
+Machine describe_machine() {
+  Machine machine;
+  machine.cpu_model = cpu_model();
+  machine.cpus_online = static_cast<int>(::sysconf(_SC_NPROCESSORS_ONLN));
+  machine.cpus_usable = usable_cpu_count();
+  utsname name{};
+  if (::uname(&name) == 0) {
+    machine.kernel = std::string(name.sysname) + " " + name.release;
+    machine.hostname = name.nodename;
+  }
+  return machine;
+}
+
 // One cache line bounced between two processes by busy polling: the floor
 // under any round trip through shared memory.
 double cache_line_round_trip_us(const Placement& placement) {
@@ -87,21 +102,6 @@ double cache_line_round_trip_us(const Placement& placement) {
   if (stuck || batches.empty()) return 0;
   std::sort(batches.begin(), batches.end());
   return batches[batches.size() / 2];
-}
-
-}  // namespace
-
-Machine describe_machine() {
-  Machine machine;
-  machine.cpu_model = cpu_model();
-  machine.cpus_online = static_cast<int>(::sysconf(_SC_NPROCESSORS_ONLN));
-  machine.cpus_usable = usable_cpu_count();
-  utsname name{};
-  if (::uname(&name) == 0) {
-    machine.kernel = std::string(name.sysname) + " " + name.release;
-    machine.hostname = name.nodename;
-  }
-  return machine;
 }
 
 Limits measure_limits(const Placement& placement) {

@@ -19,6 +19,7 @@
 
 #include "conduit/error.hpp"
 #include "conduit/ipc/pipe.hpp"
+#include "conduit/ipc/shm_ring.hpp"
 
 namespace conduit::compare {
 
@@ -37,10 +38,18 @@ void check_echo(std::span<const std::byte> echo, const Pattern& pattern, std::ui
                             index, echo.size(), size));
 }
 
-// Sends message `index` built in place.
+// Builds message `index` where the endpoint says, the way ShmRing::send
+// would write it there.
+void build_message(Endpoint& endpoint, const Pattern& pattern, std::size_t size,
+                   std::uint64_t index) {
+  static const std::size_t streaming_from = ipc::ShmRingOptions{}.streaming_copy_from;
+  pattern.build(endpoint.prepare(size), index,
+                endpoint.builds_in_shared_memory() && size >= streaming_from);
+}
+
 void send_message(Endpoint& endpoint, const Pattern& pattern, std::size_t size,
                   std::uint64_t index) {
-  pattern.build(endpoint.prepare(size), index);
+  build_message(endpoint, pattern, size, index);
   endpoint.send(size);
 }
 
@@ -158,7 +167,7 @@ Latency measure_round_trips(Endpoint& endpoint, const Pattern& pattern, std::siz
   std::uint64_t index = 0;
   // One round trip; returns when it ended and how long it took.
   auto round_trip = [&] {
-    pattern.build(endpoint.prepare(size), index);
+    build_message(endpoint, pattern, size, index);
     auto before = Clock::now();
     endpoint.send(size);
     std::span<const std::byte> echo = endpoint.receive();

@@ -2,6 +2,7 @@
 #include <cstring>
 
 #include "compare/endpoint.hpp"
+#include "conduit/ipc/shm_ring.hpp"
 
 namespace conduit::compare {
 
@@ -23,9 +24,12 @@ Pattern::Pattern(std::size_t largest) : bytes_(std::max(largest, kMinimumSize)) 
   }
 }
 
-void Pattern::build(std::span<std::byte> out, std::uint64_t index) const {
+void Pattern::build(std::span<std::byte> out, std::uint64_t index, bool streaming) const {
   const std::size_t size = out.size();
-  std::memcpy(out.data(), bytes_.data(), size);
+  if (streaming)
+    ipc::copy_streaming(out.data(), bytes_.data(), size);
+  else
+    std::memcpy(out.data(), bytes_.data(), size);
   const std::uint64_t tail = index ^ kTailMix;
   std::memcpy(out.data(), &index, sizeof index);
   std::memcpy(out.data() + size - sizeof tail, &tail, sizeof tail);

@@ -76,12 +76,15 @@ struct Machine {
 struct Limits {
   double memcpy_gb_per_second = 0;      // single process, 1 MiB blocks, cache-hot
   double cache_line_round_trip_us = 0;  // busy-poll ping-pong between the two CPUs
+  // The same at the end of the run: a virtual machine's CPUs can be moved
+  // while it runs, and this shows it.
+  double cache_line_round_trip_end_us = 0;
   double clock_overhead_ns = 0;         // one steady_clock::now(), subtracted from samples
 };
 
 struct Options {
   bool quick = false;
-  double duration_seconds = 0.4;  // per figure, warm-up excluded
+  double duration_seconds = 0.4;  // per figure (two runs of half), warm-up excluded
   std::vector<std::size_t> latency_sizes{64};
   std::vector<std::size_t> throughput_sizes{64, 4096, 65536, 1 << 20};
   std::vector<std::string> only;  // row keys; empty: all

@@ -29,6 +29,8 @@ Report run_comparison(const Registry& registry, const Options& options, Progress
 
 Machine describe_machine();
 Limits measure_limits(const Placement& placement);
+// A busy-poll ping-pong of one cache line between the two CPUs, in us.
+double cache_line_round_trip_us(const Placement& placement);
 
 // Verdicts on the seed's claims from the figures of `report`.
 std::vector<Verdict> judge_claims(const Report& report);

@@ -49,7 +49,8 @@ def main():
     machine = report["machine"]
     if not machine["cpu_model"] or machine["cpus_online"] < 1 or not machine["kernel"]:
         problems.append(f"machine description incomplete: {machine}")
-    for field in ("memcpy_gb_per_second", "cache_line_round_trip_us", "clock_overhead_ns"):
+    for field in ("memcpy_gb_per_second", "cache_line_round_trip_us",
+                  "cache_line_round_trip_end_us", "clock_overhead_ns"):
         positive(report["limits"][field], "limits." + field)
     rows = {row["key"]: row for row in report["rows"]}
     figures = 0
