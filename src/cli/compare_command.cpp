@@ -159,7 +159,13 @@ int run(Options options) {
     print_error(error.what());
     return kExitUsage;
   }
-  if (compare::usable_cpu_count() < 2)
+  if (options.pin && options.pin->first == options.pin->second)
+    fmt::print(stderr,
+               "conduit compare: warning: --pin puts both sides on CPU {}, so spinning "
+               "mechanisms (shared memory) wait for the scheduler and look far slower than "
+               "they are\n",
+               options.pin->first);
+  else if (compare::usable_cpu_count() < 2)
     fmt::print(stderr,
                "conduit compare: warning: only one CPU is usable, so each peer shares it with "
                "the other; spinning mechanisms (shared memory) look far slower than they are\n");

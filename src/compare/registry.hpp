@@ -5,6 +5,7 @@
 
 #include <chrono>
 #include <functional>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -35,6 +36,9 @@ struct Entry {
   std::function<Outcome<Latency>(Side, std::size_t size, const RunContext&)> latency;
   // One-way throughput of `size`-byte messages (RPC: calls per second).
   std::function<Outcome<Throughput>(Side, std::size_t size, const RunContext&)> throughput;
+  // Optional: figures that fit no table, such as RPC's bytes on the wire per
+  // call; they go into Row::extra (and the JSON and CSV).
+  std::function<std::map<std::string, double>(const RunContext&)> extra;
 };
 
 class Registry {

@@ -81,6 +81,32 @@ void latency_table(std::string& out, const Report& report, const std::string& fa
   out += "\n";
 }
 
+// For `conduit bench`: where the round trips of each size fell, by power of
+// two of nanoseconds, as bars.
+void histograms(std::string& out, const Report& report, const std::string& family,
+                const Style& style) {
+  for (const Row& row : report.rows) {
+    if (row.family != family) continue;
+    for (const Measured<Latency>& measured : row.latency) {
+      if (!measured.conduit.ok() || measured.conduit.figure->histogram.empty()) continue;
+      const Latency& latency = *measured.conduit.figure;
+      out += style.bold(fmt::format("{}: round trips of {} messages, {} samples\n", row_label(row),
+                                    size_label(latency.size), latency.samples));
+      std::size_t largest = *std::max_element(latency.histogram.begin(), latency.histogram.end());
+      for (std::size_t k = 0; k < latency.histogram.size(); ++k) {
+        std::size_t count = latency.histogram[k];
+        if (count == 0) continue;
+        double from_us = k == 0 ? 0 : std::ldexp(1.0, static_cast<int>(k) - 1) / 1000.0;
+        double to_us = std::ldexp(1.0, static_cast<int>(k)) / 1000.0;
+        auto width = static_cast<std::size_t>(std::ceil(40.0 * count / largest));
+        out += fmt::format("  {:>9} - {:<9} us {:>9}  {}\n", number(from_us), number(to_us), count,
+                           std::string(width, '#'));
+      }
+      out += "\n";
+    }
+  }
+}
+
 void throughput_table(std::string& out, const Report& report, const std::string& family,
                       bool megabytes, const Style& style) {
   const auto& sizes = report.options.throughput_sizes;
@@ -229,6 +255,7 @@ std::string text_report(const Report& report, bool colour) {
   for (const std::string& family : families_of(report)) {
     for (std::size_t i = 0; i < report.options.latency_sizes.size(); ++i)
       latency_table(out, report, family, i, style);
+    if (report.options.histograms) histograms(out, report, family, style);
     if (!report.options.throughput_sizes.empty()) {
       throughput_table(out, report, family, true, style);
       throughput_table(out, report, family, false, style);

@@ -158,6 +158,7 @@ Report run_comparison(const Registry& registry, const Options& options, Progress
       measure(measured, entry->throughput, size, "throughput");
       row.throughput.push_back(std::move(measured));
     }
+    if (entry->extra) row.extra = entry->extra(context);
     report.rows.push_back(std::move(row));
   }
   report.limits.cache_line_round_trip_end_us = cache_line_round_trip_us(placement);

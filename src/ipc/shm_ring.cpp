@@ -10,6 +10,7 @@
 #include <algorithm>
 #include <atomic>
 #include <cerrno>
+#include <cstddef>
 #include <cstring>
 #include <new>
 #include <string>
@@ -93,21 +94,30 @@ void copy_streaming(std::byte* to, const std::byte* from, std::size_t size) {
 // The shared layout. Each side writes only its own cache lines: the producer
 // head, producer_waiting's peer flag and its pid; the consumer tail and its own.
 // Hot fields sit 128 bytes apart, because x86 cores prefetch cache lines in
-// adjacent pairs and 64 bytes apart would still share one pair.
+// adjacent pairs and 64 bytes apart would still share one pair. (Unused lines
+// rather than alignas(128), so that a header needs only the 64-byte alignment
+// format() promises.)
 struct alignas(64) ShmRingHeader {
   std::uint64_t magic;
   std::uint32_t version;
   std::uint32_t reserved;
   std::uint64_t capacity;
-  alignas(128) std::atomic<std::uint64_t> head;             // bytes ever written (producer)
-  alignas(128) std::atomic<std::uint64_t> tail;             // bytes ever freed (consumer)
-  alignas(128) std::atomic<std::uint32_t> consumer_waiting;  // futex word
-  alignas(128) std::atomic<std::uint32_t> producer_waiting;  // futex word
-  alignas(128) std::atomic<std::int32_t> producer_pid;
+  alignas(64) std::byte unused0[64];
+  alignas(64) std::atomic<std::uint64_t> head;  // bytes ever written (producer)
+  alignas(64) std::byte unused1[64];
+  alignas(64) std::atomic<std::uint64_t> tail;  // bytes ever freed (consumer)
+  alignas(64) std::byte unused2[64];
+  alignas(64) std::atomic<std::uint32_t> consumer_waiting;  // futex word
+  alignas(64) std::byte unused3[64];
+  alignas(64) std::atomic<std::uint32_t> producer_waiting;  // futex word
+  alignas(64) std::byte unused4[64];
+  alignas(64) std::atomic<std::int32_t> producer_pid;
   std::atomic<std::int32_t> consumer_pid;
   std::atomic<std::uint32_t> producer_closed;
   std::atomic<std::uint32_t> consumer_closed;
 };
+
+static_assert(offsetof(ShmRingHeader, head) == 128 && offsetof(ShmRingHeader, tail) == 256);
 
 static_assert(std::atomic<std::uint64_t>::is_always_lock_free);
 static_assert(std::atomic<std::uint32_t>::is_always_lock_free);
