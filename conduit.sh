@@ -13,6 +13,7 @@ cd "$(dirname "${BASH_SOURCE[0]}")"
 PACKAGES=(
   g++ cmake ninja-build ccache pkg-config
   libcli11-dev libfmt-dev
+  libboost1.81-dev libprotobuf-dev protobuf-compiler rapidjson-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   socat python3 procps util-linux
 )

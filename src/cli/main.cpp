@@ -5,6 +5,7 @@
 #include "cli/compare_command.hpp"
 #include "cli/exit_codes.hpp"
 #include "cli/ipc_command.hpp"
+#include "cli/rpc_command.hpp"
 #include "conduit/error.hpp"
 
 int main(int argc, char** argv) {
@@ -19,9 +20,12 @@ int main(int argc, char** argv) {
       "  conduit ipc ping pipe:            (spawns its own echo child)\n"
       "  conduit compare --quick           (every mechanism measured, beside raw system calls)\n"
       "  conduit bench shm                 (one mechanism in depth)\n"
+      "  conduit serve --listen tcp://127.0.0.1:8080 &   (JSON-RPC 2.0 on HTTP, lines, shm)\n"
+      "  conduit call http://127.0.0.1:8080/jsonrpc subtract '[42,23]'\n"
       "Run 'conduit ipc --help' for the URI forms.");
   conduit::cli::add_ipc_command(app);
   conduit::cli::add_compare_commands(app);
+  conduit::cli::add_rpc_commands(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& error) {
@@ -29,5 +33,6 @@ int main(int argc, char** argv) {
     return code == 0 ? 0 : conduit::cli::kExitUsage;
   }
   if (auto code = conduit::cli::run_compare_commands()) return *code;
+  if (auto code = conduit::cli::run_rpc_commands()) return *code;
   return conduit::cli::run_ipc_command(app);
 }

@@ -1,0 +1,51 @@
+// What a handler knows about the call it serves, whatever the protocol.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+
+#include "conduit/ipc/unix_socket.hpp"  // PeerCredentials
+
+namespace conduit::rpc {
+
+// Who called: a network address ("127.0.0.1:53412", "unix:/run/x.sock",
+// "stdio", "shm:/path"), and on UNIX sockets the caller's credentials as the
+// kernel recorded them (SO_PEERCRED).
+struct Peer {
+  std::string address;
+  std::optional<ipc::PeerCredentials> credentials;
+};
+
+class CallContext {
+ public:
+  using Clock = std::chrono::steady_clock;
+
+  // The protocol the call came in on: "jsonrpc", "grpc", "xmlrpc", "giop".
+  std::string protocol;
+  Peer peer;
+  // Request metadata (gRPC headers, HTTP headers of JSON-RPC and XML-RPC
+  // over HTTP), lower-case keys; a key may repeat.
+  std::multimap<std::string, std::string> metadata;
+  // Metadata the handler wants sent back (initial metadata / HTTP headers).
+  std::multimap<std::string, std::string> response_metadata;
+  // When the caller stops waiting; std::nullopt: never.
+  std::optional<Clock::time_point> deadline;
+
+  // Set when the caller cancelled or went away; handlers that take long
+  // should look at it.
+  bool cancelled() const { return cancelled_->load(std::memory_order_relaxed); }
+  void cancel() { cancelled_->store(true, std::memory_order_relaxed); }
+  // True once the deadline has passed.
+  bool expired() const { return deadline && Clock::now() >= *deadline; }
+  // Shares the cancellation flag with whoever cancels (a connection).
+  std::shared_ptr<std::atomic<bool>> cancellation_flag() const { return cancelled_; }
+
+ private:
+  std::shared_ptr<std::atomic<bool>> cancelled_ = std::make_shared<std::atomic<bool>>(false);
+};
+
+}  // namespace conduit::rpc

@@ -1,0 +1,55 @@
+// A blocking JSON-RPC 2.0 client over any transport a conduit server
+// serves: "http://HOST:PORT/PATH" (HTTP/1.1 POST, keep-alive),
+// "tcp://HOST:PORT" and "unix:/path" or "unix:@name" (one JSON text per
+// line), and "shm:/path" (the server's handshake socket; then two rings in
+// shared memory, one message each way per call). The connection is reused between calls and made again when the
+// server closed it (a restart, an idle timeout).
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <string_view>
+
+#include "conduit/error.hpp"
+
+namespace conduit::rpc {
+
+// The server answered with a JSON-RPC error object.
+class JsonRpcError : public Error {
+ public:
+  JsonRpcError(int code, std::string message, std::string error_json);
+  int code() const { return code_; }
+  // The whole error object, as the server sent it.
+  const std::string& error_json() const { return error_json_; }
+
+ private:
+  int code_;
+  std::string error_json_;
+};
+
+class JsonRpcClient {
+ public:
+  // Throws InvalidUri for a URI it cannot use; connects on the first call.
+  explicit JsonRpcClient(std::string_view uri,
+                         std::chrono::milliseconds timeout = std::chrono::seconds(30));
+  ~JsonRpcClient();
+  JsonRpcClient(JsonRpcClient&&) noexcept;
+  JsonRpcClient& operator=(JsonRpcClient&&) noexcept;
+
+  // Calls `method` with `params` (a JSON array or object, or empty) and
+  // returns the result as JSON text. Throws JsonRpcError for an error reply,
+  // ProtocolError for a reply that is not JSON-RPC, SystemError when the
+  // server cannot be reached, Error when no reply came within the timeout.
+  std::string call(std::string_view method, std::string_view params = {});
+
+  // Sends a notification: no reply is expected (over HTTP, the 204 is read).
+  void notify(std::string_view method, std::string_view params = {});
+
+ private:
+  class Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace conduit::rpc

@@ -1,0 +1,65 @@
+// A server that offers one ServiceTable on every protocol it knows, on every
+// listener it is given. The protocol of each connection is picked from its
+// first bytes (HTTP/1.1 request line, a JSON text, a Content-Length header,
+// ...), so one port serves them all.
+#pragma once
+
+#include <chrono>
+#include <cstddef>
+#include <memory>
+#include <string>
+#include <string_view>
+
+#include "conduit/rpc/service.hpp"
+
+namespace conduit::rpc {
+
+struct ServerOptions {
+  // Threads running handlers and I/O; 0: one per CPU.
+  std::size_t threads = 0;
+  // Connections open at once; more are accepted and closed at once.
+  std::size_t max_connections = 1024;
+  // Largest request (HTTP body, JSON text, framed message).
+  std::size_t max_message_bytes = 16 << 20;
+  // JSON nesting depth and batch length a request may have.
+  int max_json_depth = 64;
+  std::size_t max_batch = 1024;
+  // A request must arrive whole within this time once it has started, and an
+  // idle connection is closed after idle_timeout.
+  std::chrono::milliseconds request_timeout{10'000};
+  std::chrono::milliseconds idle_timeout{300'000};
+};
+
+class Server {
+ public:
+  // `services` must outlive the server.
+  explicit Server(const ServiceTable& services, ServerOptions options = {});
+  ~Server();  // shutdown(0)
+  Server(const Server&) = delete;
+  Server& operator=(const Server&) = delete;
+
+  // Listens on "tcp://HOST:PORT" (PORT 0 picks one) or "unix:/path" /
+  // "unix:@name". Returns the address peers use (the real port). Throws
+  // InvalidUri or SystemError naming the address.
+  std::string listen(std::string_view uri);
+
+  // Starts serving on the threads; returns at once.
+  void start();
+
+  // Serves one peer on the descriptors `in` and `out` (a spawned child's
+  // stdin and stdout): returns when the peer closes `in` or on shutdown.
+  void serve_stdio(int in, int out);
+
+  // Stops accepting, lets calls in flight finish for at most `grace`, then
+  // closes every connection and stops the threads. Idempotent.
+  void shutdown(std::chrono::milliseconds grace = std::chrono::seconds(5));
+
+  // Blocks until shutdown() has finished (from another thread or a signal).
+  void wait();
+
+ private:
+  class Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace conduit::rpc

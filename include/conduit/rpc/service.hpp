@@ -1,0 +1,136 @@
+// Services written once against a .proto, callable from every protocol.
+//
+// A method is known by its protobuf descriptor, "package.Service/Method".
+// Handlers take and fill protobuf messages: typed (generated classes) or
+// dynamic (any message of the descriptor's type). Protocols that carry JSON
+// (JSON-RPC) call through call_with_json(), which maps params to the request
+// message: named params by proto3 JSON field names, positional params to the
+// fields in declaration order, and JSON passed through whole where the
+// request is google.protobuf.Value, ListValue or Struct.
+#pragma once
+
+#include <google/protobuf/descriptor.h>
+#include <google/protobuf/message.h>
+
+#include <functional>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "conduit/rpc/call_context.hpp"
+#include "conduit/rpc/status.hpp"
+
+namespace conduit::rpc {
+
+using Handler = std::function<Status(CallContext& context,
+                                     const google::protobuf::Message& request,
+                                     google::protobuf::Message& response)>;
+
+class Method {
+ public:
+  Method(const google::protobuf::MethodDescriptor& descriptor,
+         const google::protobuf::Message& request_prototype,
+         const google::protobuf::Message& response_prototype, Handler handler);
+
+  // "package.Service/Method".
+  const std::string& full_name() const { return full_name_; }
+  const google::protobuf::MethodDescriptor& descriptor() const { return *descriptor_; }
+  const google::protobuf::Message& request_prototype() const { return *request_prototype_; }
+  const google::protobuf::Message& response_prototype() const { return *response_prototype_; }
+  // Runs the handler; a handler that throws gives INTERNAL with the what().
+  Status invoke(CallContext& context, const google::protobuf::Message& request,
+                google::protobuf::Message& response) const;
+
+ private:
+  const google::protobuf::MethodDescriptor* descriptor_;
+  const google::protobuf::Message* request_prototype_;
+  const google::protobuf::Message* response_prototype_;
+  Handler handler_;
+  std::string full_name_;
+};
+
+// The result of a call made with JSON.
+struct JsonCall {
+  enum class Outcome {
+    ok,              // `result` holds the response as JSON text
+    invalid_params,  // the params do not fit the request; `status` says how
+    failed,          // the handler (or the mapping of its response) failed
+  };
+  Outcome outcome = Outcome::ok;
+  std::string result;
+  Status status;
+};
+
+// What a JSON protocol calls methods through: the ServiceTable, or a fake in
+// tests.
+class JsonMethods {
+ public:
+  virtual ~JsonMethods() = default;
+  // Calls `method` (any name find() accepts) with `params`: a JSON array, a
+  // JSON object, or empty for no params. std::nullopt when there is no such
+  // method.
+  virtual std::optional<JsonCall> call_json(std::string_view method, std::string_view params,
+                                            CallContext& context) const = 0;
+};
+
+// Every method a server offers. Filled before serving, then read-only (and
+// safe to call from any number of threads).
+class ServiceTable : public JsonMethods {
+ public:
+  ServiceTable();
+  ~ServiceTable() override;
+  ServiceTable(const ServiceTable&) = delete;
+  ServiceTable& operator=(const ServiceTable&) = delete;
+
+  // Adds a method of a generated service. `full_name` is
+  // "package.Service/Method"; Request and Response must be its types.
+  // Throws Error when the name is unknown to the generated pool, the types do
+  // not match, or the method is already there.
+  template <typename Request, typename Response>
+  void add(const std::string& full_name,
+           std::function<Status(CallContext&, const Request&, Response&)> handler) {
+    add_method(full_name, Request::default_instance(), Response::default_instance(),
+               [handler = std::move(handler)](CallContext& context,
+                                              const google::protobuf::Message& request,
+                                              google::protobuf::Message& response) {
+                 return handler(context, static_cast<const Request&>(request),
+                                static_cast<Response&>(response));
+               });
+  }
+
+  // Adds a method whose handler works on messages of any type (dynamic
+  // messages built from the descriptor).
+  void add_dynamic(const google::protobuf::MethodDescriptor& method, Handler handler);
+
+  // Finds a method by "package.Service/Method", "/package.Service/Method",
+  // "package.Service.Method", or by its bare name when only one service has
+  // it. nullptr when none.
+  const Method* find(std::string_view name) const;
+  std::vector<const Method*> methods() const;
+
+  std::optional<JsonCall> call_json(std::string_view method, std::string_view params,
+                                    CallContext& context) const override;
+
+ private:
+  void add_method(const std::string& full_name, const google::protobuf::Message& request,
+                  const google::protobuf::Message& response, Handler handler);
+  struct State;
+  std::unique_ptr<State> state_;
+};
+
+// Calls `method` with JSON params (see the file comment).
+JsonCall call_with_json(const Method& method, std::string_view params, CallContext& context);
+
+// Fills `out` from JSON params: an object by proto3 JSON names (unknown names
+// are an error), an array by field declaration order (too many is an error),
+// empty for none. Value, ListValue and Struct requests take the JSON whole.
+// Returns INVALID_ARGUMENT naming the field or position that did not fit.
+Status json_params_to_message(std::string_view params, google::protobuf::Message& out);
+
+// The message as proto3 JSON (Value, ListValue and Struct as plain JSON).
+std::string message_to_json(const google::protobuf::Message& message);
+
+}  // namespace conduit::rpc

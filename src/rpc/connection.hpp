@@ -1,0 +1,115 @@
+// What a protocol sees of a connection: a byte stream with timeouts, the
+// service table, the server's limits and whether the server is stopping.
+// The server core knows protocols only as entries of a table (protocol.hpp).
+#pragma once
+
+#include <boost/asio/awaitable.hpp>
+#include <boost/asio/buffer.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/strand.hpp>
+#include <boost/asio/any_io_executor.hpp>
+
+#include <atomic>
+#include <chrono>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "conduit/rpc/call_context.hpp"
+#include "conduit/rpc/server.hpp"
+#include "conduit/rpc/service.hpp"
+
+namespace conduit::rpc {
+
+namespace asio = boost::asio;
+
+// A bidirectional byte stream: a TCP or UNIX socket, or a pair of pipes.
+class ByteStream {
+ public:
+  virtual ~ByteStream() = default;
+  // Reads some bytes; 0 at end of file. Throws boost::system::system_error.
+  virtual asio::awaitable<std::size_t> read_some(asio::mutable_buffer into) = 0;
+  // Writes all of `bytes`.
+  virtual asio::awaitable<void> write(asio::const_buffer bytes) = 0;
+  // Ends pending and future operations (they fail with operation_aborted).
+  virtual void close() = 0;
+  virtual const Peer& peer() const = 0;
+};
+
+// Thrown by Connection::read_some when a request or idle timeout expired.
+class TimedOut : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+class Connection {
+ public:
+  Connection(std::unique_ptr<ByteStream> stream, asio::strand<asio::any_io_executor> strand,
+             const ServiceTable& services, const ServerOptions& options,
+             const std::atomic<bool>& stopping);
+
+  // Reads some bytes, waiting at most `timeout` (the request timeout once a
+  // request has begun, the idle timeout between requests). 0 at end of file.
+  // Throws TimedOut, or boost::system::system_error when the stream failed or
+  // was closed by shutdown.
+  asio::awaitable<std::size_t> read_some(asio::mutable_buffer into, std::chrono::milliseconds timeout);
+  asio::awaitable<void> write(std::string_view bytes);
+  void close();
+
+  const ServiceTable& services() const { return services_; }
+  const ServerOptions& options() const { return options_; }
+  const Peer& peer() const { return stream_->peer(); }
+  // True once the server is shutting down: finish the request in hand, then
+  // return.
+  bool stopping() const { return stopping_.load(); }
+  // Between requests (the server may close the connection at once).
+  bool idle() const { return idle_.load(); }
+  void set_idle(bool idle) { idle_.store(idle); }
+  asio::strand<asio::any_io_executor>& strand() { return strand_; }
+
+ private:
+  std::unique_ptr<ByteStream> stream_;
+  asio::strand<asio::any_io_executor> strand_;
+  asio::steady_timer timer_;
+  const ServiceTable& services_;
+  const ServerOptions& options_;
+  const std::atomic<bool>& stopping_;
+  std::atomic<bool> idle_{true};
+  std::uint64_t reads_ = 0;  // numbers each read_some, for its timer
+  bool timed_out_ = false;
+};
+
+// One protocol a server speaks, recognised by the first bytes a client sends.
+class ServerProtocol {
+ public:
+  enum class Match { yes, no, need_more };
+
+  virtual ~ServerProtocol() = default;
+  virtual std::string_view name() const = 0;
+  virtual Match match(std::string_view first_bytes) const = 0;
+  // Serves the connection until the peer closes it, an error, or shutdown.
+  // `pending` holds the bytes already read (those match() saw).
+  virtual asio::awaitable<void> serve(Connection& connection, std::string pending) const = 0;
+};
+
+// Every protocol conduit serves, in the order they are tried.
+const std::vector<std::unique_ptr<ServerProtocol>>& server_protocols();
+
+// A protocol spoken in whole messages (over shared memory, where a ring
+// message is a protocol message), recognised by the first message.
+class MessageProtocol {
+ public:
+  virtual ~MessageProtocol() = default;
+  virtual std::string_view name() const = 0;
+  virtual bool match(std::string_view first_message) const = 0;
+  // The reply to one message, or std::nullopt when none is due.
+  virtual std::optional<std::string> handle(std::string_view message, CallContext& context,
+                                            const ServiceTable& services,
+                                            const ServerOptions& options) const = 0;
+};
+
+const std::vector<std::unique_ptr<MessageProtocol>>& message_protocols();
+
+}  // namespace conduit::rpc

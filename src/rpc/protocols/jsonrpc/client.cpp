@@ -1,0 +1,288 @@
+#include <poll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <boost/beast/http/error.hpp>
+#include <boost/beast/http/parser.hpp>
+#include <boost/beast/http/string_body.hpp>
+
+#include <cerrno>
+#include <chrono>
+#include <cstring>
+#include <optional>
+
+#include <rapidjson/stringbuffer.h>
+#include <rapidjson/writer.h>
+
+#include "conduit/ipc/file_descriptor.hpp"
+#include "conduit/ipc/tcp_socket.hpp"
+#include "conduit/ipc/unix_socket.hpp"
+#include "conduit/ipc/uri.hpp"
+#include "conduit/rpc/jsonrpc_client.hpp"
+#include "rpc/protocols/jsonrpc/engine.hpp"
+#include "rpc/transports/shm_transport.hpp"
+
+namespace conduit::rpc {
+
+namespace {
+
+namespace http = boost::beast::http;
+using Clock = std::chrono::steady_clock;
+
+struct Target {
+  bool http = false;
+  bool shm = false;
+  std::string host;  // tcp and http
+  std::uint16_t port = 0;
+  std::string path;  // http: the request target; unix: the socket
+  std::string text;  // as given, for messages
+};
+
+Target parse_target(std::string_view uri) {
+  Target target;
+  target.text = std::string(uri);
+  if (uri.rfind("http://", 0) == 0) {
+    std::string_view rest = uri.substr(7);
+    std::size_t slash = rest.find('/');
+    std::string_view authority = rest.substr(0, slash);
+    target.path = slash == std::string_view::npos ? "/jsonrpc" : std::string(rest.substr(slash));
+    // Reuse the tcp:// parser for the host and port, brackets and all.
+    ipc::Uri tcp = ipc::Uri::parse("tcp://" + std::string(authority));
+    target.http = true;
+    target.host = tcp.host;
+    target.port = tcp.port;
+    return target;
+  }
+  if (uri.rfind("shm:", 0) == 0) {
+    target.shm = true;
+    target.path = std::string(uri.substr(4));
+    if (target.path.empty() || (target.path[0] != '/' && target.path[0] != '@'))
+      throw InvalidUri(std::string(uri) + ": shm: takes the path of the server's handshake socket");
+    return target;
+  }
+  ipc::Uri parsed = ipc::Uri::parse(uri);
+  if (parsed.scheme == "tcp") {
+    target.host = parsed.host;
+    target.port = parsed.port;
+  } else if (parsed.scheme == "unix") {
+    target.path = parsed.path;
+  } else {
+    throw InvalidUri(std::string(uri) +
+                     ": a JSON-RPC client connects to http://HOST:PORT/PATH, tcp://HOST:PORT, "
+                     "unix:/path or shm:/path");
+  }
+  return target;
+}
+
+std::string notification(std::string_view method, std::string_view params) {
+  rapidjson::StringBuffer buffer;
+  rapidjson::Writer<rapidjson::StringBuffer> writer(buffer);
+  writer.StartObject();
+  writer.Key("jsonrpc");
+  writer.String("2.0");
+  writer.Key("method");
+  writer.String(method.data(), static_cast<rapidjson::SizeType>(method.size()));
+  if (!params.empty()) {
+    writer.Key("params");
+    writer.RawValue(params.data(), params.size(), rapidjson::kObjectType);
+  }
+  writer.EndObject();
+  return buffer.GetString();
+}
+
+}  // namespace
+
+JsonRpcError::JsonRpcError(int code, std::string message, std::string error_json)
+    : Error(std::move(message)), code_(code), error_json_(std::move(error_json)) {}
+
+class JsonRpcClient::Impl {
+ public:
+  Impl(std::string_view uri, std::chrono::milliseconds timeout)
+      : target_(parse_target(uri)), timeout_(timeout) {}
+
+  std::string call(std::string_view method, std::string_view params) {
+    std::int64_t id = next_id_++;
+    std::string request = jsonrpc::make_request(method, params, id);
+    std::string reply = exchange(request, true);
+    jsonrpc::Reply parsed = jsonrpc::parse_reply(reply, id);
+    if (!parsed.ok) throw JsonRpcError(parsed.error_code, parsed.error_message, parsed.error_json);
+    return parsed.result_json;
+  }
+
+  void notify(std::string_view method, std::string_view params) {
+    if (!params.empty() && params.find_first_not_of(" \t\r\n") != std::string_view::npos) {
+      char first = params[params.find_first_not_of(" \t\r\n")];
+      if (first != '[' && first != '{')
+        throw Error("params must be a JSON array or object, not " + std::string(params));
+    }
+    exchange(notification(method, params), false);
+  }
+
+ private:
+  // Sends one request and returns its reply (or "" when none is expected).
+  // A connection kept from an earlier call may have been closed by the
+  // server meanwhile: then the request is sent again on a new one.
+  std::string exchange(const std::string& request, bool reply_expected) {
+    if (target_.shm) return exchange_shm(request, reply_expected);
+    bool reused = fd_.get() >= 0;
+    for (int attempt = 0;; ++attempt) {
+      if (fd_.get() < 0) connect();
+      try {
+        send_all(frame(request));
+        if (target_.http) return read_http_reply(reply_expected);
+        return reply_expected ? read_line() : std::string();
+      } catch (const PeerGone&) {
+        fd_.reset();
+        buffer_.clear();
+        if (!reused || attempt > 0) throw;
+      }
+    }
+  }
+
+  // Over shared memory: one ring message each way.
+  std::string exchange_shm(const std::string& request, bool reply_expected) {
+    if (!link_) link_.emplace(shm::connect_link(target_.path, timeout_));
+    try {
+      link_->send(request);
+      if (!reply_expected) return {};
+      bool timed_out = false;
+      auto reply = link_->receive(timeout_, &timed_out);
+      if (timed_out)
+        throw Error("no reply from " + target_.text + " within " + std::to_string(timeout_.count()) +
+                    " ms");
+      if (!reply) throw PeerGone(target_.text + " closed the connection");
+      return std::string(*reply);
+    } catch (const Error&) {
+      link_.reset();  // the next call connects again
+      throw;
+    }
+  }
+
+  void connect() {
+    if (!target_.path.empty() && !target_.http) {
+      ipc::UnixSocket socket = ipc::UnixSocket::connect(ipc::UnixAddress::parse(target_.path),
+                                                         ipc::UnixSocketType::stream);
+      fd_.reset(::dup(socket.fd()));
+    } else {
+      ipc::TcpSocket socket = ipc::TcpSocket::connect(target_.host, target_.port, timeout_);
+      fd_ = socket.release();
+    }
+  }
+
+  std::string frame(const std::string& body) const {
+    if (!target_.http) return body + "\n";
+    std::string host = target_.host.find(':') != std::string::npos ? "[" + target_.host + "]" : target_.host;
+    return "POST " + target_.path + " HTTP/1.1\r\nHost: " + host + ":" + std::to_string(target_.port) +
+           "\r\nContent-Type: application/json\r\nAccept: application/json\r\nContent-Length: " +
+           std::to_string(body.size()) + "\r\n\r\n" + body;
+  }
+
+  void send_all(const std::string& bytes) {
+    std::size_t done = 0;
+    while (done < bytes.size()) {
+      ssize_t n = ::send(fd_.get(), bytes.data() + done, bytes.size() - done, MSG_NOSIGNAL);
+      if (n < 0 && errno == EINTR) continue;
+      if (n < 0 && (errno == EPIPE || errno == ECONNRESET))
+        throw PeerGone(target_.text + " closed the connection");
+      if (n < 0) throw SystemError("send", target_.text, errno);
+      done += static_cast<std::size_t>(n);
+    }
+  }
+
+  // Reads more bytes into buffer_; false at end of file.
+  bool fill(Clock::time_point deadline) {
+    for (;;) {
+      auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now());
+      if (left.count() <= 0)
+        throw Error("no reply from " + target_.text + " within " +
+                    std::to_string(timeout_.count()) + " ms");
+      pollfd ready{fd_.get(), POLLIN, 0};
+      int rc = ::poll(&ready, 1, static_cast<int>(left.count()));
+      if (rc < 0 && errno == EINTR) continue;
+      if (rc <= 0) continue;
+      char chunk[16384];
+      ssize_t n = ::recv(fd_.get(), chunk, sizeof chunk, 0);
+      if (n < 0 && errno == EINTR) continue;
+      if (n < 0 && errno == ECONNRESET) return false;
+      if (n < 0) throw SystemError("recv", target_.text, errno);
+      if (n == 0) return false;
+      buffer_.append(chunk, static_cast<std::size_t>(n));
+      return true;
+    }
+  }
+
+  std::string read_line() {
+    auto deadline = Clock::now() + timeout_;
+    std::size_t end;
+    bool any = !buffer_.empty();
+    while ((end = buffer_.find('\n')) == std::string::npos) {
+      if (!fill(deadline)) {
+        if (!any) throw PeerGone(target_.text + " closed the connection");
+        throw ProtocolError(target_.text + " closed the connection in the middle of a reply");
+      }
+      any = true;
+    }
+    std::string line = buffer_.substr(0, end);
+    buffer_.erase(0, end + 1);
+    return line;
+  }
+
+  std::string read_http_reply(bool reply_expected) {
+    auto deadline = Clock::now() + timeout_;
+    http::response_parser<http::string_body> parser;
+    parser.body_limit(64u << 20);
+    bool any = !buffer_.empty();
+    boost::beast::error_code error;
+    while (!parser.is_done()) {
+      if (!buffer_.empty()) {
+        std::size_t used = parser.put(boost::asio::buffer(buffer_), error);
+        buffer_.erase(0, used);
+        if (error == http::error::need_more) {
+          error = {};
+        } else if (error) {
+          throw ProtocolError(target_.text + " sent a malformed HTTP reply: " + error.message());
+        } else if (parser.is_done() || used > 0) {
+          continue;
+        }
+      }
+      if (!fill(deadline)) {
+        if (!any) throw PeerGone(target_.text + " closed the connection");
+        parser.put_eof(error);
+        if (error || !parser.is_done())
+          throw ProtocolError(target_.text + " closed the connection in the middle of a reply");
+        break;
+      }
+      any = true;
+    }
+    auto& response = parser.get();
+    if (!response.keep_alive()) fd_.reset();
+    unsigned status = response.result_int();
+    if (!reply_expected && (status == 204 || status == 200)) return {};
+    if (status != 200 && response.body().empty())
+      throw ProtocolError(target_.text + " answered HTTP " + std::to_string(status));
+    return response.body();
+  }
+
+  Target target_;
+  std::chrono::milliseconds timeout_;
+  ipc::FileDescriptor fd_;
+  std::optional<shm::Link> link_;
+  std::string buffer_;
+  std::int64_t next_id_ = 1;
+};
+
+JsonRpcClient::JsonRpcClient(std::string_view uri, std::chrono::milliseconds timeout)
+    : impl_(std::make_unique<Impl>(uri, timeout)) {}
+JsonRpcClient::~JsonRpcClient() = default;
+JsonRpcClient::JsonRpcClient(JsonRpcClient&&) noexcept = default;
+JsonRpcClient& JsonRpcClient::operator=(JsonRpcClient&&) noexcept = default;
+
+std::string JsonRpcClient::call(std::string_view method, std::string_view params) {
+  return impl_->call(method, params);
+}
+
+void JsonRpcClient::notify(std::string_view method, std::string_view params) {
+  impl_->notify(method, params);
+}
+
+}  // namespace conduit::rpc

@@ -1,0 +1,374 @@
+#include "conduit/rpc/service.hpp"
+
+#include <google/protobuf/dynamic_message.h>
+#include <google/protobuf/util/json_util.h>
+#include <rapidjson/document.h>
+#include <rapidjson/error/en.h>
+#include <rapidjson/stringbuffer.h>
+#include <rapidjson/writer.h>
+
+#include <exception>
+#include <utility>
+
+#include "conduit/error.hpp"
+
+namespace conduit::rpc {
+
+namespace {
+
+namespace pb = google::protobuf;
+
+// The well-known types that take the params JSON whole.
+enum class WholeJson { no, value, list_value, struct_value };
+
+WholeJson takes_whole_json(const pb::Descriptor& type) {
+  // Compared by name, not by descriptor: a dynamic pool has its own copy of
+  // struct.proto.
+  const std::string& name = type.full_name();
+  if (name == "google.protobuf.Value") return WholeJson::value;
+  if (name == "google.protobuf.ListValue") return WholeJson::list_value;
+  if (name == "google.protobuf.Struct") return WholeJson::struct_value;
+  return WholeJson::no;
+}
+
+std::string_view trim(std::string_view text) {
+  constexpr std::string_view kSpace = " \t\r\n";
+  const auto first = text.find_first_not_of(kSpace);
+  if (first == std::string_view::npos) return {};
+  const auto last = text.find_last_not_of(kSpace);
+  return text.substr(first, last - first + 1);
+}
+
+Status invalid_argument(std::string message) {
+  return {StatusCode::invalid_argument, std::move(message)};
+}
+
+std::string_view json_type_name(const rapidjson::Value& value) {
+  switch (value.GetType()) {
+    case rapidjson::kNullType:
+      return "null";
+    case rapidjson::kFalseType:
+    case rapidjson::kTrueType:
+      return "a boolean";
+    case rapidjson::kObjectType:
+      return "an object";
+    case rapidjson::kArrayType:
+      return "an array";
+    case rapidjson::kStringType:
+      return "a string";
+    case rapidjson::kNumberType:
+      return "a number";
+  }
+  return "a JSON value";
+}
+
+std::string quoted(std::string_view text) {
+  rapidjson::StringBuffer buffer;
+  rapidjson::Writer<rapidjson::StringBuffer> writer(buffer);
+  writer.String(text.data(), static_cast<rapidjson::SizeType>(text.size()));
+  return {buffer.GetString(), buffer.GetSize()};
+}
+
+// Whether `key` names a field of `type` the way protobuf's JSON parser
+// accepts it: the proto3 JSON name or the name in the .proto.
+bool has_field_named(const pb::Descriptor& type, std::string_view key) {
+  for (int i = 0; i < type.field_count(); ++i) {
+    const pb::FieldDescriptor& field = *type.field(i);
+    if (field.json_name() == key || field.name() == key) return true;
+  }
+  return false;
+}
+
+// The text of each element of `array`, which must be a valid JSON array.
+// Slicing the text (rather than re-printing parsed values) keeps numbers
+// exactly as the caller wrote them, e.g. int64 values beyond double's range.
+std::vector<std::string_view> split_array(std::string_view array) {
+  std::vector<std::string_view> elements;
+  int depth = 0;
+  bool in_string = false;
+  bool escaped = false;
+  std::size_t start = 1;
+  const std::size_t end = array.size() - 1;  // the closing ']'
+  for (std::size_t i = 1; i < end; ++i) {
+    const char c = array[i];
+    if (in_string) {
+      if (escaped) {
+        escaped = false;
+      } else if (c == '\\') {
+        escaped = true;
+      } else if (c == '"') {
+        in_string = false;
+      }
+      continue;
+    }
+    if (c == '"') {
+      in_string = true;
+    } else if (c == '[' || c == '{') {
+      ++depth;
+    } else if (c == ']' || c == '}') {
+      --depth;
+    } else if (c == ',' && depth == 0) {
+      elements.push_back(trim(array.substr(start, i - start)));
+      start = i + 1;
+    }
+  }
+  const std::string_view last = trim(array.substr(start, end - start));
+  if (!last.empty()) elements.push_back(last);
+  return elements;
+}
+
+Status parse_json(std::string_view json, pb::Message& out) {
+  const auto status = pb::util::JsonStringToMessage(json, &out);
+  if (status.ok()) return {};
+  return invalid_argument(std::string(status.message()));
+}
+
+// Positional params: element i goes to field i in declaration order.
+Status parse_positional(std::string_view array, std::size_t count, pb::Message& out) {
+  const pb::Descriptor& type = *out.GetDescriptor();
+  const auto fields = static_cast<std::size_t>(type.field_count());
+  if (count > fields) {
+    return invalid_argument(std::to_string(count) + (count == 1 ? " param" : " params") +
+                            " given, " + type.name() + " takes " + std::to_string(fields));
+  }
+  const std::vector<std::string_view> elements = split_array(array);
+  std::string object = "{";
+  for (std::size_t i = 0; i < elements.size(); ++i) {
+    if (i > 0) object += ',';
+    object += quoted(type.field(static_cast<int>(i))->json_name());
+    object += ':';
+    object += elements[i];
+  }
+  object += '}';
+  Status status = parse_json(object, out);
+  if (status.ok()) return status;
+
+  // Find the position that did not fit, to name it; parsing each element on
+  // its own costs nothing on the path that succeeds.
+  for (std::size_t i = 0; i < elements.size(); ++i) {
+    const std::unique_ptr<pb::Message> scratch(out.New());
+    const std::string one = "{" + quoted(type.field(static_cast<int>(i))->json_name()) + ":" +
+                            std::string(elements[i]) + "}";
+    Status element_status = parse_json(one, *scratch);
+    if (!element_status.ok()) {
+      return invalid_argument("params[" + std::to_string(i) + "]: " + element_status.message());
+    }
+  }
+  return status;
+}
+
+}  // namespace
+
+// ---- Method ----
+
+Method::Method(const pb::MethodDescriptor& descriptor, const pb::Message& request_prototype,
+               const pb::Message& response_prototype, Handler handler)
+    : descriptor_(&descriptor),
+      request_prototype_(&request_prototype),
+      response_prototype_(&response_prototype),
+      handler_(std::move(handler)),
+      full_name_(descriptor.service()->full_name() + "/" + descriptor.name()) {
+  if (request_prototype.GetDescriptor() != descriptor.input_type()) {
+    throw Error("method " + full_name_ + " takes " + descriptor.input_type()->full_name() +
+                ", but its request prototype is " + request_prototype.GetDescriptor()->full_name());
+  }
+  if (response_prototype.GetDescriptor() != descriptor.output_type()) {
+    throw Error("method " + full_name_ + " returns " + descriptor.output_type()->full_name() +
+                ", but its response prototype is " +
+                response_prototype.GetDescriptor()->full_name());
+  }
+  if (!handler_) throw Error("method " + full_name_ + " has no handler");
+}
+
+Status Method::invoke(CallContext& context, const pb::Message& request,
+                      pb::Message& response) const {
+  try {
+    return handler_(context, request, response);
+  } catch (const std::exception& error) {
+    return {StatusCode::internal, error.what()};
+  } catch (...) {
+    return {StatusCode::internal,
+            "the handler of " + full_name_ + " threw a non-standard exception"};
+  }
+}
+
+// ---- ServiceTable ----
+
+struct ServiceTable::State {
+  // Declared before `methods`, which point into it.
+  pb::DynamicMessageFactory factory;
+  // In the order they were added.
+  std::vector<std::unique_ptr<Method>> methods;
+  // Every name find() accepts (without a leading '/'): "package.Service/Method",
+  // "package.Service.Method", and the bare "Method", which maps to nullptr
+  // when more than one service has it. The three forms cannot collide: only
+  // the first has a '/', and only the bare name has no '.'.
+  std::map<std::string, const Method*, std::less<>> names;
+
+  const pb::Message& prototype(const pb::Descriptor& type) {
+    if (type.file()->pool() == pb::DescriptorPool::generated_pool()) {
+      // nullptr for a type of the generated pool whose class is not linked in.
+      if (const pb::Message* generated =
+              pb::MessageFactory::generated_factory()->GetPrototype(&type)) {
+        return *generated;
+      }
+    }
+    return *factory.GetPrototype(&type);
+  }
+
+  void insert(const pb::MethodDescriptor& descriptor, const pb::Message& request,
+              const pb::Message& response, Handler handler) {
+    auto method = std::make_unique<Method>(descriptor, request, response, std::move(handler));
+    if (names.contains(method->full_name())) {
+      throw Error("ServiceTable: method " + method->full_name() + " is already there");
+    }
+    const Method* added = method.get();
+    names.emplace(added->full_name(), added);
+    names.emplace(descriptor.full_name(), added);
+    auto [bare, inserted] = names.emplace(descriptor.name(), added);
+    if (!inserted) bare->second = nullptr;  // ambiguous
+    methods.push_back(std::move(method));
+  }
+};
+
+ServiceTable::ServiceTable() : state_(std::make_unique<State>()) {}
+
+ServiceTable::~ServiceTable() = default;
+
+void ServiceTable::add_method(const std::string& full_name, const pb::Message& request,
+                              const pb::Message& response, Handler handler) {
+  // "package.Service/Method" as the pool spells it: "package.Service.Method".
+  std::string pool_name = full_name;
+  if (const auto slash = pool_name.rfind('/'); slash != std::string::npos) pool_name[slash] = '.';
+  const pb::MethodDescriptor* descriptor =
+      pb::DescriptorPool::generated_pool()->FindMethodByName(pool_name);
+  if (descriptor == nullptr) {
+    throw Error("ServiceTable::add(" + full_name +
+                "): no such method in the generated descriptor pool (is its .pb.cc linked in?)");
+  }
+  state_->insert(*descriptor, request, response, std::move(handler));
+}
+
+void ServiceTable::add_dynamic(const pb::MethodDescriptor& method, Handler handler) {
+  state_->insert(method, state_->prototype(*method.input_type()),
+                 state_->prototype(*method.output_type()), std::move(handler));
+}
+
+const Method* ServiceTable::find(std::string_view name) const {
+  if (name.starts_with('/')) {
+    name.remove_prefix(1);
+    // Only the gRPC path form has a leading '/'.
+    if (name.find('/') == std::string_view::npos) return nullptr;
+  }
+  const auto found = state_->names.find(name);
+  return found == state_->names.end() ? nullptr : found->second;
+}
+
+std::vector<const Method*> ServiceTable::methods() const {
+  std::vector<const Method*> all;
+  all.reserve(state_->methods.size());
+  for (const auto& method : state_->methods) all.push_back(method.get());
+  return all;
+}
+
+std::optional<JsonCall> ServiceTable::call_json(std::string_view method, std::string_view params,
+                                                CallContext& context) const {
+  const Method* found = find(method);
+  if (found == nullptr) return std::nullopt;
+  return call_with_json(*found, params, context);
+}
+
+// ---- JSON ----
+
+JsonCall call_with_json(const Method& method, std::string_view params, CallContext& context) {
+  JsonCall call;
+  const std::unique_ptr<pb::Message> request(method.request_prototype().New());
+  const std::unique_ptr<pb::Message> response(method.response_prototype().New());
+  if (Status status = json_params_to_message(params, *request); !status.ok()) {
+    call.outcome = JsonCall::Outcome::invalid_params;
+    call.status = std::move(status);
+    return call;
+  }
+  if (Status status = method.invoke(context, *request, *response); !status.ok()) {
+    call.outcome = JsonCall::Outcome::failed;
+    call.status = std::move(status);
+    return call;
+  }
+  try {
+    call.result = message_to_json(*response);
+  } catch (const Error& error) {
+    call.outcome = JsonCall::Outcome::failed;
+    call.status = Status(StatusCode::internal, error.what());
+  }
+  return call;
+}
+
+Status json_params_to_message(std::string_view params, pb::Message& out) {
+  out.Clear();
+  const pb::Descriptor& type = *out.GetDescriptor();
+  const WholeJson whole = takes_whole_json(type);
+  const std::string_view text = trim(params);
+  if (text.empty()) {
+    // No params: a Value is null; every other message keeps its defaults.
+    return whole == WholeJson::value ? parse_json("null", out) : Status();
+  }
+
+  // Protobuf's parser is lenient (it takes trailing commas, for one); the
+  // params must be strict JSON. Iterative parsing: no recursion on deep input.
+  rapidjson::Document document;
+  document.Parse<rapidjson::kParseIterativeFlag>(text.data(), text.size());
+  if (document.HasParseError()) {
+    return invalid_argument("params are not valid JSON: " +
+                            std::string(rapidjson::GetParseError_En(document.GetParseError())) +
+                            " (at offset " + std::to_string(document.GetErrorOffset()) + ")");
+  }
+
+  switch (whole) {
+    case WholeJson::value:
+      return parse_json(text, out);
+    case WholeJson::list_value:
+      if (!document.IsArray()) {
+        return invalid_argument(type.name() + " takes an array of params, not " +
+                                std::string(json_type_name(document)));
+      }
+      return parse_json(text, out);
+    case WholeJson::struct_value:
+      if (!document.IsObject()) {
+        return invalid_argument(type.name() + " takes an object of named params, not " +
+                                std::string(json_type_name(document)));
+      }
+      return parse_json(text, out);
+    case WholeJson::no:
+      break;
+  }
+
+  if (document.IsObject()) {
+    for (const auto& member : document.GetObject()) {
+      const std::string_view key(member.name.GetString(), member.name.GetStringLength());
+      if (!has_field_named(type, key)) {
+        return invalid_argument(type.name() + " has no field " + quoted(key));
+      }
+    }
+    return parse_json(text, out);
+  }
+  if (document.IsArray()) return parse_positional(text, document.Size(), out);
+  return invalid_argument("params must be an array or an object, not " +
+                          std::string(json_type_name(document)));
+}
+
+std::string message_to_json(const pb::Message& message) {
+  const pb::Descriptor& type = *message.GetDescriptor();
+  if (takes_whole_json(type) == WholeJson::value) {
+    // Protobuf prints a Value with no kind set as nothing at all.
+    const pb::OneofDescriptor* kind = type.FindOneofByName("kind");
+    if (kind != nullptr && !message.GetReflection()->HasOneof(message, kind)) return "null";
+  }
+  std::string json;
+  const auto status = pb::util::MessageToJsonString(message, &json);
+  if (!status.ok()) {
+    throw Error("message_to_json(" + type.full_name() + "): " + std::string(status.message()));
+  }
+  return json;
+}
+
+}  // namespace conduit::rpc

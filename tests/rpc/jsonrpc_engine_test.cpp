@@ -1,0 +1,984 @@
+// The JSON-RPC 2.0 engine against the specification
+// (https://www.jsonrpc.org/specification): every example of its section 7,
+// then what the specification leaves to implementations, the limits, and the
+// client side's request and reply.
+#include "rpc/protocols/jsonrpc/engine.hpp"
+
+#include <gtest/gtest.h>
+#include <rapidjson/document.h>
+
+#include <atomic>
+#include <cstdint>
+#include <limits>
+#include <mutex>
+#include <random>
+#include <string>
+#include <string_view>
+#include <thread>
+#include <utility>
+#include <vector>
+
+#include "conduit/error.hpp"
+#include "conduit/rpc/call_context.hpp"
+#include "conduit/rpc/service.hpp"
+#include "conduit/rpc/status.hpp"
+
+namespace conduit::rpc::jsonrpc {
+namespace {
+
+// The specification's example methods, and some that fail in each way a
+// method can. Records every call.
+class ExampleMethods : public JsonMethods {
+ public:
+  struct Call {
+    std::string method;
+    std::string params;
+  };
+
+  std::optional<JsonCall> call_json(std::string_view method, std::string_view params,
+                                    CallContext& context) const override {
+    {
+      std::lock_guard lock(mutex_);
+      calls_.push_back({std::string(method), std::string(params)});
+    }
+    if (method == "subtract") return subtract(params);
+    if (method == "sum") return sum(params);
+    if (method == "get_data") return ok(R"(["hello", 5])");
+    if (method == "notify_hello" || method == "notify_sum" || method == "update") return ok("null");
+    if (method == "rpc.ping") return ok(R"("pong")");
+    if (method == "echo") return ok(params.empty() ? R"("absent")" : std::string(params));
+    if (method == "protocol") return ok('"' + context.protocol + '"');
+    if (method == "fail") {
+      return failed(Status(StatusCode::invalid_argument, "minuend must be a number"));
+    }
+    if (method == "fail_without_message") return failed(Status(StatusCode::not_found, ""));
+    if (method == "fail_with_ok") return failed(Status());
+    if (method == "fail_in_latin1") return failed(Status(StatusCode::internal, "bad \xff byte"));
+    if (method == "bad_params") {
+      return JsonCall{JsonCall::Outcome::invalid_params, {},
+                      Status(StatusCode::invalid_argument, "expected two numbers")};
+    }
+    if (method == "throws") throw std::runtime_error("boom");
+    if (method == "throws_int") throw 42;
+    if (method == "not_json") return ok("{not json");
+    if (method == "empty_result") return ok("");
+    if (method == "spaced") return ok(" { \"a\" : [ 1 , 2 ] }\n");
+    if (method == "big") return ok("123456789012345678901234567890");
+    return std::nullopt;
+  }
+
+  std::vector<Call> calls() const {
+    std::lock_guard lock(mutex_);
+    return calls_;
+  }
+  std::size_t call_count() const { return calls().size(); }
+
+ private:
+  static JsonCall ok(std::string result) { return {JsonCall::Outcome::ok, std::move(result), {}}; }
+  static JsonCall failed(Status status) { return {JsonCall::Outcome::failed, {}, std::move(status)}; }
+  static JsonCall invalid(std::string why) {
+    return {JsonCall::Outcome::invalid_params, {},
+            Status(StatusCode::invalid_argument, std::move(why))};
+  }
+
+  static JsonCall subtract(std::string_view params) {
+    rapidjson::Document document;
+    document.Parse(params.data(), params.size());
+    if (document.HasParseError()) return invalid("params are not JSON");
+    const rapidjson::Value* minuend = nullptr;
+    const rapidjson::Value* subtrahend = nullptr;
+    if (document.IsArray() && document.Size() == 2) {
+      minuend = &document[0];
+      subtrahend = &document[1];
+    } else if (document.IsObject() && document.HasMember("minuend") &&
+               document.HasMember("subtrahend")) {
+      minuend = &document["minuend"];
+      subtrahend = &document["subtrahend"];
+    }
+    if (!minuend || !minuend->IsInt64() || !subtrahend->IsInt64()) {
+      return invalid("expected minuend and subtrahend");
+    }
+    return ok(std::to_string(minuend->GetInt64() - subtrahend->GetInt64()));
+  }
+
+  static JsonCall sum(std::string_view params) {
+    rapidjson::Document document;
+    document.Parse(params.data(), params.size());
+    if (document.HasParseError() || !document.IsArray()) return invalid("expected an array");
+    std::int64_t total = 0;
+    for (const rapidjson::Value& term : document.GetArray()) {
+      if (!term.IsInt64()) return invalid("expected integers");
+      total += term.GetInt64();
+    }
+    return ok(std::to_string(total));
+  }
+
+  mutable std::mutex mutex_;
+  mutable std::vector<Call> calls_;
+};
+
+rapidjson::Document parse_json(std::string_view text) {
+  rapidjson::Document document;
+  document.Parse<rapidjson::kParseValidateEncodingFlag>(text.data(), text.size());
+  return document;
+}
+
+// Whether `actual` is JSON equal in value to `expected` (members in any
+// order, array elements in order), saying where they differ when not.
+::testing::AssertionResult same_json(const std::optional<std::string>& actual,
+                                     std::string_view expected) {
+  if (!actual) return ::testing::AssertionFailure() << "no response; expected " << expected;
+  const rapidjson::Document got = parse_json(*actual);
+  const rapidjson::Document want = parse_json(expected);
+  if (want.HasParseError()) return ::testing::AssertionFailure() << "bad expectation " << expected;
+  if (got.HasParseError()) {
+    return ::testing::AssertionFailure() << "response is not valid JSON: " << *actual;
+  }
+  if (want.IsArray()) {
+    if (!got.IsArray()) return ::testing::AssertionFailure() << "not an array: " << *actual;
+    if (got.Size() != want.Size()) {
+      return ::testing::AssertionFailure() << got.Size() << " responses, expected " << want.Size()
+                                           << ": " << *actual;
+    }
+    for (rapidjson::SizeType i = 0; i < want.Size(); ++i) {
+      if (got[i] != want[i]) {
+        return ::testing::AssertionFailure()
+               << "response " << i << " differs: " << *actual << "\nexpected " << expected;
+      }
+    }
+    return ::testing::AssertionSuccess();
+  }
+  if (got != want) {
+    return ::testing::AssertionFailure() << "got " << *actual << "\nexpected " << expected;
+  }
+  return ::testing::AssertionSuccess();
+}
+
+bool contains(const std::optional<std::string>& text, std::string_view part) {
+  return text && text->find(part) != std::string::npos;
+}
+
+// The error code of a single error response; 0 when it is none.
+int error_code(const std::optional<std::string>& response) {
+  if (!response) return 0;
+  const rapidjson::Document document = parse_json(*response);
+  if (!document.IsObject() || !document.HasMember("error")) return 0;
+  return document["error"]["code"].GetInt();
+}
+
+// error.data of a single error response as a string; "" when it is none.
+std::string error_data(const std::optional<std::string>& response) {
+  if (!response) return "";
+  const rapidjson::Document document = parse_json(*response);
+  if (!document.IsObject() || !document.HasMember("error")) return "";
+  const rapidjson::Value& error = document["error"];
+  if (!error.HasMember("data") || !error["data"].IsString()) return "";
+  return error["data"].GetString();
+}
+
+class JsonRpcTest : public ::testing::Test {
+ protected:
+  std::optional<std::string> handle(std::string_view text) { return engine_.handle(text, context_); }
+
+  ExampleMethods methods_;
+  CallContext context_;
+  Engine engine_{methods_};
+};
+
+// ---- Section 7 of the specification, request texts byte for byte ----
+
+using JsonRpcSpecExamples = JsonRpcTest;
+
+TEST_F(JsonRpcSpecExamples, CallWithPositionalParameters) {
+  EXPECT_TRUE(same_json(handle(R"({"jsonrpc": "2.0", "method": "subtract", "params": [42, 23], "id": 1})"),
+                        R"({"jsonrpc": "2.0", "result": 19, "id": 1})"));
+}
+
+TEST_F(JsonRpcSpecExamples, CallWithPositionalParametersReversed) {
+  EXPECT_TRUE(same_json(handle(R"({"jsonrpc": "2.0", "method": "subtract", "params": [23, 42], "id": 2})"),
+                        R"({"jsonrpc": "2.0", "result": -19, "id": 2})"));
+}
+
+TEST_F(JsonRpcSpecExamples, CallWithNamedParameters) {
+  EXPECT_TRUE(same_json(
+      handle(R"({"jsonrpc": "2.0", "method": "subtract", "params": {"subtrahend": 23, "minuend": 42}, "id": 3})"),
+      R"({"jsonrpc": "2.0", "result": 19, "id": 3})"));
+}
+
+TEST_F(JsonRpcSpecExamples, CallWithNamedParametersInAnotherOrder) {
+  EXPECT_TRUE(same_json(
+      handle(R"({"jsonrpc": "2.0", "method": "subtract", "params": {"minuend": 42, "subtrahend": 23}, "id": 4})"),
+      R"({"jsonrpc": "2.0", "result": 19, "id": 4})"));
+}
+
+TEST_F(JsonRpcSpecExamples, NotificationIsCalledAndUnanswered) {
+  EXPECT_EQ(handle(R"({"jsonrpc": "2.0", "method": "update", "params": [1,2,3,4,5]})"), std::nullopt);
+  ASSERT_EQ(methods_.call_count(), 1u);
+  EXPECT_EQ(methods_.calls()[0].method, "update");
+  EXPECT_EQ(methods_.calls()[0].params, "[1,2,3,4,5]");
+}
+
+TEST_F(JsonRpcSpecExamples, NotificationOfUnknownMethodIsUnanswered) {
+  EXPECT_EQ(handle(R"({"jsonrpc": "2.0", "method": "foobar"})"), std::nullopt);
+}
+
+TEST_F(JsonRpcSpecExamples, CallOfNonExistentMethod) {
+  EXPECT_TRUE(same_json(
+      handle(R"({"jsonrpc": "2.0", "method": "foobar", "id": "1"})"),
+      R"({"jsonrpc": "2.0", "error": {"code": -32601, "message": "Method not found"}, "id": "1"})"));
+}
+
+TEST_F(JsonRpcSpecExamples, CallWithInvalidJson) {
+  EXPECT_TRUE(same_json(
+      handle(R"({"jsonrpc": "2.0", "method": "foobar, "params": "bar", "baz])"),
+      R"({"jsonrpc": "2.0", "error": {"code": -32700, "message": "Parse error"}, "id": null})"));
+}
+
+TEST_F(JsonRpcSpecExamples, CallWithInvalidRequestObject) {
+  EXPECT_TRUE(same_json(
+      handle(R"({"jsonrpc": "2.0", "method": 1, "params": "bar"})"),
+      R"({"jsonrpc": "2.0", "error": {"code": -32600, "message": "Invalid Request"}, "id": null})"));
+}
+
+TEST_F(JsonRpcSpecExamples, BatchWithInvalidJson) {
+  EXPECT_TRUE(same_json(
+      handle(R"([
+  {"jsonrpc": "2.0", "method": "sum", "params": [1,2,4], "id": "1"},
+  {"jsonrpc": "2.0", "method"
+])"),
+      R"({"jsonrpc": "2.0", "error": {"code": -32700, "message": "Parse error"}, "id": null})"));
+  EXPECT_EQ(methods_.call_count(), 0u);
+}
+
+TEST_F(JsonRpcSpecExamples, EmptyArray) {
+  const auto response = handle("[]");
+  EXPECT_TRUE(same_json(
+      response,
+      R"({"jsonrpc": "2.0", "error": {"code": -32600, "message": "Invalid Request"}, "id": null})"));
+}
+
+TEST_F(JsonRpcSpecExamples, InvalidBatchOfOne) {
+  EXPECT_TRUE(same_json(
+      handle("[1]"),
+      R"([{"jsonrpc": "2.0", "error": {"code": -32600, "message": "Invalid Request"}, "id": null}])"));
+}
+
+TEST_F(JsonRpcSpecExamples, InvalidBatch) {
+  EXPECT_TRUE(same_json(handle("[1,2,3]"), R"([
+  {"jsonrpc": "2.0", "error": {"code": -32600, "message": "Invalid Request"}, "id": null},
+  {"jsonrpc": "2.0", "error": {"code": -32600, "message": "Invalid Request"}, "id": null},
+  {"jsonrpc": "2.0", "error": {"code": -32600, "message": "Invalid Request"}, "id": null}
+])"));
+}
+
+TEST_F(JsonRpcSpecExamples, Batch) {
+  EXPECT_TRUE(same_json(handle(R"([
+        {"jsonrpc": "2.0", "method": "sum", "params": [1,2,4], "id": "1"},
+        {"jsonrpc": "2.0", "method": "notify_hello", "params": [7]},
+        {"jsonrpc": "2.0", "method": "subtract", "params": [42,23], "id": "2"},
+        {"foo": "boo"},
+        {"jsonrpc": "2.0", "method": "foo.get", "params": {"name": "myself"}, "id": "5"},
+        {"jsonrpc": "2.0", "method": "get_data", "id": "9"} 
+    ])"),
+                        R"([
+        {"jsonrpc": "2.0", "result": 7, "id": "1"},
+        {"jsonrpc": "2.0", "result": 19, "id": "2"},
+        {"jsonrpc": "2.0", "error": {"code": -32600, "message": "Invalid Request"}, "id": null},
+        {"jsonrpc": "2.0", "error": {"code": -32601, "message": "Method not found"}, "id": "5"},
+        {"jsonrpc": "2.0", "result": ["hello", 5], "id": "9"}
+    ])"));
+}
+
+TEST_F(JsonRpcSpecExamples, BatchOfNotificationsIsUnanswered) {
+  EXPECT_EQ(handle(R"([
+        {"jsonrpc": "2.0", "method": "notify_sum", "params": [1,2,4]},
+        {"jsonrpc": "2.0", "method": "notify_hello", "params": [7]}
+    ])"),
+            std::nullopt);
+  ASSERT_EQ(methods_.call_count(), 2u);
+  EXPECT_EQ(methods_.calls()[0].method, "notify_sum");
+  EXPECT_EQ(methods_.calls()[1].method, "notify_hello");
+}
+
+// ---- Ids ----
+
+using JsonRpcIds = JsonRpcTest;
+
+TEST_F(JsonRpcIds, StringIdIsEchoed) {
+  EXPECT_TRUE(same_json(handle(R"({"jsonrpc":"2.0","method":"sum","params":[1],"id":"abc"})"),
+                        R"({"jsonrpc":"2.0","result":1,"id":"abc"})"));
+}
+
+TEST_F(JsonRpcIds, StringIdWithEscapesIsEchoedAsTheSameString) {
+  EXPECT_TRUE(same_json(handle(R"({"jsonrpc":"2.0","method":"sum","params":[1],"id":"a\"b\u00e9\n"})"),
+                        R"({"jsonrpc":"2.0","result":1,"id":"a\"b\u00e9\n"})"));
+}
+
+TEST_F(JsonRpcIds, IntegerIdIsEchoed) {
+  EXPECT_TRUE(contains(handle(R"({"jsonrpc":"2.0","method":"sum","params":[1],"id":-7})"),
+                       R"("id":-7})"));
+}
+
+TEST_F(JsonRpcIds, FractionalIdKeepsItsDigits) {
+  EXPECT_TRUE(contains(handle(R"({"jsonrpc":"2.0","method":"sum","params":[1],"id":1.50})"),
+                       R"("id":1.50})"));
+}
+
+TEST_F(JsonRpcIds, ExponentIdKeepsItsForm) {
+  EXPECT_TRUE(contains(handle(R"({"jsonrpc":"2.0","method":"sum","params":[1],"id":1E+2})"),
+                       R"("id":1E+2})"));
+}
+
+TEST_F(JsonRpcIds, BigIntegerIdKeepsItsDigits) {
+  EXPECT_TRUE(contains(
+      handle(R"({"jsonrpc":"2.0","method":"sum","params":[1],"id":123456789012345678901234567890})"),
+      R"("id":123456789012345678901234567890})"));
+}
+
+TEST_F(JsonRpcIds, NullIdIsACallAnsweredWithIdNull) {
+  EXPECT_TRUE(same_json(handle(R"({"jsonrpc":"2.0","method":"subtract","params":[5,2],"id":null})"),
+                        R"({"jsonrpc":"2.0","result":3,"id":null})"));
+}
+
+TEST_F(JsonRpcIds, IdOfAnotherTypeIsInvalidRequestWithIdNull) {
+  for (std::string_view id : {"true", "[1]", R"({"a":1})"}) {
+    const std::string request = R"({"jsonrpc":"2.0","method":"sum","params":[1],"id":)" +
+                                std::string(id) + "}";
+    EXPECT_TRUE(same_json(handle(request),
+                          R"({"jsonrpc":"2.0","error":{"code":-32600,"message":"Invalid Request"},"id":null})"))
+        << request;
+  }
+  EXPECT_EQ(methods_.call_count(), 0u);
+}
+
+// ---- Notifications ----
+
+using JsonRpcNotifications = JsonRpcTest;
+
+TEST_F(JsonRpcNotifications, FailuresAreNotAnswered) {
+  for (std::string_view method :
+       {"foobar", "fail", "bad_params", "throws", "throws_int", "not_json", "subtract"}) {
+    const std::string request =
+        R"({"jsonrpc":"2.0","method":")" + std::string(method) + R"(","params":["x"]})";
+    EXPECT_EQ(handle(request), std::nullopt) << request;
+  }
+  EXPECT_EQ(methods_.call_count(), 7u);
+}
+
+TEST_F(JsonRpcNotifications, InvalidRequestWithoutIdIsStillAnswered) {
+  EXPECT_TRUE(same_json(handle(R"({"jsonrpc":"2.0","method":"update","params":"x"})"),
+                        R"({"jsonrpc":"2.0","error":{"code":-32600,"message":"Invalid Request"},"id":null})"));
+  EXPECT_EQ(methods_.call_count(), 0u);
+}
+
+TEST_F(JsonRpcNotifications, BatchAnswersOnlyItsCalls) {
+  EXPECT_TRUE(same_json(handle(R"([{"jsonrpc":"2.0","method":"update"},
+                                   {"jsonrpc":"2.0","method":"sum","params":[2,3],"id":1},
+                                   {"jsonrpc":"2.0","method":"foobar"}])"),
+                        R"([{"jsonrpc":"2.0","result":5,"id":1}])"));
+}
+
+// ---- Requests ----
+
+using JsonRpcRequests = JsonRpcTest;
+
+TEST_F(JsonRpcRequests, ReservedRpcMethodIsNotFound) {
+  EXPECT_TRUE(same_json(handle(R"({"jsonrpc":"2.0","method":"rpc.x","id":1})"),
+                        R"({"jsonrpc":"2.0","error":{"code":-32601,"message":"Method not found"},"id":1})"));
+}
+
+TEST_F(JsonRpcRequests, RegisteredRpcMethodIsCalled) {
+  EXPECT_TRUE(same_json(handle(R"({"jsonrpc":"2.0","method":"rpc.ping","id":1})"),
+                        R"({"jsonrpc":"2.0","result":"pong","id":1})"));
+}
+
+TEST_F(JsonRpcRequests, VersionMustBeExactly2Point0) {
+  for (std::string_view version : {R"("1.0")", R"("2.00")", "2.0", "2", "null", R"(" 2.0")"}) {
+    const std::string request =
+        R"({"jsonrpc":)" + std::string(version) + R"(,"method":"sum","params":[1],"id":1})";
+    EXPECT_TRUE(same_json(handle(request),
+                          R"({"jsonrpc":"2.0","error":{"code":-32600,"message":"Invalid Request"},"id":1})"))
+        << request;
+  }
+  EXPECT_EQ(methods_.call_count(), 0u);
+}
+
+TEST_F(JsonRpcRequests, VersionIsRequired) {
+  EXPECT_EQ(error_code(handle(R"({"method":"sum","params":[1],"id":1})")), -32600);
+}
+
+TEST_F(JsonRpcRequests, MethodMustBeAString) {
+  EXPECT_EQ(error_code(handle(R"({"jsonrpc":"2.0","params":[1],"id":1})")), -32600);
+  EXPECT_EQ(error_code(handle(R"({"jsonrpc":"2.0","method":["sum"],"id":1})")), -32600);
+  EXPECT_EQ(error_code(handle(R"({"jsonrpc":"2.0","method":null,"id":1})")), -32600);
+  EXPECT_EQ(methods_.call_count(), 0u);
+}
+
+TEST_F(JsonRpcRequests, ParamsMustBeAnArrayOrAnObject) {
+  for (std::string_view params : {R"("bar")", "3", "null", "true"}) {
+    const std::string request =
+        R"({"jsonrpc":"2.0","method":"echo","params":)" + std::string(params) + R"(,"id":1})";
+    EXPECT_TRUE(same_json(handle(request),
+                          R"({"jsonrpc":"2.0","error":{"code":-32600,"message":"Invalid Request"},"id":1})"))
+        << request;
+  }
+  EXPECT_EQ(methods_.call_count(), 0u);
+}
+
+TEST_F(JsonRpcRequests, AbsentParamsReachTheMethodEmpty) {
+  EXPECT_TRUE(same_json(handle(R"({"jsonrpc":"2.0","method":"echo","id":1})"),
+                        R"({"jsonrpc":"2.0","result":"absent","id":1})"));
+  ASSERT_EQ(methods_.call_count(), 1u);
+  EXPECT_EQ(methods_.calls()[0].params, "");
+}
+
+TEST_F(JsonRpcRequests, ParamsReachTheMethodCompactWithNumbersAsWritten) {
+  handle(R"({"jsonrpc":"2.0","method":"echo","params":[ 1.50 , {"a" : 123456789012345678901234567890},
+            "x\u00e9\t", -0, 1e-400, [] ],"id":1})");
+  ASSERT_EQ(methods_.call_count(), 1u);
+  EXPECT_EQ(methods_.calls()[0].params,
+            "[1.50,{\"a\":123456789012345678901234567890},\"x\xC3\xA9\\t\",-0,1e-400,[]]");
+}
+
+TEST_F(JsonRpcRequests, ObjectParamsReachTheMethodCompact) {
+  handle(R"({"jsonrpc":"2.0","method":"echo","params": { "b" : { } , "a" : [ null , true ] },"id":1})");
+  ASSERT_EQ(methods_.call_count(), 1u);
+  EXPECT_EQ(methods_.calls()[0].params, R"({"b":{},"a":[null,true]})");
+}
+
+TEST_F(JsonRpcRequests, MembersMayComeInAnyOrder) {
+  EXPECT_TRUE(same_json(handle(R"({"id":1,"params":[4,1],"method":"subtract","jsonrpc":"2.0"})"),
+                        R"({"jsonrpc":"2.0","result":3,"id":1})"));
+}
+
+TEST_F(JsonRpcRequests, UnknownMembersAreIgnored) {
+  EXPECT_TRUE(same_json(
+      handle(R"({"jsonrpc":"2.0","method":"sum","params":[1],"id":1,"extra":{"id":2,"method":"x"}})"),
+      R"({"jsonrpc":"2.0","result":1,"id":1})"));
+}
+
+// Duplicate names: parsers disagree on which copy counts, so a request whose
+// protocol members repeat is refused rather than guessed at.
+TEST_F(JsonRpcRequests, RepeatedIdIsInvalidRequestWithIdNull) {
+  EXPECT_TRUE(same_json(handle(R"({"jsonrpc":"2.0","method":"sum","params":[1],"id":1,"id":2})"),
+                        R"({"jsonrpc":"2.0","error":{"code":-32600,"message":"Invalid Request"},"id":null})"));
+  EXPECT_EQ(methods_.call_count(), 0u);
+}
+
+TEST_F(JsonRpcRequests, RepeatedMethodIsInvalidRequest) {
+  EXPECT_TRUE(same_json(handle(R"({"jsonrpc":"2.0","method":"sum","method":"subtract","params":[1,1],"id":1})"),
+                        R"({"jsonrpc":"2.0","error":{"code":-32600,"message":"Invalid Request"},"id":1})"));
+  EXPECT_EQ(error_code(handle(R"({"jsonrpc":"2.0","jsonrpc":"2.0","method":"sum","params":[1],"id":1})")),
+            -32600);
+  EXPECT_EQ(error_code(handle(R"({"jsonrpc":"2.0","method":"sum","params":[1],"params":[2],"id":1})")),
+            -32600);
+  EXPECT_EQ(methods_.call_count(), 0u);
+}
+
+TEST_F(JsonRpcRequests, RepeatedNamesInsideParamsReachTheMethod) {
+  handle(R"({"jsonrpc":"2.0","method":"echo","params":{"a":1,"a":2},"id":1})");
+  ASSERT_EQ(methods_.call_count(), 1u);
+  EXPECT_EQ(methods_.calls()[0].params, R"({"a":1,"a":2})");
+}
+
+TEST_F(JsonRpcRequests, LoneValueIsInvalidRequest) {
+  for (std::string_view text : {"1", R"("x")", "null", "true"}) {
+    EXPECT_TRUE(same_json(handle(text),
+                          R"({"jsonrpc":"2.0","error":{"code":-32600,"message":"Invalid Request"},"id":null})"))
+        << text;
+  }
+}
+
+TEST_F(JsonRpcRequests, BatchElementThatIsAnArrayIsInvalidRequest) {
+  EXPECT_TRUE(same_json(handle(R"([[{"jsonrpc":"2.0","method":"sum","params":[1],"id":1}]])"),
+                        R"([{"jsonrpc":"2.0","error":{"code":-32600,"message":"Invalid Request"},"id":null}])"));
+  EXPECT_EQ(methods_.call_count(), 0u);
+}
+
+TEST_F(JsonRpcRequests, BatchKeepsRequestOrder) {
+  EXPECT_TRUE(same_json(handle(R"([{"jsonrpc":"2.0","method":"get_data","id":3},
+                                   {"jsonrpc":"2.0","method":"nothing","id":1},
+                                   {"jsonrpc":"2.0","method":"sum","params":[1,1],"id":2}])"),
+                        R"([{"jsonrpc":"2.0","result":["hello",5],"id":3},
+                            {"jsonrpc":"2.0","error":{"code":-32601,"message":"Method not found"},"id":1},
+                            {"jsonrpc":"2.0","result":2,"id":2}])"));
+  ASSERT_EQ(methods_.call_count(), 3u);
+  EXPECT_EQ(methods_.calls()[0].method, "get_data");
+  EXPECT_EQ(methods_.calls()[2].method, "sum");
+}
+
+TEST_F(JsonRpcRequests, ContextProtocolIsSetWhenEmpty) {
+  EXPECT_TRUE(same_json(handle(R"({"jsonrpc":"2.0","method":"protocol","id":1})"),
+                        R"({"jsonrpc":"2.0","result":"jsonrpc","id":1})"));
+  context_.protocol = "jsonrpc-over-carrier-pigeon";
+  EXPECT_TRUE(same_json(handle(R"({"jsonrpc":"2.0","method":"protocol","id":1})"),
+                        R"({"jsonrpc":"2.0","result":"jsonrpc-over-carrier-pigeon","id":1})"));
+}
+
+// ---- Text that is not JSON ----
+
+using JsonRpcParsing = JsonRpcTest;
+
+constexpr std::string_view kParseError =
+    R"({"jsonrpc":"2.0","error":{"code":-32700,"message":"Parse error"},"id":null})";
+
+TEST_F(JsonRpcParsing, TrailingGarbageIsAParseError) {
+  EXPECT_TRUE(same_json(handle(R"({"jsonrpc":"2.0","method":"update","params":[1]} x)"), kParseError));
+  EXPECT_TRUE(same_json(handle(R"({"jsonrpc":"2.0","method":"update","params":[1]}{})"), kParseError));
+  EXPECT_TRUE(same_json(handle(std::string(R"({"jsonrpc":"2.0","method":"update"})") + '\0'),
+                        kParseError));
+  EXPECT_EQ(methods_.call_count(), 0u);
+}
+
+TEST_F(JsonRpcParsing, TrailingWhitespaceIsAllowed) {
+  EXPECT_TRUE(same_json(handle(" \t\r\n{\"jsonrpc\":\"2.0\",\"method\":\"sum\",\"params\":[1],\"id\":1} \t\r\n"),
+                        R"({"jsonrpc":"2.0","result":1,"id":1})"));
+}
+
+TEST_F(JsonRpcParsing, EmptyTextIsAParseError) {
+  EXPECT_TRUE(same_json(handle(""), kParseError));
+  EXPECT_TRUE(same_json(handle(" \r\n\t"), kParseError));
+}
+
+TEST_F(JsonRpcParsing, InvalidUtf8IsAParseError) {
+  EXPECT_TRUE(same_json(handle("{\"jsonrpc\":\"2.0\",\"method\":\"su\xffm\",\"params\":[1],\"id\":1}"),
+                        kParseError));
+  EXPECT_TRUE(same_json(handle("{\"jsonrpc\":\"2.0\",\"method\":\"echo\",\"params\":{\"\xC0\xAF\":1},\"id\":1}"),
+                        kParseError));
+  // A UTF-8-encoded surrogate (CESU-8) is not UTF-8 either.
+  EXPECT_TRUE(same_json(handle("{\"jsonrpc\":\"2.0\",\"method\":\"echo\",\"params\":[\"\xED\xA0\x80\"],\"id\":1}"),
+                        kParseError));
+  EXPECT_EQ(methods_.call_count(), 0u);
+}
+
+TEST_F(JsonRpcParsing, UnpairedSurrogateEscapeIsAParseError) {
+  EXPECT_TRUE(same_json(handle(R"({"jsonrpc":"2.0","method":"echo","params":["\uDC00"],"id":1})"),
+                        kParseError));
+  EXPECT_TRUE(same_json(handle(R"({"jsonrpc":"2.0","method":"echo","params":{"\uDFFFx":1},"id":1})"),
+                        kParseError));
+  EXPECT_TRUE(same_json(handle(R"({"jsonrpc":"2.0","method":"echo","params":["\uD800"],"id":1})"),
+                        kParseError));
+  EXPECT_EQ(methods_.call_count(), 0u);
+}
+
+TEST_F(JsonRpcParsing, SurrogatePairEscapeReachesTheMethodAsUtf8) {
+  handle(R"({"jsonrpc":"2.0","method":"echo","params":["\uD83D\uDE00"],"id":1})");
+  ASSERT_EQ(methods_.call_count(), 1u);
+  EXPECT_EQ(methods_.calls()[0].params, "[\"\xF0\x9F\x98\x80\"]");
+}
+
+// RFC 8259 lets implementations limit the range of numbers; RapidJSON stops
+// at a double's.
+TEST_F(JsonRpcParsing, NumberBeyondADoublesRangeIsAParseError) {
+  EXPECT_TRUE(same_json(handle(R"({"jsonrpc":"2.0","method":"echo","params":[1],"id":1e400})"),
+                        kParseError));
+  EXPECT_TRUE(same_json(
+      handle(R"({"jsonrpc":"2.0","method":"echo","params":[)" + std::string(400, '9') + R"(],"id":1})"),
+      kParseError));
+  EXPECT_EQ(methods_.call_count(), 0u);
+}
+
+TEST_F(JsonRpcParsing, NumberWithinADoublesRangeKeepsEveryDigit) {
+  const std::string digits(300, '7');
+  handle(R"({"jsonrpc":"2.0","method":"echo","params":[)" + digits + R"(],"id":1})");
+  ASSERT_EQ(methods_.call_count(), 1u);
+  EXPECT_EQ(methods_.calls()[0].params, "[" + digits + "]");
+}
+
+TEST_F(JsonRpcParsing, NonJsonLiteralsAreParseErrors) {
+  for (std::string_view text : {R"({"jsonrpc":"2.0","method":"echo","params":[NaN],"id":1})",
+                                R"({"jsonrpc":"2.0","method":"echo","params":[Infinity],"id":1})",
+                                R"({"jsonrpc":"2.0","method":"echo","params":[01],"id":1})",
+                                R"({"jsonrpc":"2.0","method":"echo","params":[1,],"id":1})",
+                                R"({"jsonrpc":"2.0","method":"echo",/*x*/"id":1})",
+                                R"({'jsonrpc':'2.0','method':'echo','id':1})"}) {
+    EXPECT_TRUE(same_json(handle(text), kParseError)) << text;
+  }
+  EXPECT_EQ(methods_.call_count(), 0u);
+}
+
+// ---- Outcomes of methods ----
+
+using JsonRpcOutcomes = JsonRpcTest;
+
+TEST_F(JsonRpcOutcomes, FailedCallBecomesServerErrorWithTheGrpcStatus) {
+  EXPECT_TRUE(same_json(handle(R"({"jsonrpc":"2.0","method":"fail","id":1})"),
+                        R"({"jsonrpc":"2.0","error":{"code":-32003,"message":"minuend must be a number",
+                            "data":{"grpc_code":3,"grpc_status":"INVALID_ARGUMENT"}},"id":1})"));
+}
+
+TEST_F(JsonRpcOutcomes, FailedCallWithoutMessageIsNamedByItsCode) {
+  EXPECT_TRUE(same_json(handle(R"({"jsonrpc":"2.0","method":"fail_without_message","id":1})"),
+                        R"({"jsonrpc":"2.0","error":{"code":-32005,"message":"NOT_FOUND",
+                            "data":{"grpc_code":5,"grpc_status":"NOT_FOUND"}},"id":1})"));
+}
+
+TEST_F(JsonRpcOutcomes, FailedCallWithOkStatusIsUnknown) {
+  EXPECT_TRUE(same_json(handle(R"({"jsonrpc":"2.0","method":"fail_with_ok","id":1})"),
+                        R"({"jsonrpc":"2.0","error":{"code":-32002,"message":"UNKNOWN",
+                            "data":{"grpc_code":2,"grpc_status":"UNKNOWN"}},"id":1})"));
+}
+
+TEST_F(JsonRpcOutcomes, FailureMessageIsMadeValidUtf8) {
+  const auto response = handle(R"({"jsonrpc":"2.0","method":"fail_in_latin1","id":1})");
+  EXPECT_TRUE(same_json(response, R"({"jsonrpc":"2.0","error":{"code":-32013,"message":"bad \uFFFD byte",
+                                      "data":{"grpc_code":13,"grpc_status":"INTERNAL"}},"id":1})"));
+}
+
+TEST_F(JsonRpcOutcomes, InvalidParamsCarriesTheStatusMessageAsData) {
+  EXPECT_TRUE(same_json(handle(R"({"jsonrpc":"2.0","method":"bad_params","params":[1],"id":1})"),
+                        R"({"jsonrpc":"2.0","error":{"code":-32602,"message":"Invalid params",
+                            "data":"expected two numbers"},"id":1})"));
+}
+
+TEST_F(JsonRpcOutcomes, ThrowingMethodIsInternalError) {
+  const auto response = handle(R"({"jsonrpc":"2.0","method":"throws","id":"t"})");
+  EXPECT_TRUE(same_json(response, R"({"jsonrpc":"2.0","error":{"code":-32603,"message":"Internal error",
+                                      "data":"boom"},"id":"t"})"));
+  EXPECT_EQ(error_code(handle(R"({"jsonrpc":"2.0","method":"throws_int","id":1})")), -32603);
+}
+
+TEST_F(JsonRpcOutcomes, ResultThatIsNotJsonIsInternalError) {
+  EXPECT_EQ(error_code(handle(R"({"jsonrpc":"2.0","method":"not_json","id":1})")), -32603);
+  EXPECT_EQ(error_code(handle(R"({"jsonrpc":"2.0","method":"empty_result","id":1})")), -32603);
+}
+
+TEST_F(JsonRpcOutcomes, BrokenResultSparesTheRestOfItsBatch) {
+  const auto response = handle(R"([{"jsonrpc":"2.0","method":"not_json","id":1},
+                                   {"jsonrpc":"2.0","method":"sum","params":[1],"id":2}])");
+  const std::string_view expected = R"json([
+      {"jsonrpc":"2.0","error":{"code":-32603,"message":"Internal error",
+       "data":"the method's result is not valid JSON: Missing a name for object member. (at offset 1)"},"id":1},
+      {"jsonrpc":"2.0","result":1,"id":2}])json";
+  EXPECT_TRUE(same_json(response, expected));
+}
+
+TEST_F(JsonRpcOutcomes, ResultIsEmbeddedAsCompactJson) {
+  const auto response = handle(R"({"jsonrpc":"2.0","method":"spaced","id":1})");
+  EXPECT_TRUE(contains(response, R"("result":{"a":[1,2]})")) << response.value_or("(none)");
+  EXPECT_FALSE(contains(response, "\n"));
+}
+
+TEST_F(JsonRpcOutcomes, ResultKeepsNumbersAsWritten) {
+  EXPECT_TRUE(contains(handle(R"({"jsonrpc":"2.0","method":"big","id":1})"),
+                       R"("result":123456789012345678901234567890)"));
+}
+
+// ---- Limits ----
+
+using JsonRpcLimits = JsonRpcTest;
+
+std::string nested_arrays(std::size_t depth) {
+  return std::string(depth, '[') + std::string(depth, ']');
+}
+
+TEST_F(JsonRpcLimits, TenThousandDeepArrayIsRefused) {
+  const auto response = handle(nested_arrays(10'000));
+  EXPECT_EQ(error_code(response), -32600) << response.value_or("(none)");
+  EXPECT_NE(error_data(response).find("64"), std::string::npos) << error_data(response);
+}
+
+TEST_F(JsonRpcLimits, DeepParamsAreRefusedBeforeTheCall) {
+  std::string nested_objects;
+  for (int i = 0; i < 10'000; ++i) nested_objects += R"({"a":)";
+  nested_objects += "1" + std::string(10'000, '}');
+  const auto response =
+      handle(R"({"jsonrpc":"2.0","method":"echo","params":)" + nested_objects + R"(,"id":1})");
+  EXPECT_EQ(error_code(response), -32600) << response.value_or("(none)");
+  EXPECT_NE(error_data(response).find("max_depth"), std::string::npos) << error_data(response);
+  EXPECT_EQ(methods_.call_count(), 0u);
+}
+
+TEST_F(JsonRpcLimits, NestingUpToTheLimitIsAccepted) {
+  Engine engine(methods_, Limits{.max_depth = 4});
+  // The request object, then three arrays: 4 deep.
+  EXPECT_TRUE(same_json(engine.handle(R"({"jsonrpc":"2.0","method":"echo","params":[[[1]]],"id":1})",
+                                      context_),
+                        R"({"jsonrpc":"2.0","result":[[[1]]],"id":1})"));
+  EXPECT_EQ(error_code(engine.handle(R"({"jsonrpc":"2.0","method":"echo","params":[[[[1]]]],"id":1})",
+                                     context_)),
+            -32600);
+  // In a batch, the batch's array is one more level.
+  EXPECT_EQ(error_code(engine.handle(R"([{"jsonrpc":"2.0","method":"echo","params":[[[1]]],"id":1}])",
+                                     context_)),
+            -32600);
+}
+
+TEST_F(JsonRpcLimits, MillionDeepArrayWithoutDepthLimitDoesNotOverflowTheStack) {
+  Engine engine(methods_, Limits{.max_depth = std::numeric_limits<int>::max()});
+  EXPECT_TRUE(same_json(engine.handle(nested_arrays(1'000'000), context_),
+                        R"([{"jsonrpc":"2.0","error":{"code":-32600,"message":"Invalid Request"},"id":null}])"));
+}
+
+TEST_F(JsonRpcLimits, BodyOverTheLimitIsRefusedUnparsed) {
+  const std::string request = R"({"jsonrpc":"2.0","method":"sum","params":[1],"id":1})";
+  Engine engine(methods_, Limits{.max_body_bytes = request.size() - 1});
+  const auto response = engine.handle(request, context_);
+  EXPECT_EQ(error_code(response), -32600) << response.value_or("(none)");
+  EXPECT_NE(error_data(response).find(std::to_string(request.size() - 1)), std::string::npos)
+      << error_data(response);
+  // Not parsed: broken JSON over the limit is not a Parse error.
+  EXPECT_EQ(error_code(engine.handle(std::string(request.size(), '{'), context_)), -32600);
+  EXPECT_EQ(methods_.call_count(), 0u);
+}
+
+TEST_F(JsonRpcLimits, BodyAtTheLimitIsAccepted) {
+  const std::string request = R"({"jsonrpc":"2.0","method":"sum","params":[1],"id":1})";
+  Engine engine(methods_, Limits{.max_body_bytes = request.size()});
+  EXPECT_TRUE(same_json(engine.handle(request, context_), R"({"jsonrpc":"2.0","result":1,"id":1})"));
+}
+
+TEST_F(JsonRpcLimits, BatchOverTheLimitIsOneError) {
+  Engine engine(methods_, Limits{.max_batch = 2});
+  const auto response = engine.handle(R"([{"jsonrpc":"2.0","method":"sum","params":[1],"id":1},
+                                          {"jsonrpc":"2.0","method":"sum","params":[2],"id":2},
+                                          {"jsonrpc":"2.0","method":"sum","params":[3],"id":3}])",
+                                      context_);
+  EXPECT_EQ(error_code(response), -32600) << response.value_or("(none)");
+  EXPECT_NE(error_data(response).find("limit of 2 "), std::string::npos) << error_data(response);
+  EXPECT_EQ(methods_.call_count(), 0u);
+}
+
+TEST_F(JsonRpcLimits, BatchAtTheLimitIsServed) {
+  Engine engine(methods_, Limits{.max_batch = 2});
+  EXPECT_TRUE(same_json(engine.handle(R"([{"jsonrpc":"2.0","method":"sum","params":[1,2,3],"id":1},
+                                          {"jsonrpc":"2.0","method":"sum","params":[2],"id":2}])",
+                                      context_),
+                        R"([{"jsonrpc":"2.0","result":6,"id":1},{"jsonrpc":"2.0","result":2,"id":2}])"));
+}
+
+TEST_F(JsonRpcLimits, DefaultBatchLimitIs1024) {
+  auto batch_of = [](std::size_t size) {
+    std::string text = "[";
+    for (std::size_t i = 0; i < size; ++i) {
+      text += R"({"jsonrpc":"2.0","method":"update"},)";
+    }
+    text.back() = ']';
+    return text;
+  };
+  EXPECT_EQ(handle(batch_of(1024)), std::nullopt);
+  const auto response = handle(batch_of(1025));
+  EXPECT_EQ(error_code(response), -32600);
+  EXPECT_NE(error_data(response).find("1024"), std::string::npos) << error_data(response);
+  EXPECT_EQ(methods_.call_count(), 1024u);
+}
+
+TEST_F(JsonRpcLimits, ConstructorRefusesDepthBelowOne) {
+  EXPECT_THROW(Engine(methods_, Limits{.max_depth = 0}), Error);
+}
+
+// ---- Robustness ----
+
+using JsonRpcRobustness = JsonRpcTest;
+
+// Whatever comes in, the engine answers with one JSON object or array (valid
+// UTF-8), or not at all, and never crashes or throws.
+TEST_F(JsonRpcRobustness, MutatedRequestsGetWellFormedAnswers) {
+  const std::vector<std::string> seeds = {
+      R"({"jsonrpc": "2.0", "method": "subtract", "params": {"subtrahend": 23, "minuend": 42}, "id": 3})",
+      R"([{"jsonrpc": "2.0", "method": "sum", "params": [1,2,4], "id": "1"},
+          {"jsonrpc": "2.0", "method": "notify_hello", "params": [7]}, {"foo": "boo"},
+          {"jsonrpc": "2.0", "method": "get_data", "id": "9"}])",
+      R"({"jsonrpc":"2.0","method":"fail","params":["\u00e9\uD83D\uDE00"],"id":1.5e3})",
+  };
+  const std::string alphabet = "{}[]\",:0123456789.eE+-\\u tnrfalse\x80\xC3\xA9\xED\xFF";
+  std::mt19937 random(20240601);
+  int answered = 0;
+  auto check = [&](const std::string& text) {
+    const std::optional<std::string> response = handle(text);
+    if (!response) return;
+    ++answered;
+    const rapidjson::Document document = parse_json(*response);
+    ASSERT_FALSE(document.HasParseError()) << "for " << text << "\nanswered " << *response;
+    ASSERT_TRUE(document.IsObject() || document.IsArray()) << *response;
+  };
+  for (const std::string& seed : seeds) {
+    for (std::size_t length = 0; length <= seed.size(); ++length) check(seed.substr(0, length));
+    for (int round = 0; round < 3000; ++round) {
+      std::string text = seed;
+      const int edits = 1 + static_cast<int>(random() % 4);
+      for (int edit = 0; edit < edits; ++edit) {
+        const std::size_t at = random() % (text.size() + 1);
+        const char c = alphabet[random() % alphabet.size()];
+        switch (random() % 3) {
+          case 0: text.insert(at, 1, c); break;
+          case 1:
+            if (at < text.size()) text.erase(at, 1);
+            break;
+          default:
+            if (at < text.size()) text[at] = c;
+            break;
+        }
+      }
+      check(text);
+    }
+  }
+  EXPECT_GT(answered, 1000);
+}
+
+TEST_F(JsonRpcRobustness, ConcurrentCallsDoNotInterfere) {
+  std::atomic<int> wrong{0};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 8; ++t) {
+    threads.emplace_back([&, t] {
+      CallContext context;
+      for (int i = 0; i < 300; ++i) {
+        const int id = t * 1000 + i;
+        const std::string request = R"([{"jsonrpc":"2.0","method":"subtract","params":[)" +
+                                    std::to_string(id) + R"(,1],"id":)" + std::to_string(id) +
+                                    R"(},{"jsonrpc":"2.0","method":"update"}])";
+        const std::string expected = R"([{"jsonrpc":"2.0","result":)" + std::to_string(id - 1) +
+                                     R"(,"id":)" + std::to_string(id) + "}]";
+        if (!same_json(engine_.handle(request, context), expected)) ++wrong;
+      }
+    });
+  }
+  for (std::thread& thread : threads) thread.join();
+  EXPECT_EQ(wrong.load(), 0);
+  EXPECT_EQ(methods_.call_count(), 8u * 300u * 2u);
+}
+
+// ---- The client side ----
+
+using JsonRpcClient = JsonRpcTest;
+
+TEST_F(JsonRpcClient, RequestHoldsEveryMember) {
+  EXPECT_TRUE(same_json(make_request("subtract", "[42, 23]", 1),
+                        R"({"jsonrpc":"2.0","method":"subtract","params":[42,23],"id":1})"));
+}
+
+TEST_F(JsonRpcClient, RequestWithoutParamsHasNoParamsMember) {
+  EXPECT_TRUE(same_json(make_request("get_data", "", 9),
+                        R"({"jsonrpc":"2.0","method":"get_data","id":9})"));
+}
+
+TEST_F(JsonRpcClient, RequestKeepsParamsAsWrittenButCompact) {
+  EXPECT_EQ(make_request("echo", " { \"n\" : [ 123456789012345678901234567890 , 1.50 ] } ", -3),
+            R"({"jsonrpc":"2.0","method":"echo","params":{"n":[123456789012345678901234567890,1.50]},"id":-3})");
+}
+
+TEST_F(JsonRpcClient, RequestEscapesTheMethodName) {
+  const rapidjson::Document request = parse_json(make_request("a\"b\\c\n", "", 1));
+  ASSERT_TRUE(request.IsObject());
+  EXPECT_EQ(std::string(request["method"].GetString()), "a\"b\\c\n");
+}
+
+TEST_F(JsonRpcClient, RequestRefusesParamsThatAreNotAnArrayOrObject) {
+  for (std::string_view params : {"42", R"("x")", "null", "true"}) {
+    try {
+      make_request("echo", params, 1);
+      ADD_FAILURE() << params << " was accepted";
+    } catch (const Error& error) {
+      EXPECT_NE(std::string(error.what()).find("array or object"), std::string::npos)
+          << error.what();
+    }
+  }
+}
+
+TEST_F(JsonRpcClient, RequestRefusesParamsThatAreNotJson) {
+  for (std::string_view params : {"[1,", "[1] x", "{'a':1}", " ", "[\"\xff\"]"}) {
+    try {
+      make_request("echo", params, 1);
+      ADD_FAILURE() << params << " was accepted";
+    } catch (const Error& error) {
+      EXPECT_NE(std::string(error.what()).find("not valid JSON"), std::string::npos)
+          << error.what();
+    }
+  }
+}
+
+TEST_F(JsonRpcClient, RequestRefusesAMethodNameThatIsNotUtf8) {
+  EXPECT_THROW(make_request("\xff", "", 1), Error);
+}
+
+TEST_F(JsonRpcClient, ResultRoundTrip) {
+  const Reply reply = parse_reply(*handle(make_request("subtract", "[42, 23]", 7)), 7);
+  EXPECT_TRUE(reply.ok);
+  EXPECT_EQ(reply.result_json, "19");
+  EXPECT_EQ(reply.error_json, "");
+}
+
+TEST_F(JsonRpcClient, ResultRoundTripKeepsStructure) {
+  const Reply reply = parse_reply(*handle(make_request("echo", R"({"a": [1, "x", null]})", 1)), 1);
+  EXPECT_TRUE(reply.ok);
+  EXPECT_EQ(reply.result_json, R"({"a":[1,"x",null]})");
+}
+
+TEST_F(JsonRpcClient, ErrorRoundTrip) {
+  const Reply reply = parse_reply(*handle(make_request("foobar", "", 2)), 2);
+  EXPECT_FALSE(reply.ok);
+  EXPECT_EQ(reply.error_code, -32601);
+  EXPECT_EQ(reply.error_message, "Method not found");
+  EXPECT_TRUE(same_json(reply.error_json, R"({"code":-32601,"message":"Method not found"})"));
+}
+
+TEST_F(JsonRpcClient, FailureRoundTripKeepsTheData) {
+  const Reply reply = parse_reply(*handle(make_request("fail", "[]", 3)), 3);
+  EXPECT_FALSE(reply.ok);
+  EXPECT_EQ(reply.error_code, -32003);
+  EXPECT_EQ(reply.error_message, "minuend must be a number");
+  EXPECT_TRUE(same_json(reply.error_json, R"({"code":-32003,"message":"minuend must be a number",
+                                              "data":{"grpc_code":3,"grpc_status":"INVALID_ARGUMENT"}})"));
+}
+
+TEST_F(JsonRpcClient, ExtremeIdsRoundTrip) {
+  for (std::int64_t id : {std::numeric_limits<std::int64_t>::min(), std::int64_t{0},
+                          std::numeric_limits<std::int64_t>::max()}) {
+    const Reply reply = parse_reply(*handle(make_request("sum", "[1]", id)), id);
+    EXPECT_TRUE(reply.ok) << id;
+  }
+}
+
+TEST_F(JsonRpcClient, ErrorReplyWithIdNullIsAccepted) {
+  const Reply reply = parse_reply(*handle("{"), 5);
+  EXPECT_FALSE(reply.ok);
+  EXPECT_EQ(reply.error_code, -32700);
+  EXPECT_EQ(reply.error_message, "Parse error");
+}
+
+TEST_F(JsonRpcClient, ReplyWithAnotherIdIsRefused) {
+  EXPECT_THROW(parse_reply(R"({"jsonrpc":"2.0","result":1,"id":2})", 1), ProtocolError);
+  EXPECT_THROW(parse_reply(R"({"jsonrpc":"2.0","result":1,"id":"1"})", 1), ProtocolError);
+  EXPECT_THROW(parse_reply(R"({"jsonrpc":"2.0","result":1,"id":1.0})", 1), ProtocolError);
+  EXPECT_THROW(parse_reply(R"({"jsonrpc":"2.0","result":1,"id":null})", 1), ProtocolError);
+  EXPECT_THROW(parse_reply(R"({"jsonrpc":"2.0","error":{"code":1,"message":"x"},"id":2})", 1),
+               ProtocolError);
+}
+
+TEST_F(JsonRpcClient, ReplyThatIsNotOneResponseObjectIsRefused) {
+  for (std::string_view text : {"", "not json", R"([{"jsonrpc":"2.0","result":1,"id":1}])", "1",
+                                R"({"jsonrpc":"2.0","result":1,"id":1} x)"}) {
+    EXPECT_THROW(parse_reply(text, 1), ProtocolError) << text;
+  }
+}
+
+TEST_F(JsonRpcClient, ReplyBreakingTheProtocolIsRefused) {
+  for (std::string_view text : {
+           R"({"result":1,"id":1})",
+           R"({"jsonrpc":"1.0","result":1,"id":1})",
+           R"({"jsonrpc":"2.0","id":1})",
+           R"({"jsonrpc":"2.0","result":1})",
+           R"({"jsonrpc":"2.0","result":1,"error":{"code":1,"message":"x"},"id":1})",
+           R"({"jsonrpc":"2.0","result":1,"id":1,"id":1})",
+           R"({"jsonrpc":"2.0","error":"x","id":1})",
+           R"({"jsonrpc":"2.0","error":{"message":"x"},"id":1})",
+           R"({"jsonrpc":"2.0","error":{"code":1.5,"message":"x"},"id":1})",
+           R"({"jsonrpc":"2.0","error":{"code":"1","message":"x"},"id":1})",
+           R"({"jsonrpc":"2.0","error":{"code":99999999999,"message":"x"},"id":1})",
+           R"({"jsonrpc":"2.0","error":{"code":1},"id":1})",
+           R"({"jsonrpc":"2.0","error":{"code":1,"message":2},"id":1})",
+       }) {
+    EXPECT_THROW(parse_reply(text, 1), ProtocolError) << text;
+  }
+}
+
+TEST_F(JsonRpcClient, ReplyMayCarryErrorDataOfAnyKind) {
+  const Reply reply =
+      parse_reply(R"({"jsonrpc":"2.0","error":{"code":-1,"message":"m","data":[1,{"x":null}]},"id":4})", 4);
+  EXPECT_FALSE(reply.ok);
+  EXPECT_EQ(reply.error_code, -1);
+  EXPECT_EQ(reply.error_json, R"({"code":-1,"message":"m","data":[1,{"x":null}]})");
+}
+
+}  // namespace
+}  // namespace conduit::rpc::jsonrpc
