@@ -14,7 +14,7 @@ PACKAGES=(
   g++ cmake ninja-build ccache pkg-config
   libcli11-dev libfmt-dev
   libboost1.81-dev libprotobuf-dev protobuf-compiler rapidjson-dev
-  libgtest-dev libgmock-dev libbenchmark-dev
+  libgtest-dev libgmock-dev libbenchmark-dev libjsonrpccpp-dev
   socat python3 procps util-linux
 )
 

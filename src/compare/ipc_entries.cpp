@@ -41,15 +41,7 @@ Entry ipc_entry(std::string key, std::string name, std::string raw_name, LinkMak
   entry.name = std::move(name);
   entry.raw_name = std::move(raw_name);
   entry.latency = [make](Side side, std::size_t size, const RunContext& context) {
-    Pattern pattern(size);
-    return in_two_processes<Latency>(
-        [&] { return make(side, size, context); }, [](Endpoint& peer) { echo_until_quit(peer); },
-        [&](Endpoint& driver) {
-          Latency latency = measure_round_trips(driver, pattern, size, context.loop);
-          send_quit(driver, pattern, size);
-          return latency;
-        },
-        context.placement, context.watchdog);
+    return echo_latency([&] { return make(side, size, context); }, size, context);
   };
   entry.throughput = [make](Side side, std::size_t size, const RunContext& context) {
     Pattern pattern(size);
@@ -67,6 +59,19 @@ Entry ipc_entry(std::string key, std::string name, std::string raw_name, LinkMak
 }
 
 }  // namespace
+
+Outcome<Latency> echo_latency(const std::function<std::unique_ptr<Link>()>& make_link,
+                              std::size_t size, const RunContext& context) {
+  Pattern pattern(size);
+  return in_two_processes<Latency>(
+      make_link, [](Endpoint& peer) { echo_until_quit(peer); },
+      [&](Endpoint& driver) {
+        Latency latency = measure_round_trips(driver, pattern, size, context.loop);
+        send_quit(driver, pattern, size);
+        return latency;
+      },
+      context.placement, context.watchdog);
+}
 
 void add_ipc_entries(Registry& registry) {
   registry.add(ipc_entry("pipe", "anonymous pipe", "write/read on two pipes",

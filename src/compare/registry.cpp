@@ -24,6 +24,7 @@ std::string Registry::keys() const {
 Registry default_registry() {
   Registry registry;
   add_ipc_entries(registry);
+  add_rpc_entries(registry);
   return registry;
 }
 

@@ -55,7 +55,13 @@ class Registry {
   std::vector<Entry> entries_;
 };
 
+// Round trips of `size`-byte messages to a peer that echoes them, over the
+// link `make_link` makes: the latency measurement every row shares.
+Outcome<Latency> echo_latency(const std::function<std::unique_ptr<Link>()>& make_link,
+                              std::size_t size, const RunContext& context);
+
 void add_ipc_entries(Registry& registry);
+void add_rpc_entries(Registry& registry);
 
 // Every family conduit has.
 Registry default_registry();

@@ -42,6 +42,14 @@ std::string why_missing(const Outcome<Figure>& outcome) {
   return "-";
 }
 
+// The width of the label column of a family's tables.
+std::size_t label_width(const Report& report, const std::string& family) {
+  std::size_t width = 34;
+  for (const Row& row : report.rows)
+    if (row.family == family) width = std::max(width, row_label(row).size());
+  return width;
+}
+
 std::vector<std::string> families_of(const Report& report) {
   std::vector<std::string> families;
   for (const Row& row : report.rows)
@@ -55,12 +63,13 @@ void latency_table(std::string& out, const Report& report, const std::string& fa
   std::size_t size = report.options.latency_sizes[index];
   out += style.bold(fmt::format("{}: round trip of {} messages between two processes (us)\n",
                                 family, size_label(size)));
-  out += fmt::format("  {:<34} {:>9} {:>9} {:>9} {:>9}   {:>9} {:>9}\n", "", "p50", "p99",
+  const std::size_t width = label_width(report, family);
+  out += fmt::format("  {:<{}} {:>9} {:>9} {:>9} {:>9}   {:>9} {:>9}\n", "", width, "p50", "p99",
                      "p99.9", "max", "raw p50", "overhead");
   for (const Row& row : report.rows) {
     if (row.family != family || index >= row.latency.size()) continue;
     const Measured<Latency>& measured = row.latency[index];
-    std::string line = fmt::format("  {:<34}", row_label(row));
+    std::string line = fmt::format("  {:<{}}", row_label(row), width);
     if (measured.conduit.ok()) {
       const Latency& l = *measured.conduit.figure;
       line += fmt::format(" {:>9} {:>9} {:>9} {:>9}", number(l.p50_us), number(l.p99_us),
@@ -110,16 +119,23 @@ void histograms(std::string& out, const Report& report, const std::string& famil
 void throughput_table(std::string& out, const Report& report, const std::string& family,
                       bool megabytes, const Style& style) {
   const auto& sizes = report.options.throughput_sizes;
-  out += style.bold(fmt::format(
-      "{}: one-way throughput between two processes ({}; conduit's overhead against the raw "
-      "loop)\n",
-      family, megabytes ? "MB/s" : "messages/s"));
-  out += fmt::format("  {:<34}", "");
+  if (family == "RPC")
+    out += style.bold(fmt::format(
+        "RPC: echo calls one after another on one connection ({}; overhead against raw round "
+        "trips of the same bytes)\n",
+        megabytes ? "payload MB/s" : "calls/s"));
+  else
+    out += style.bold(fmt::format(
+        "{}: one-way throughput between two processes ({}; conduit's overhead against the raw "
+        "loop)\n",
+        family, megabytes ? "MB/s" : "messages/s"));
+  const std::size_t width = label_width(report, family);
+  out += fmt::format("  {:<{}}", "", width);
   for (std::size_t size : sizes) out += fmt::format(" {:>17}", size_label(size));
   out += "\n";
   for (const Row& row : report.rows) {
     if (row.family != family) continue;
-    std::string line = fmt::format("  {:<34}", row_label(row));
+    std::string line = fmt::format("  {:<{}}", row_label(row), width);
     for (std::size_t i = 0; i < sizes.size(); ++i) {
       if (i >= row.throughput.size()) {
         line += fmt::format(" {:>17}", "-");
@@ -236,9 +252,11 @@ std::string text_report(const Report& report, bool colour) {
   out += style.bold(fmt::format("conduit compare: {}, {} CPUs ({} usable), {}; {}\n", m.cpu_model,
                                 m.cpus_online, m.cpus_usable, m.kernel, report.started_at));
   out += style.dim(fmt::format(
-      "each figure: the better of two runs of {:.2f} s after warm-up (conduit, raw, raw, conduit), "
-      "every message checked;\n{}; {:.0f} s in all\n\n",
-      report.options.duration_seconds / 2,
+      "each figure: {} after warm-up, every message checked;\n{}; {:.0f} s in all\n\n",
+      report.options.quick
+          ? fmt::format("one run of {:.2f} s (--quick)", report.options.duration_seconds)
+          : fmt::format("the better of two runs of {:.2f} s (conduit, raw, raw, conduit)",
+                        report.options.duration_seconds / 2),
       report.options.pin ? fmt::format("measuring side on CPU {}, its peer on CPU {}",
                                        report.options.pin->first, report.options.pin->second)
                          : std::string("CPUs chosen by the scheduler"),
@@ -259,6 +277,13 @@ std::string text_report(const Report& report, bool colour) {
     if (!report.options.throughput_sizes.empty()) {
       throughput_table(out, report, family, true, style);
       throughput_table(out, report, family, false, style);
+    }
+    for (const Row& row : report.rows) {
+      if (row.family != family || row.extra.empty()) continue;
+      std::string figures;
+      for (const auto& [name, value] : row.extra)
+        figures += fmt::format("{}{} {}", figures.empty() ? "" : ", ", number(value), name);
+      out += fmt::format("  {}: {}\n", row_label(row), figures);
     }
     out += style.dim("  raw loops: ");
     std::string legend;

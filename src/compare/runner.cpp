@@ -103,7 +103,7 @@ Report run_comparison(const Registry& registry, const Options& options, Progress
   context.scratch = Scratch{scratch.path(), fmt::format("/conduit-compare-{}", ::getpid())};
   auto duration = std::chrono::duration_cast<std::chrono::nanoseconds>(
       std::chrono::duration<double>(options.duration_seconds));
-  context.loop.duration = duration / 2;  // each side runs twice
+  context.loop.duration = options.quick ? duration : duration / 2;  // each side runs twice
   context.loop.warmup =
       std::max<std::chrono::nanoseconds>(duration / 10, std::chrono::milliseconds(20));
   context.loop.histogram = options.histograms;
@@ -112,8 +112,9 @@ Report run_comparison(const Registry& registry, const Options& options, Progress
 
   std::size_t sides = 0;
   for (const Entry* entry : entries) sides += entry->raw_name.empty() ? 1 : 2;
+  const std::size_t runs = options.quick ? 1 : 2;
   const std::size_t total =
-      1 + 2 * sides * (options.latency_sizes.size() + options.throughput_sizes.size());
+      1 + runs * sides * (options.latency_sizes.size() + options.throughput_sizes.size());
   progress.start(total);
   std::size_t done = 0;
   progress.advance(done, "the machine's limits", "");
@@ -141,6 +142,11 @@ Report run_comparison(const Registry& registry, const Options& options, Progress
     // down) weighs on both alike; each keeps its better run.
     auto measure = [&](auto& measured, const auto& how, std::size_t size, const char* what) {
       bool raw = !entry->raw_name.empty();
+      if (options.quick) {  // one run each: a first look, not a verdict
+        measured.conduit = run(how, Side::conduit, size, what);
+        if (raw) measured.raw = run(how, Side::raw, size, what);
+        return;
+      }
       auto first = run(how, Side::conduit, size, what);
       if (raw) {
         auto raw_first = run(how, Side::raw, size, what);

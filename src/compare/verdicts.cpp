@@ -48,12 +48,6 @@ Verdict not_measured(std::string claim, const std::string& missing) {
   return Verdict{std::move(claim), "not measured", missing + " not in this run"};
 }
 
-bool has_family(const Report& report, const std::string& family) {
-  for (const Row& row : report.rows)
-    if (row.family == family) return true;
-  return false;
-}
-
 }  // namespace
 
 std::vector<Verdict> judge_claims(const Report& report) {
@@ -143,11 +137,28 @@ std::vector<Verdict> judge_claims(const Report& report) {
                           reason});
     }
   }
-  if (!has_family(report, "RPC")) {
-    for (const char* claim : {"gRPC: fast", "XML-RPC: slower due to XML parsing",
-                              "JSON-RPC: less efficient than Protobuf",
-                              "CORBA: heavy compared to gRPC"})
-      verdicts.push_back({claim, "not measured", "no RPC protocol in this run"});
+  {
+    std::string claim = "RPC is slower than IPC (serialization and protocol on top)";
+    auto rpc = p50(report, "jsonrpc-shm"), ring = p50(report, "shm");
+    if (!rpc || !ring)
+      verdicts.push_back(not_measured(claim, "JSON-RPC over shared memory or ShmRing"));
+    else
+      verdicts.push_back({claim, *rpc > *ring ? "yes" : "no",
+                          fmt::format("a JSON-RPC echo over shared memory {} p50 vs {} for a "
+                                      "ShmRing round trip",
+                                      us(*rpc), us(*ring))});
+  }
+  auto has = [&](const char* prefix) {
+    for (const Row& row : report.rows)
+      if (row.key.rfind(prefix, 0) == 0) return true;
+    return false;
+  };
+  for (const auto& [claim, needs] :
+       {std::pair{"gRPC: fast", "grpc"}, std::pair{"XML-RPC: slower due to XML parsing", "xmlrpc"},
+        std::pair{"JSON-RPC: less efficient than Protobuf", "grpc"},
+        std::pair{"CORBA: heavy compared to gRPC", "giop"}}) {
+    if (!has(needs))
+      verdicts.push_back({claim, "not measured", fmt::format("no {} rows in this run", needs)});
   }
   return verdicts;
 }

@@ -384,7 +384,7 @@ class Server::Impl {
 
   void serve_shm(std::shared_ptr<ShmSession> session, ipc::FileDescriptor fd, Peer peer) {
     try {
-      shm::Link link = shm::accept_link(std::move(fd));
+      shm::Link link = shm::accept_link(std::move(fd), options_.shm_ring_bytes);
       {
         std::lock_guard lock(session->mutex);
         session->link = &link;

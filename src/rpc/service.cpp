@@ -8,7 +8,10 @@
 #include <rapidjson/writer.h>
 
 #include <exception>
+#include <memory>
+#include <string>
 #include <utility>
+#include <vector>
 
 #include "conduit/error.hpp"
 

@@ -68,6 +68,10 @@ def main():
         for i, measured in enumerate(row["throughput"]):
             figures += check_outcome(measured["conduit"], f"{key}.throughput[{i}].conduit", "throughput")
             figures += check_outcome(measured["raw"], f"{key}.throughput[{i}].raw", "throughput")
+    for key in keys.split(","):
+        if key.startswith("jsonrpc-") and key in rows:
+            positive(rows[key]["extra"].get("bytes_on_wire_per_call_64B"),
+                     f"{key}.extra.bytes_on_wire_per_call_64B")
     if not report["verdicts"]:
         problems.append("no verdicts on the seed's claims")
     with open(csv_path, newline="") as f:

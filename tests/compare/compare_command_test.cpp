@@ -14,7 +14,8 @@ namespace {
 using namespace std::chrono_literals;
 
 const char* kEveryMechanism =
-    "pipe,fifo,mq,sysvmq,shm,shm-loan,unix,unix-seqpacket,unix-dgram,tcp";
+    "pipe,fifo,mq,sysvmq,shm,shm-loan,unix,unix-seqpacket,unix-dgram,tcp,"
+    "jsonrpc-http,jsonrpc-tcp,jsonrpc-unix,jsonrpc-shm";
 
 std::string read_file(const std::string& path) {
   std::ifstream in(path);
@@ -28,15 +29,17 @@ TEST(CompareCommand, QuickRunMeasuresEveryMechanismAndWritesJsonCsvAndSvg) {
   std::string json = dir.path() + "/out.json", csv = dir.path() + "/out.csv",
               svg = dir.path() + "/out.svg";
   CommandResult run =
-      conduit({"compare", "--quick", "--json", json, "--csv", csv, "--svg", svg}, 120s);
+      conduit({"compare", "--quick", "--json", json, "--csv", csv, "--svg", svg}, 220s);
   ASSERT_TRUE(run.status.success()) << run.status.describe() << "\n" << run.out << run.err;
   for (const char* heading : {"Machine limits", "IPC: round trip of 64 B messages",
-                              "IPC: one-way throughput", "The seed's claims"})
+                              "IPC: one-way throughput", "RPC: round trip of 64 B messages",
+                              "The seed's claims"})
     EXPECT_CONTAINS(run.out, heading);
   for (const char* name : {"anonymous pipe", "named pipe (FIFO)", "POSIX message queue",
                            "System V message queue", "shared memory (ShmRing, copy)",
                            "shared memory (ShmRing, loan)", "UNIX stream socket",
-                           "UNIX seqpacket socket", "UNIX datagram socket", "TCP loopback"})
+                           "UNIX seqpacket socket", "UNIX datagram socket", "TCP loopback",
+                           "JSON-RPC 2.0 (HTTP/1.1 over TCP)", "JSON-RPC 2.0 (shared memory)"})
     EXPECT_CONTAINS(run.out, name);
   EXPECT_EQ(run.out.find("failed"), std::string::npos) << run.out;
   EXPECT_EQ(run.out.find("\033["), std::string::npos) << "colour codes written to a pipe";

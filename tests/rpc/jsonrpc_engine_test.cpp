@@ -2,8 +2,6 @@
 // (https://www.jsonrpc.org/specification): every example of its section 7,
 // then what the specification leaves to implementations, the limits, and the
 // client side's request and reply.
-#include "rpc/protocols/jsonrpc/engine.hpp"
-
 #include <gtest/gtest.h>
 #include <rapidjson/document.h>
 
@@ -22,6 +20,7 @@
 #include "conduit/rpc/call_context.hpp"
 #include "conduit/rpc/service.hpp"
 #include "conduit/rpc/status.hpp"
+#include "rpc/protocols/jsonrpc/engine.hpp"
 
 namespace conduit::rpc::jsonrpc {
 namespace {
@@ -55,7 +54,8 @@ class ExampleMethods : public JsonMethods {
     if (method == "fail_with_ok") return failed(Status());
     if (method == "fail_in_latin1") return failed(Status(StatusCode::internal, "bad \xff byte"));
     if (method == "bad_params") {
-      return JsonCall{JsonCall::Outcome::invalid_params, {},
+      return JsonCall{JsonCall::Outcome::invalid_params,
+                      {},
                       Status(StatusCode::invalid_argument, "expected two numbers")};
     }
     if (method == "throws") throw std::runtime_error("boom");
@@ -75,9 +75,12 @@ class ExampleMethods : public JsonMethods {
 
  private:
   static JsonCall ok(std::string result) { return {JsonCall::Outcome::ok, std::move(result), {}}; }
-  static JsonCall failed(Status status) { return {JsonCall::Outcome::failed, {}, std::move(status)}; }
+  static JsonCall failed(Status status) {
+    return {JsonCall::Outcome::failed, {}, std::move(status)};
+  }
   static JsonCall invalid(std::string why) {
-    return {JsonCall::Outcome::invalid_params, {},
+    return {JsonCall::Outcome::invalid_params,
+            {},
             Status(StatusCode::invalid_argument, std::move(why))};
   }
 
@@ -137,8 +140,8 @@ rapidjson::Document parse_json(std::string_view text) {
   if (want.IsArray()) {
     if (!got.IsArray()) return ::testing::AssertionFailure() << "not an array: " << *actual;
     if (got.Size() != want.Size()) {
-      return ::testing::AssertionFailure() << got.Size() << " responses, expected " << want.Size()
-                                           << ": " << *actual;
+      return ::testing::AssertionFailure()
+             << got.Size() << " responses, expected " << want.Size() << ": " << *actual;
     }
     for (rapidjson::SizeType i = 0; i < want.Size(); ++i) {
       if (got[i] != want[i]) {
@@ -178,7 +181,9 @@ std::string error_data(const std::optional<std::string>& response) {
 
 class JsonRpcTest : public ::testing::Test {
  protected:
-  std::optional<std::string> handle(std::string_view text) { return engine_.handle(text, context_); }
+  std::optional<std::string> handle(std::string_view text) {
+    return engine_.handle(text, context_);
+  }
 
   ExampleMethods methods_;
   CallContext context_;
@@ -190,29 +195,34 @@ class JsonRpcTest : public ::testing::Test {
 using JsonRpcSpecExamples = JsonRpcTest;
 
 TEST_F(JsonRpcSpecExamples, CallWithPositionalParameters) {
-  EXPECT_TRUE(same_json(handle(R"({"jsonrpc": "2.0", "method": "subtract", "params": [42, 23], "id": 1})"),
-                        R"({"jsonrpc": "2.0", "result": 19, "id": 1})"));
+  EXPECT_TRUE(
+      same_json(handle(R"({"jsonrpc": "2.0", "method": "subtract", "params": [42, 23], "id": 1})"),
+                R"({"jsonrpc": "2.0", "result": 19, "id": 1})"));
 }
 
 TEST_F(JsonRpcSpecExamples, CallWithPositionalParametersReversed) {
-  EXPECT_TRUE(same_json(handle(R"({"jsonrpc": "2.0", "method": "subtract", "params": [23, 42], "id": 2})"),
-                        R"({"jsonrpc": "2.0", "result": -19, "id": 2})"));
+  EXPECT_TRUE(
+      same_json(handle(R"({"jsonrpc": "2.0", "method": "subtract", "params": [23, 42], "id": 2})"),
+                R"({"jsonrpc": "2.0", "result": -19, "id": 2})"));
 }
 
 TEST_F(JsonRpcSpecExamples, CallWithNamedParameters) {
   EXPECT_TRUE(same_json(
-      handle(R"({"jsonrpc": "2.0", "method": "subtract", "params": {"subtrahend": 23, "minuend": 42}, "id": 3})"),
+      handle(
+          R"({"jsonrpc": "2.0", "method": "subtract", "params": {"subtrahend": 23, "minuend": 42}, "id": 3})"),
       R"({"jsonrpc": "2.0", "result": 19, "id": 3})"));
 }
 
 TEST_F(JsonRpcSpecExamples, CallWithNamedParametersInAnotherOrder) {
   EXPECT_TRUE(same_json(
-      handle(R"({"jsonrpc": "2.0", "method": "subtract", "params": {"minuend": 42, "subtrahend": 23}, "id": 4})"),
+      handle(
+          R"({"jsonrpc": "2.0", "method": "subtract", "params": {"minuend": 42, "subtrahend": 23}, "id": 4})"),
       R"({"jsonrpc": "2.0", "result": 19, "id": 4})"));
 }
 
 TEST_F(JsonRpcSpecExamples, NotificationIsCalledAndUnanswered) {
-  EXPECT_EQ(handle(R"({"jsonrpc": "2.0", "method": "update", "params": [1,2,3,4,5]})"), std::nullopt);
+  EXPECT_EQ(handle(R"({"jsonrpc": "2.0", "method": "update", "params": [1,2,3,4,5]})"),
+            std::nullopt);
   ASSERT_EQ(methods_.call_count(), 1u);
   EXPECT_EQ(methods_.calls()[0].method, "update");
   EXPECT_EQ(methods_.calls()[0].params, "[1,2,3,4,5]");
@@ -310,13 +320,14 @@ TEST_F(JsonRpcIds, StringIdIsEchoed) {
 }
 
 TEST_F(JsonRpcIds, StringIdWithEscapesIsEchoedAsTheSameString) {
-  EXPECT_TRUE(same_json(handle(R"({"jsonrpc":"2.0","method":"sum","params":[1],"id":"a\"b\u00e9\n"})"),
-                        R"({"jsonrpc":"2.0","result":1,"id":"a\"b\u00e9\n"})"));
+  EXPECT_TRUE(
+      same_json(handle(R"({"jsonrpc":"2.0","method":"sum","params":[1],"id":"a\"b\u00e9\n"})"),
+                R"({"jsonrpc":"2.0","result":1,"id":"a\"b\u00e9\n"})"));
 }
 
 TEST_F(JsonRpcIds, IntegerIdIsEchoed) {
-  EXPECT_TRUE(contains(handle(R"({"jsonrpc":"2.0","method":"sum","params":[1],"id":-7})"),
-                       R"("id":-7})"));
+  EXPECT_TRUE(
+      contains(handle(R"({"jsonrpc":"2.0","method":"sum","params":[1],"id":-7})"), R"("id":-7})"));
 }
 
 TEST_F(JsonRpcIds, FractionalIdKeepsItsDigits) {
@@ -331,7 +342,8 @@ TEST_F(JsonRpcIds, ExponentIdKeepsItsForm) {
 
 TEST_F(JsonRpcIds, BigIntegerIdKeepsItsDigits) {
   EXPECT_TRUE(contains(
-      handle(R"({"jsonrpc":"2.0","method":"sum","params":[1],"id":123456789012345678901234567890})"),
+      handle(
+          R"({"jsonrpc":"2.0","method":"sum","params":[1],"id":123456789012345678901234567890})"),
       R"("id":123456789012345678901234567890})"));
 }
 
@@ -342,10 +354,11 @@ TEST_F(JsonRpcIds, NullIdIsACallAnsweredWithIdNull) {
 
 TEST_F(JsonRpcIds, IdOfAnotherTypeIsInvalidRequestWithIdNull) {
   for (std::string_view id : {"true", "[1]", R"({"a":1})"}) {
-    const std::string request = R"({"jsonrpc":"2.0","method":"sum","params":[1],"id":)" +
-                                std::string(id) + "}";
-    EXPECT_TRUE(same_json(handle(request),
-                          R"({"jsonrpc":"2.0","error":{"code":-32600,"message":"Invalid Request"},"id":null})"))
+    const std::string request =
+        R"({"jsonrpc":"2.0","method":"sum","params":[1],"id":)" + std::string(id) + "}";
+    EXPECT_TRUE(same_json(
+        handle(request),
+        R"({"jsonrpc":"2.0","error":{"code":-32600,"message":"Invalid Request"},"id":null})"))
         << request;
   }
   EXPECT_EQ(methods_.call_count(), 0u);
@@ -366,8 +379,9 @@ TEST_F(JsonRpcNotifications, FailuresAreNotAnswered) {
 }
 
 TEST_F(JsonRpcNotifications, InvalidRequestWithoutIdIsStillAnswered) {
-  EXPECT_TRUE(same_json(handle(R"({"jsonrpc":"2.0","method":"update","params":"x"})"),
-                        R"({"jsonrpc":"2.0","error":{"code":-32600,"message":"Invalid Request"},"id":null})"));
+  EXPECT_TRUE(same_json(
+      handle(R"({"jsonrpc":"2.0","method":"update","params":"x"})"),
+      R"({"jsonrpc":"2.0","error":{"code":-32600,"message":"Invalid Request"},"id":null})"));
   EXPECT_EQ(methods_.call_count(), 0u);
 }
 
@@ -383,8 +397,9 @@ TEST_F(JsonRpcNotifications, BatchAnswersOnlyItsCalls) {
 using JsonRpcRequests = JsonRpcTest;
 
 TEST_F(JsonRpcRequests, ReservedRpcMethodIsNotFound) {
-  EXPECT_TRUE(same_json(handle(R"({"jsonrpc":"2.0","method":"rpc.x","id":1})"),
-                        R"({"jsonrpc":"2.0","error":{"code":-32601,"message":"Method not found"},"id":1})"));
+  EXPECT_TRUE(same_json(
+      handle(R"({"jsonrpc":"2.0","method":"rpc.x","id":1})"),
+      R"({"jsonrpc":"2.0","error":{"code":-32601,"message":"Method not found"},"id":1})"));
 }
 
 TEST_F(JsonRpcRequests, RegisteredRpcMethodIsCalled) {
@@ -396,8 +411,9 @@ TEST_F(JsonRpcRequests, VersionMustBeExactly2Point0) {
   for (std::string_view version : {R"("1.0")", R"("2.00")", "2.0", "2", "null", R"(" 2.0")"}) {
     const std::string request =
         R"({"jsonrpc":)" + std::string(version) + R"(,"method":"sum","params":[1],"id":1})";
-    EXPECT_TRUE(same_json(handle(request),
-                          R"({"jsonrpc":"2.0","error":{"code":-32600,"message":"Invalid Request"},"id":1})"))
+    EXPECT_TRUE(same_json(
+        handle(request),
+        R"({"jsonrpc":"2.0","error":{"code":-32600,"message":"Invalid Request"},"id":1})"))
         << request;
   }
   EXPECT_EQ(methods_.call_count(), 0u);
@@ -418,8 +434,9 @@ TEST_F(JsonRpcRequests, ParamsMustBeAnArrayOrAnObject) {
   for (std::string_view params : {R"("bar")", "3", "null", "true"}) {
     const std::string request =
         R"({"jsonrpc":"2.0","method":"echo","params":)" + std::string(params) + R"(,"id":1})";
-    EXPECT_TRUE(same_json(handle(request),
-                          R"({"jsonrpc":"2.0","error":{"code":-32600,"message":"Invalid Request"},"id":1})"))
+    EXPECT_TRUE(same_json(
+        handle(request),
+        R"({"jsonrpc":"2.0","error":{"code":-32600,"message":"Invalid Request"},"id":1})"))
         << request;
   }
   EXPECT_EQ(methods_.call_count(), 0u);
@@ -433,7 +450,8 @@ TEST_F(JsonRpcRequests, AbsentParamsReachTheMethodEmpty) {
 }
 
 TEST_F(JsonRpcRequests, ParamsReachTheMethodCompactWithNumbersAsWritten) {
-  handle(R"({"jsonrpc":"2.0","method":"echo","params":[ 1.50 , {"a" : 123456789012345678901234567890},
+  handle(
+      R"({"jsonrpc":"2.0","method":"echo","params":[ 1.50 , {"a" : 123456789012345678901234567890},
             "x\u00e9\t", -0, 1e-400, [] ],"id":1})");
   ASSERT_EQ(methods_.call_count(), 1u);
   EXPECT_EQ(methods_.calls()[0].params,
@@ -441,7 +459,8 @@ TEST_F(JsonRpcRequests, ParamsReachTheMethodCompactWithNumbersAsWritten) {
 }
 
 TEST_F(JsonRpcRequests, ObjectParamsReachTheMethodCompact) {
-  handle(R"({"jsonrpc":"2.0","method":"echo","params": { "b" : { } , "a" : [ null , true ] },"id":1})");
+  handle(
+      R"({"jsonrpc":"2.0","method":"echo","params": { "b" : { } , "a" : [ null , true ] },"id":1})");
   ASSERT_EQ(methods_.call_count(), 1u);
   EXPECT_EQ(methods_.calls()[0].params, R"({"b":{},"a":[null,true]})");
 }
@@ -453,25 +472,30 @@ TEST_F(JsonRpcRequests, MembersMayComeInAnyOrder) {
 
 TEST_F(JsonRpcRequests, UnknownMembersAreIgnored) {
   EXPECT_TRUE(same_json(
-      handle(R"({"jsonrpc":"2.0","method":"sum","params":[1],"id":1,"extra":{"id":2,"method":"x"}})"),
+      handle(
+          R"({"jsonrpc":"2.0","method":"sum","params":[1],"id":1,"extra":{"id":2,"method":"x"}})"),
       R"({"jsonrpc":"2.0","result":1,"id":1})"));
 }
 
 // Duplicate names: parsers disagree on which copy counts, so a request whose
 // protocol members repeat is refused rather than guessed at.
 TEST_F(JsonRpcRequests, RepeatedIdIsInvalidRequestWithIdNull) {
-  EXPECT_TRUE(same_json(handle(R"({"jsonrpc":"2.0","method":"sum","params":[1],"id":1,"id":2})"),
-                        R"({"jsonrpc":"2.0","error":{"code":-32600,"message":"Invalid Request"},"id":null})"));
+  EXPECT_TRUE(same_json(
+      handle(R"({"jsonrpc":"2.0","method":"sum","params":[1],"id":1,"id":2})"),
+      R"({"jsonrpc":"2.0","error":{"code":-32600,"message":"Invalid Request"},"id":null})"));
   EXPECT_EQ(methods_.call_count(), 0u);
 }
 
 TEST_F(JsonRpcRequests, RepeatedMethodIsInvalidRequest) {
-  EXPECT_TRUE(same_json(handle(R"({"jsonrpc":"2.0","method":"sum","method":"subtract","params":[1,1],"id":1})"),
-                        R"({"jsonrpc":"2.0","error":{"code":-32600,"message":"Invalid Request"},"id":1})"));
-  EXPECT_EQ(error_code(handle(R"({"jsonrpc":"2.0","jsonrpc":"2.0","method":"sum","params":[1],"id":1})")),
-            -32600);
-  EXPECT_EQ(error_code(handle(R"({"jsonrpc":"2.0","method":"sum","params":[1],"params":[2],"id":1})")),
-            -32600);
+  EXPECT_TRUE(same_json(
+      handle(R"({"jsonrpc":"2.0","method":"sum","method":"subtract","params":[1,1],"id":1})"),
+      R"({"jsonrpc":"2.0","error":{"code":-32600,"message":"Invalid Request"},"id":1})"));
+  EXPECT_EQ(
+      error_code(handle(R"({"jsonrpc":"2.0","jsonrpc":"2.0","method":"sum","params":[1],"id":1})")),
+      -32600);
+  EXPECT_EQ(
+      error_code(handle(R"({"jsonrpc":"2.0","method":"sum","params":[1],"params":[2],"id":1})")),
+      -32600);
   EXPECT_EQ(methods_.call_count(), 0u);
 }
 
@@ -483,15 +507,17 @@ TEST_F(JsonRpcRequests, RepeatedNamesInsideParamsReachTheMethod) {
 
 TEST_F(JsonRpcRequests, LoneValueIsInvalidRequest) {
   for (std::string_view text : {"1", R"("x")", "null", "true"}) {
-    EXPECT_TRUE(same_json(handle(text),
-                          R"({"jsonrpc":"2.0","error":{"code":-32600,"message":"Invalid Request"},"id":null})"))
+    EXPECT_TRUE(same_json(
+        handle(text),
+        R"({"jsonrpc":"2.0","error":{"code":-32600,"message":"Invalid Request"},"id":null})"))
         << text;
   }
 }
 
 TEST_F(JsonRpcRequests, BatchElementThatIsAnArrayIsInvalidRequest) {
-  EXPECT_TRUE(same_json(handle(R"([[{"jsonrpc":"2.0","method":"sum","params":[1],"id":1}]])"),
-                        R"([{"jsonrpc":"2.0","error":{"code":-32600,"message":"Invalid Request"},"id":null}])"));
+  EXPECT_TRUE(same_json(
+      handle(R"([[{"jsonrpc":"2.0","method":"sum","params":[1],"id":1}]])"),
+      R"([{"jsonrpc":"2.0","error":{"code":-32600,"message":"Invalid Request"},"id":null}])"));
   EXPECT_EQ(methods_.call_count(), 0u);
 }
 
@@ -523,16 +549,19 @@ constexpr std::string_view kParseError =
     R"({"jsonrpc":"2.0","error":{"code":-32700,"message":"Parse error"},"id":null})";
 
 TEST_F(JsonRpcParsing, TrailingGarbageIsAParseError) {
-  EXPECT_TRUE(same_json(handle(R"({"jsonrpc":"2.0","method":"update","params":[1]} x)"), kParseError));
-  EXPECT_TRUE(same_json(handle(R"({"jsonrpc":"2.0","method":"update","params":[1]}{})"), kParseError));
-  EXPECT_TRUE(same_json(handle(std::string(R"({"jsonrpc":"2.0","method":"update"})") + '\0'),
-                        kParseError));
+  EXPECT_TRUE(
+      same_json(handle(R"({"jsonrpc":"2.0","method":"update","params":[1]} x)"), kParseError));
+  EXPECT_TRUE(
+      same_json(handle(R"({"jsonrpc":"2.0","method":"update","params":[1]}{})"), kParseError));
+  EXPECT_TRUE(
+      same_json(handle(std::string(R"({"jsonrpc":"2.0","method":"update"})") + '\0'), kParseError));
   EXPECT_EQ(methods_.call_count(), 0u);
 }
 
 TEST_F(JsonRpcParsing, TrailingWhitespaceIsAllowed) {
-  EXPECT_TRUE(same_json(handle(" \t\r\n{\"jsonrpc\":\"2.0\",\"method\":\"sum\",\"params\":[1],\"id\":1} \t\r\n"),
-                        R"({"jsonrpc":"2.0","result":1,"id":1})"));
+  EXPECT_TRUE(same_json(
+      handle(" \t\r\n{\"jsonrpc\":\"2.0\",\"method\":\"sum\",\"params\":[1],\"id\":1} \t\r\n"),
+      R"({"jsonrpc":"2.0","result":1,"id":1})"));
 }
 
 TEST_F(JsonRpcParsing, EmptyTextIsAParseError) {
@@ -541,21 +570,23 @@ TEST_F(JsonRpcParsing, EmptyTextIsAParseError) {
 }
 
 TEST_F(JsonRpcParsing, InvalidUtf8IsAParseError) {
-  EXPECT_TRUE(same_json(handle("{\"jsonrpc\":\"2.0\",\"method\":\"su\xffm\",\"params\":[1],\"id\":1}"),
-                        kParseError));
-  EXPECT_TRUE(same_json(handle("{\"jsonrpc\":\"2.0\",\"method\":\"echo\",\"params\":{\"\xC0\xAF\":1},\"id\":1}"),
-                        kParseError));
+  EXPECT_TRUE(same_json(
+      handle("{\"jsonrpc\":\"2.0\",\"method\":\"su\xffm\",\"params\":[1],\"id\":1}"), kParseError));
+  EXPECT_TRUE(same_json(
+      handle("{\"jsonrpc\":\"2.0\",\"method\":\"echo\",\"params\":{\"\xC0\xAF\":1},\"id\":1}"),
+      kParseError));
   // A UTF-8-encoded surrogate (CESU-8) is not UTF-8 either.
-  EXPECT_TRUE(same_json(handle("{\"jsonrpc\":\"2.0\",\"method\":\"echo\",\"params\":[\"\xED\xA0\x80\"],\"id\":1}"),
-                        kParseError));
+  EXPECT_TRUE(same_json(
+      handle("{\"jsonrpc\":\"2.0\",\"method\":\"echo\",\"params\":[\"\xED\xA0\x80\"],\"id\":1}"),
+      kParseError));
   EXPECT_EQ(methods_.call_count(), 0u);
 }
 
 TEST_F(JsonRpcParsing, UnpairedSurrogateEscapeIsAParseError) {
   EXPECT_TRUE(same_json(handle(R"({"jsonrpc":"2.0","method":"echo","params":["\uDC00"],"id":1})"),
                         kParseError));
-  EXPECT_TRUE(same_json(handle(R"({"jsonrpc":"2.0","method":"echo","params":{"\uDFFFx":1},"id":1})"),
-                        kParseError));
+  EXPECT_TRUE(same_json(
+      handle(R"({"jsonrpc":"2.0","method":"echo","params":{"\uDFFFx":1},"id":1})"), kParseError));
   EXPECT_TRUE(same_json(handle(R"({"jsonrpc":"2.0","method":"echo","params":["\uD800"],"id":1})"),
                         kParseError));
   EXPECT_EQ(methods_.call_count(), 0u);
@@ -572,9 +603,9 @@ TEST_F(JsonRpcParsing, SurrogatePairEscapeReachesTheMethodAsUtf8) {
 TEST_F(JsonRpcParsing, NumberBeyondADoublesRangeIsAParseError) {
   EXPECT_TRUE(same_json(handle(R"({"jsonrpc":"2.0","method":"echo","params":[1],"id":1e400})"),
                         kParseError));
-  EXPECT_TRUE(same_json(
-      handle(R"({"jsonrpc":"2.0","method":"echo","params":[)" + std::string(400, '9') + R"(],"id":1})"),
-      kParseError));
+  EXPECT_TRUE(same_json(handle(R"({"jsonrpc":"2.0","method":"echo","params":[)" +
+                               std::string(400, '9') + R"(],"id":1})"),
+                        kParseError));
   EXPECT_EQ(methods_.call_count(), 0u);
 }
 
@@ -602,8 +633,9 @@ TEST_F(JsonRpcParsing, NonJsonLiteralsAreParseErrors) {
 using JsonRpcOutcomes = JsonRpcTest;
 
 TEST_F(JsonRpcOutcomes, FailedCallBecomesServerErrorWithTheGrpcStatus) {
-  EXPECT_TRUE(same_json(handle(R"({"jsonrpc":"2.0","method":"fail","id":1})"),
-                        R"({"jsonrpc":"2.0","error":{"code":-32003,"message":"minuend must be a number",
+  EXPECT_TRUE(
+      same_json(handle(R"({"jsonrpc":"2.0","method":"fail","id":1})"),
+                R"({"jsonrpc":"2.0","error":{"code":-32003,"message":"minuend must be a number",
                             "data":{"grpc_code":3,"grpc_status":"INVALID_ARGUMENT"}},"id":1})"));
 }
 
@@ -621,7 +653,8 @@ TEST_F(JsonRpcOutcomes, FailedCallWithOkStatusIsUnknown) {
 
 TEST_F(JsonRpcOutcomes, FailureMessageIsMadeValidUtf8) {
   const auto response = handle(R"({"jsonrpc":"2.0","method":"fail_in_latin1","id":1})");
-  EXPECT_TRUE(same_json(response, R"({"jsonrpc":"2.0","error":{"code":-32013,"message":"bad \uFFFD byte",
+  EXPECT_TRUE(
+      same_json(response, R"({"jsonrpc":"2.0","error":{"code":-32013,"message":"bad \uFFFD byte",
                                       "data":{"grpc_code":13,"grpc_status":"INTERNAL"}},"id":1})"));
 }
 
@@ -633,7 +666,8 @@ TEST_F(JsonRpcOutcomes, InvalidParamsCarriesTheStatusMessageAsData) {
 
 TEST_F(JsonRpcOutcomes, ThrowingMethodIsInternalError) {
   const auto response = handle(R"({"jsonrpc":"2.0","method":"throws","id":"t"})");
-  EXPECT_TRUE(same_json(response, R"({"jsonrpc":"2.0","error":{"code":-32603,"message":"Internal error",
+  EXPECT_TRUE(
+      same_json(response, R"({"jsonrpc":"2.0","error":{"code":-32603,"message":"Internal error",
                                       "data":"boom"},"id":"t"})"));
   EXPECT_EQ(error_code(handle(R"({"jsonrpc":"2.0","method":"throws_int","id":1})")), -32603);
 }
@@ -692,22 +726,23 @@ TEST_F(JsonRpcLimits, DeepParamsAreRefusedBeforeTheCall) {
 TEST_F(JsonRpcLimits, NestingUpToTheLimitIsAccepted) {
   Engine engine(methods_, Limits{.max_depth = 4});
   // The request object, then three arrays: 4 deep.
-  EXPECT_TRUE(same_json(engine.handle(R"({"jsonrpc":"2.0","method":"echo","params":[[[1]]],"id":1})",
-                                      context_),
-                        R"({"jsonrpc":"2.0","result":[[[1]]],"id":1})"));
-  EXPECT_EQ(error_code(engine.handle(R"({"jsonrpc":"2.0","method":"echo","params":[[[[1]]]],"id":1})",
-                                     context_)),
+  EXPECT_TRUE(same_json(
+      engine.handle(R"({"jsonrpc":"2.0","method":"echo","params":[[[1]]],"id":1})", context_),
+      R"({"jsonrpc":"2.0","result":[[[1]]],"id":1})"));
+  EXPECT_EQ(error_code(engine.handle(
+                R"({"jsonrpc":"2.0","method":"echo","params":[[[[1]]]],"id":1})", context_)),
             -32600);
   // In a batch, the batch's array is one more level.
-  EXPECT_EQ(error_code(engine.handle(R"([{"jsonrpc":"2.0","method":"echo","params":[[[1]]],"id":1}])",
-                                     context_)),
+  EXPECT_EQ(error_code(engine.handle(
+                R"([{"jsonrpc":"2.0","method":"echo","params":[[[1]]],"id":1}])", context_)),
             -32600);
 }
 
 TEST_F(JsonRpcLimits, MillionDeepArrayWithoutDepthLimitDoesNotOverflowTheStack) {
   Engine engine(methods_, Limits{.max_depth = std::numeric_limits<int>::max()});
-  EXPECT_TRUE(same_json(engine.handle(nested_arrays(1'000'000), context_),
-                        R"([{"jsonrpc":"2.0","error":{"code":-32600,"message":"Invalid Request"},"id":null}])"));
+  EXPECT_TRUE(same_json(
+      engine.handle(nested_arrays(1'000'000), context_),
+      R"([{"jsonrpc":"2.0","error":{"code":-32600,"message":"Invalid Request"},"id":null}])"));
 }
 
 TEST_F(JsonRpcLimits, BodyOverTheLimitIsRefusedUnparsed) {
@@ -725,7 +760,8 @@ TEST_F(JsonRpcLimits, BodyOverTheLimitIsRefusedUnparsed) {
 TEST_F(JsonRpcLimits, BodyAtTheLimitIsAccepted) {
   const std::string request = R"({"jsonrpc":"2.0","method":"sum","params":[1],"id":1})";
   Engine engine(methods_, Limits{.max_body_bytes = request.size()});
-  EXPECT_TRUE(same_json(engine.handle(request, context_), R"({"jsonrpc":"2.0","result":1,"id":1})"));
+  EXPECT_TRUE(
+      same_json(engine.handle(request, context_), R"({"jsonrpc":"2.0","result":1,"id":1})"));
 }
 
 TEST_F(JsonRpcLimits, BatchOverTheLimitIsOneError) {
@@ -741,10 +777,11 @@ TEST_F(JsonRpcLimits, BatchOverTheLimitIsOneError) {
 
 TEST_F(JsonRpcLimits, BatchAtTheLimitIsServed) {
   Engine engine(methods_, Limits{.max_batch = 2});
-  EXPECT_TRUE(same_json(engine.handle(R"([{"jsonrpc":"2.0","method":"sum","params":[1,2,3],"id":1},
+  EXPECT_TRUE(
+      same_json(engine.handle(R"([{"jsonrpc":"2.0","method":"sum","params":[1,2,3],"id":1},
                                           {"jsonrpc":"2.0","method":"sum","params":[2],"id":2}])",
-                                      context_),
-                        R"([{"jsonrpc":"2.0","result":6,"id":1},{"jsonrpc":"2.0","result":2,"id":2}])"));
+                              context_),
+                R"([{"jsonrpc":"2.0","result":6,"id":1},{"jsonrpc":"2.0","result":2,"id":2}])"));
 }
 
 TEST_F(JsonRpcLimits, DefaultBatchLimitIs1024) {
@@ -801,7 +838,9 @@ TEST_F(JsonRpcRobustness, MutatedRequestsGetWellFormedAnswers) {
         const std::size_t at = random() % (text.size() + 1);
         const char c = alphabet[random() % alphabet.size()];
         switch (random() % 3) {
-          case 0: text.insert(at, 1, c); break;
+          case 0:
+            text.insert(at, 1, c);
+            break;
           case 1:
             if (at < text.size()) text.erase(at, 1);
             break;
@@ -819,6 +858,7 @@ TEST_F(JsonRpcRobustness, MutatedRequestsGetWellFormedAnswers) {
 TEST_F(JsonRpcRobustness, ConcurrentCallsDoNotInterfere) {
   std::atomic<int> wrong{0};
   std::vector<std::thread> threads;
+  threads.reserve(8);
   for (int t = 0; t < 8; ++t) {
     threads.emplace_back([&, t] {
       CallContext context;
@@ -853,8 +893,9 @@ TEST_F(JsonRpcClient, RequestWithoutParamsHasNoParamsMember) {
 }
 
 TEST_F(JsonRpcClient, RequestKeepsParamsAsWrittenButCompact) {
-  EXPECT_EQ(make_request("echo", " { \"n\" : [ 123456789012345678901234567890 , 1.50 ] } ", -3),
-            R"({"jsonrpc":"2.0","method":"echo","params":{"n":[123456789012345678901234567890,1.50]},"id":-3})");
+  EXPECT_EQ(
+      make_request("echo", " { \"n\" : [ 123456789012345678901234567890 , 1.50 ] } ", -3),
+      R"({"jsonrpc":"2.0","method":"echo","params":{"n":[123456789012345678901234567890,1.50]},"id":-3})");
 }
 
 TEST_F(JsonRpcClient, RequestEscapesTheMethodName) {
@@ -973,8 +1014,8 @@ TEST_F(JsonRpcClient, ReplyBreakingTheProtocolIsRefused) {
 }
 
 TEST_F(JsonRpcClient, ReplyMayCarryErrorDataOfAnyKind) {
-  const Reply reply =
-      parse_reply(R"({"jsonrpc":"2.0","error":{"code":-1,"message":"m","data":[1,{"x":null}]},"id":4})", 4);
+  const Reply reply = parse_reply(
+      R"({"jsonrpc":"2.0","error":{"code":-1,"message":"m","data":[1,{"x":null}]},"id":4})", 4);
   EXPECT_FALSE(reply.ok);
   EXPECT_EQ(reply.error_code, -1);
   EXPECT_EQ(reply.error_json, R"({"code":-1,"message":"m","data":[1,{"x":null}]})");

@@ -9,6 +9,9 @@
 #include <rapidjson/document.h>
 
 #include <atomic>
+#include <cstdint>
+#include <memory>
+#include <optional>
 #include <stdexcept>
 #include <string>
 #include <thread>

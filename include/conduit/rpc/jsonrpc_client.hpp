@@ -47,6 +47,11 @@ class JsonRpcClient {
   // Sends a notification: no reply is expected (over HTTP, the 204 is read).
   void notify(std::string_view method, std::string_view params = {});
 
+  // Bytes this client has written and read on its connections (framing
+  // included: HTTP headers, newlines), for bytes-on-the-wire figures.
+  std::uint64_t bytes_sent() const;
+  std::uint64_t bytes_received() const;
+
  private:
   class Impl;
   std::unique_ptr<Impl> impl_;

@@ -28,6 +28,9 @@ struct ServerOptions {
   // idle connection is closed after idle_timeout.
   std::chrono::milliseconds request_timeout{10'000};
   std::chrono::milliseconds idle_timeout{300'000};
+  // Data bytes of each of the two rings a shm: client gets (a power of two);
+  // a message may take half. Pages are touched only as the rings fill.
+  std::size_t shm_ring_bytes = 8 << 20;
 };
 
 class Server {

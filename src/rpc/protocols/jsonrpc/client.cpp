@@ -144,6 +144,7 @@ class JsonRpcClient::Impl {
     if (!link_) link_.emplace(shm::connect_link(target_.path, timeout_));
     try {
       link_->send(request);
+      sent_ += request.size();
       if (!reply_expected) return {};
       bool timed_out = false;
       auto reply = link_->receive(timeout_, &timed_out);
@@ -151,6 +152,7 @@ class JsonRpcClient::Impl {
         throw Error("no reply from " + target_.text + " within " + std::to_string(timeout_.count()) +
                     " ms");
       if (!reply) throw PeerGone(target_.text + " closed the connection");
+      received_ += reply->size();
       return std::string(*reply);
     } catch (const Error&) {
       link_.reset();  // the next call connects again
@@ -186,6 +188,7 @@ class JsonRpcClient::Impl {
         throw PeerGone(target_.text + " closed the connection");
       if (n < 0) throw SystemError("send", target_.text, errno);
       done += static_cast<std::size_t>(n);
+      sent_ += static_cast<std::uint64_t>(n);
     }
   }
 
@@ -207,6 +210,7 @@ class JsonRpcClient::Impl {
       if (n < 0) throw SystemError("recv", target_.text, errno);
       if (n == 0) return false;
       buffer_.append(chunk, static_cast<std::size_t>(n));
+      received_ += static_cast<std::uint64_t>(n);
       return true;
     }
   }
@@ -214,8 +218,10 @@ class JsonRpcClient::Impl {
   std::string read_line() {
     auto deadline = Clock::now() + timeout_;
     std::size_t end;
+    std::size_t scanned = 0;  // a long reply is searched once, not once per read
     bool any = !buffer_.empty();
-    while ((end = buffer_.find('\n')) == std::string::npos) {
+    while ((end = buffer_.find('\n', scanned)) == std::string::npos) {
+      scanned = buffer_.size();
       if (!fill(deadline)) {
         if (!any) throw PeerGone(target_.text + " closed the connection");
         throw ProtocolError(target_.text + " closed the connection in the middle of a reply");
@@ -269,6 +275,9 @@ class JsonRpcClient::Impl {
   std::optional<shm::Link> link_;
   std::string buffer_;
   std::int64_t next_id_ = 1;
+
+ public:
+  std::uint64_t sent_ = 0, received_ = 0;
 };
 
 JsonRpcClient::JsonRpcClient(std::string_view uri, std::chrono::milliseconds timeout)
@@ -283,6 +292,14 @@ std::string JsonRpcClient::call(std::string_view method, std::string_view params
 
 void JsonRpcClient::notify(std::string_view method, std::string_view params) {
   impl_->notify(method, params);
+}
+
+std::uint64_t JsonRpcClient::bytes_sent() const {
+  return impl_->sent_;
+}
+
+std::uint64_t JsonRpcClient::bytes_received() const {
+  return impl_->received_;
 }
 
 }  // namespace conduit::rpc

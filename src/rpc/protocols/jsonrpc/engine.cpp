@@ -26,9 +26,9 @@ using JsonWriter = rapidjson::Writer<rapidjson::StringBuffer>;
 // Iterative: the parser keeps its own stack, so no input can overflow the
 // thread's. Numbers as strings: they reach us as written, so ids and params
 // keep every digit. Stop when done: trailing text is checked by parse().
-constexpr unsigned kParseFlags = rapidjson::kParseIterativeFlag | rapidjson::kParseStopWhenDoneFlag |
-                                 rapidjson::kParseValidateEncodingFlag |
-                                 rapidjson::kParseNumbersAsStringsFlag;
+constexpr unsigned kParseFlags =
+    rapidjson::kParseIterativeFlag | rapidjson::kParseStopWhenDoneFlag |
+    rapidjson::kParseValidateEncodingFlag | rapidjson::kParseNumbersAsStringsFlag;
 
 constexpr int kParseErrorCode = -32700;
 constexpr int kInvalidRequestCode = -32600;
@@ -43,13 +43,20 @@ enum class Kind { absent, null, boolean, number, string, array, object };
 
 std::string_view kind_name(Kind kind) {
   switch (kind) {
-    case Kind::absent: return "nothing";
-    case Kind::null: return "null";
-    case Kind::boolean: return "a boolean";
-    case Kind::number: return "a number";
-    case Kind::string: return "a string";
-    case Kind::array: return "an array";
-    case Kind::object: return "an object";
+    case Kind::absent:
+      return "nothing";
+    case Kind::null:
+      return "null";
+    case Kind::boolean:
+      return "a boolean";
+    case Kind::number:
+      return "a number";
+    case Kind::string:
+      return "a string";
+    case Kind::array:
+      return "an array";
+    case Kind::object:
+      return "an object";
   }
   return "nothing";
 }
@@ -58,24 +65,36 @@ std::string_view kind_name(Kind kind) {
 Kind kind_of(std::string_view json) {
   if (json.empty()) return Kind::absent;
   switch (json.front()) {
-    case 'n': return Kind::null;
+    case 'n':
+      return Kind::null;
     case 't':
-    case 'f': return Kind::boolean;
-    case '"': return Kind::string;
-    case '[': return Kind::array;
-    case '{': return Kind::object;
-    default: return Kind::number;
+    case 'f':
+      return Kind::boolean;
+    case '"':
+      return Kind::string;
+    case '[':
+      return Kind::array;
+    case '{':
+      return Kind::object;
+    default:
+      return Kind::number;
   }
 }
 
 rapidjson::Type rapidjson_type(Kind kind) {
   switch (kind) {
-    case Kind::null: return rapidjson::kNullType;
-    case Kind::boolean: return rapidjson::kTrueType;
-    case Kind::string: return rapidjson::kStringType;
-    case Kind::array: return rapidjson::kArrayType;
-    case Kind::object: return rapidjson::kObjectType;
-    default: return rapidjson::kNumberType;
+    case Kind::null:
+      return rapidjson::kNullType;
+    case Kind::boolean:
+      return rapidjson::kTrueType;
+    case Kind::string:
+      return rapidjson::kStringType;
+    case Kind::array:
+      return rapidjson::kArrayType;
+    case Kind::object:
+      return rapidjson::kObjectType;
+    default:
+      return rapidjson::kNumberType;
   }
 }
 
@@ -561,11 +580,10 @@ void serve(const Entry& entry, const JsonMethods& methods, CallContext& context,
   const bool id_valid = !id.repeated && (id.kind == Kind::absent || id.kind == Kind::null ||
                                          id.kind == Kind::number || id.kind == Kind::string);
   const std::string_view id_json = id_valid ? std::string_view(id.json) : std::string_view();
-  const bool valid = id_valid && !version.repeated && version.kind == Kind::string &&
-                     version.text == "2.0" && !method.repeated && method.kind == Kind::string &&
-                     !params.repeated &&
-                     (params.kind == Kind::absent || params.kind == Kind::array ||
-                      params.kind == Kind::object);
+  const bool valid =
+      id_valid && !version.repeated && version.kind == Kind::string && version.text == "2.0" &&
+      !method.repeated && method.kind == Kind::string && !params.repeated &&
+      (params.kind == Kind::absent || params.kind == Kind::array || params.kind == Kind::object);
   if (!valid) {
     response.add_error(id_json, invalid_request());
     return;
@@ -594,8 +612,8 @@ void serve(const Entry& entry, const JsonMethods& methods, CallContext& context,
       // would break the whole response (and every other in its batch).
       Compacted result = compact_json(call->result);
       if (!result.error.empty()) {
-        response.add_error(id_json,
-                           internal_error("the method's result is not valid JSON: " + result.error));
+        response.add_error(
+            id_json, internal_error("the method's result is not valid JSON: " + result.error));
       } else {
         response.add_result(id_json, result.json);
       }
@@ -618,10 +636,9 @@ std::optional<std::string> respond(std::string_view text, const JsonMethods& met
                                    const Limits& limits, CallContext& context) {
   if (context.protocol.empty()) context.protocol = "jsonrpc";
   if (text.size() > limits.max_body_bytes) {
-    return single_error(invalid_request("the request is " + std::to_string(text.size()) +
-                                        " bytes, over the limit of " +
-                                        std::to_string(limits.max_body_bytes) +
-                                        " bytes (max_body_bytes)"));
+    return single_error(invalid_request(
+        "the request is " + std::to_string(text.size()) + " bytes, over the limit of " +
+        std::to_string(limits.max_body_bytes) + " bytes (max_body_bytes)"));
   }
 
   Scanner scanner(kRequestMembers, static_cast<std::size_t>(limits.max_depth), limits.max_batch);
@@ -772,8 +789,8 @@ Reply parse_reply(std::string_view text, std::int64_t expected_id) {
   if (id.kind == Kind::absent) bad_reply("it has no \"id\"");
 
   bool is_integer = false;
-  const bool same_id = id.kind == Kind::number && parse_int64(id.json, is_integer) == expected_id &&
-                       is_integer;
+  const bool same_id =
+      id.kind == Kind::number && parse_int64(id.json, is_integer) == expected_id && is_integer;
   // A server that could not read the request's id answers with id null.
   const bool anonymous_error = id.kind == Kind::null && has_error;
   if (!same_id && !anonymous_error) {
