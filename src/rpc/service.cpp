@@ -1,14 +1,18 @@
 #include "conduit/rpc/service.hpp"
 
 #include <google/protobuf/dynamic_message.h>
+#include <google/protobuf/struct.pb.h>
 #include <google/protobuf/util/json_util.h>
 #include <rapidjson/document.h>
 #include <rapidjson/error/en.h>
 #include <rapidjson/stringbuffer.h>
 #include <rapidjson/writer.h>
 
+#include <algorithm>
+#include <cmath>
 #include <exception>
 #include <memory>
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -118,6 +122,137 @@ std::vector<std::string_view> split_array(std::string_view array) {
   const std::string_view last = trim(array.substr(start, end - start));
   if (!last.empty()) elements.push_back(last);
   return elements;
+}
+
+// ---- the well-known JSON types, without protobuf's JSON parser ---------------
+// google.protobuf.Value, ListValue and Struct are JSON itself; they are
+// converted straight from and to RapidJSON, many times faster than through
+// protobuf's JSON layer (echo of a 4 KiB string: from about 500 us to tens).
+// Only the generated classes take this path; copies of struct.proto in other
+// pools go through protobuf.
+
+constexpr int kMaxJsonDepth = 512;
+
+bool to_value(const rapidjson::Value& json, pb::Value& out, int depth);
+
+bool to_list(const rapidjson::Value& json, pb::ListValue& out, int depth) {
+  out.mutable_values()->Reserve(static_cast<int>(json.Size()));
+  for (const auto& element : json.GetArray())
+    if (!to_value(element, *out.add_values(), depth + 1)) return false;
+  return true;
+}
+
+bool to_struct(const rapidjson::Value& json, pb::Struct& out, int depth) {
+  auto& fields = *out.mutable_fields();
+  for (const auto& member : json.GetObject()) {
+    std::string key(member.name.GetString(), member.name.GetStringLength());
+    if (!to_value(member.value, fields[key], depth + 1)) return false;
+  }
+  return true;
+}
+
+bool to_value(const rapidjson::Value& json, pb::Value& out, int depth) {
+  if (depth > kMaxJsonDepth) return false;
+  switch (json.GetType()) {
+    case rapidjson::kNullType:
+      out.set_null_value(pb::NULL_VALUE);
+      return true;
+    case rapidjson::kFalseType:
+    case rapidjson::kTrueType:
+      out.set_bool_value(json.GetBool());
+      return true;
+    case rapidjson::kNumberType:
+      out.set_number_value(json.GetDouble());
+      return true;
+    case rapidjson::kStringType:
+      out.set_string_value(json.GetString(), json.GetStringLength());
+      return true;
+    case rapidjson::kArrayType:
+      return to_list(json, *out.mutable_list_value(), depth);
+    case rapidjson::kObjectType:
+      return to_struct(json, *out.mutable_struct_value(), depth);
+  }
+  return false;
+}
+
+using JsonWriter = rapidjson::Writer<rapidjson::StringBuffer>;
+
+// As protobuf prints them: integral values without a fraction, NaN and the
+// infinities as strings.
+void write_number(double number, JsonWriter& writer) {
+  if (std::isnan(number)) {
+    writer.String("NaN");
+  } else if (std::isinf(number)) {
+    writer.String(number > 0 ? "Infinity" : "-Infinity");
+  } else if (std::trunc(number) == number && std::fabs(number) < 9007199254740992.0) {
+    writer.Int64(static_cast<std::int64_t>(number));
+  } else {
+    writer.Double(number);
+  }
+}
+
+void write_value(const pb::Value& value, JsonWriter& writer);
+
+void write_list(const pb::ListValue& list, JsonWriter& writer) {
+  writer.StartArray();
+  for (const auto& element : list.values()) write_value(element, writer);
+  writer.EndArray();
+}
+
+void write_struct(const pb::Struct& object, JsonWriter& writer) {
+  // Sorted keys, as protobuf prints a Struct (its map has no order).
+  std::vector<const std::string*> keys;
+  keys.reserve(static_cast<std::size_t>(object.fields_size()));
+  for (const auto& [key, value] : object.fields()) keys.push_back(&key);
+  std::sort(keys.begin(), keys.end(), [](auto* a, auto* b) { return *a < *b; });
+  writer.StartObject();
+  for (const std::string* key : keys) {
+    writer.Key(key->data(), static_cast<rapidjson::SizeType>(key->size()));
+    write_value(object.fields().at(*key), writer);
+  }
+  writer.EndObject();
+}
+
+void write_value(const pb::Value& value, JsonWriter& writer) {
+  switch (value.kind_case()) {
+    case pb::Value::kNullValue:
+    case pb::Value::KIND_NOT_SET:
+      writer.Null();
+      break;
+    case pb::Value::kBoolValue:
+      writer.Bool(value.bool_value());
+      break;
+    case pb::Value::kNumberValue:
+      write_number(value.number_value(), writer);
+      break;
+    case pb::Value::kStringValue:
+      writer.String(value.string_value().data(),
+                    static_cast<rapidjson::SizeType>(value.string_value().size()));
+      break;
+    case pb::Value::kListValue:
+      write_list(value.list_value(), writer);
+      break;
+    case pb::Value::kStructValue:
+      write_struct(value.struct_value(), writer);
+      break;
+  }
+}
+
+// Fills a generated Value, ListValue or Struct from `json`; std::nullopt when
+// `out` is none of them.
+std::optional<Status> fill_well_known(const rapidjson::Value& json, pb::Message& out) {
+  bool ok;
+  if (auto* value = dynamic_cast<pb::Value*>(&out))
+    ok = to_value(json, *value, 0);
+  else if (auto* list = dynamic_cast<pb::ListValue*>(&out))
+    ok = to_list(json, *list, 0);
+  else if (auto* object = dynamic_cast<pb::Struct*>(&out))
+    ok = to_struct(json, *object, 0);
+  else
+    return std::nullopt;
+  if (!ok)
+    return invalid_argument("params nest deeper than " + std::to_string(kMaxJsonDepth) + " levels");
+  return Status();
 }
 
 Status parse_json(std::string_view json, pb::Message& out) {
@@ -326,6 +461,11 @@ Status json_params_to_message(std::string_view params, pb::Message& out) {
                             " (at offset " + std::to_string(document.GetErrorOffset()) + ")");
   }
 
+  if (whole != WholeJson::no && (whole == WholeJson::value ||
+                                 (whole == WholeJson::list_value && document.IsArray()) ||
+                                 (whole == WholeJson::struct_value && document.IsObject()))) {
+    if (auto status = fill_well_known(document, out)) return *status;
+  }
   switch (whole) {
     case WholeJson::value:
       return parse_json(text, out);
@@ -365,6 +505,24 @@ std::string message_to_json(const pb::Message& message) {
     // Protobuf prints a Value with no kind set as nothing at all.
     const pb::OneofDescriptor* kind = type.FindOneofByName("kind");
     if (kind != nullptr && !message.GetReflection()->HasOneof(message, kind)) return "null";
+  }
+  if (auto* value = dynamic_cast<const pb::Value*>(&message)) {
+    rapidjson::StringBuffer buffer;
+    JsonWriter writer(buffer);
+    write_value(*value, writer);
+    return {buffer.GetString(), buffer.GetSize()};
+  }
+  if (auto* list = dynamic_cast<const pb::ListValue*>(&message)) {
+    rapidjson::StringBuffer buffer;
+    JsonWriter writer(buffer);
+    write_list(*list, writer);
+    return {buffer.GetString(), buffer.GetSize()};
+  }
+  if (auto* object = dynamic_cast<const pb::Struct*>(&message)) {
+    rapidjson::StringBuffer buffer;
+    JsonWriter writer(buffer);
+    write_struct(*object, writer);
+    return {buffer.GetString(), buffer.GetSize()};
   }
   std::string json;
   const auto status = pb::util::MessageToJsonString(message, &json);
