@@ -34,7 +34,12 @@ class ByteStream {
   // Writes all of `bytes`.
   virtual asio::awaitable<void> write(asio::const_buffer bytes) = 0;
   // Ends pending and future operations (they fail with operation_aborted).
+  // Call on the connection's strand.
   virtual void close() = 0;
+  // Cuts the peer off at once, from any thread, even while a handler of
+  // this connection runs: the peer sees end of file, later reads and writes
+  // here fail. Does nothing where the transport cannot (pipes).
+  virtual void abort() noexcept = 0;
   virtual const Peer& peer() const = 0;
 };
 
@@ -57,6 +62,11 @@ class Connection {
   asio::awaitable<std::size_t> read_some(asio::mutable_buffer into, std::chrono::milliseconds timeout);
   asio::awaitable<void> write(std::string_view bytes);
   void close();
+  // From any thread: cancels the calls of this connection (CallContext::
+  // cancelled()) and cuts the peer off (ByteStream::abort()).
+  void abort() noexcept;
+  // The flag abort() sets; protocols share it with each call's context.
+  const std::shared_ptr<std::atomic<bool>>& cancellation() const { return cancelled_; }
 
   const ServiceTable& services() const { return services_; }
   const ServerOptions& options() const { return options_; }
@@ -77,6 +87,7 @@ class Connection {
   const ServerOptions& options_;
   const std::atomic<bool>& stopping_;
   std::atomic<bool> idle_{true};
+  std::shared_ptr<std::atomic<bool>> cancelled_ = std::make_shared<std::atomic<bool>>(false);
   std::uint64_t reads_ = 0;  // numbers each read_some, for its timer
   bool timed_out_ = false;
 };

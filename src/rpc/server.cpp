@@ -53,14 +53,20 @@ class SocketStream : public ByteStream {
     co_await asio::async_write(socket_, bytes, asio::use_awaitable);
   }
   void close() override {
+    native_.store(-1);  // abort() must not reach a descriptor number reused after this
     error_code ignored;
     socket_.shutdown(Socket::shutdown_both, ignored);
     socket_.close(ignored);
+  }
+  void abort() noexcept override {
+    int fd = native_.load();
+    if (fd >= 0) ::shutdown(fd, SHUT_RDWR);
   }
   const Peer& peer() const override { return peer_; }
 
  private:
   Socket socket_;
+  std::atomic<int> native_{socket_.native_handle()};
   Peer peer_;
 };
 
@@ -85,6 +91,7 @@ class StdioStream : public ByteStream {
     in_.close(ignored);
     out_.close(ignored);
   }
+  void abort() noexcept override {}
   const Peer& peer() const override { return peer_; }
 
  private:
@@ -161,6 +168,11 @@ asio::awaitable<void> Connection::write(std::string_view bytes) {
 
 void Connection::close() {
   stream_->close();
+}
+
+void Connection::abort() noexcept {
+  cancelled_->store(true);
+  stream_->abort();
 }
 
 // ---- Server -------------------------------------------------------------------
@@ -452,10 +464,13 @@ class Server::Impl {
     changed_.notify_all();
   }
 
+  // Idle connections are closed on their strands; once the grace is over,
+  // busy ones are also cut off at once (their handlers see cancelled()).
   void close_connections(bool only_idle) {
     std::lock_guard lock(mutex_);
     for (const auto& connection : connections_) {
       if (only_idle && !connection->idle()) continue;
+      if (!only_idle) connection->abort();
       asio::post(connection->strand(), [connection] { connection->close(); });
     }
   }

@@ -11,6 +11,7 @@
 #include <thread>
 
 #include "cli_support.hpp"
+#include "conduit/interop/jsonrpc_examples.pb.h"
 #include "conduit/ipc/channel.hpp"
 #include "conduit/ipc/tcp_socket.hpp"
 #include "conduit/ipc/unix_socket.hpp"
@@ -283,6 +284,70 @@ TEST_F(JsonRpcServer, ShutdownFinishesAndRemovesTheSocketFile) {
   server_->shutdown(1s);
   EXPECT_FALSE(std::filesystem::exists(unix_.substr(5)));
   EXPECT_THROW(client.call("subtract", "[1,1]"), Error);
+}
+
+// A server whose `echo` takes `delay` before it answers: calls in flight
+// when shutdown begins.
+class SlowServer {
+ public:
+  explicit SlowServer(std::chrono::milliseconds delay) {
+    const auto* echo = ::conduit::interop::SubtractRequest::descriptor()
+                           ->file()
+                           ->FindServiceByName("JsonRpcExamples")
+                           ->FindMethodByName("echo");
+    services_.add_dynamic(*echo, [delay](CallContext&, const google::protobuf::Message& request,
+                                         google::protobuf::Message& response) {
+      std::this_thread::sleep_for(delay);
+      response.CopyFrom(request);
+      return Status();
+    });
+    server_ = std::make_unique<Server>(services_);
+    address_ = server_->listen("tcp://127.0.0.1:0");
+    server_->start();
+  }
+  Server& server() { return *server_; }
+  std::string uri() const { return "http://" + address_.substr(6) + "/jsonrpc"; }
+
+ private:
+  ServiceTable services_;
+  std::unique_ptr<Server> server_;
+  std::string address_;
+};
+
+TEST(JsonRpcShutdown, CallInFlightFinishesWithinTheGrace) {
+  SlowServer slow(300ms);
+  std::string result;
+  std::thread caller([&] {
+    JsonRpcClient client(slow.uri(), 5s);
+    result = client.call("echo", R"(["still answered"])");
+  });
+  std::this_thread::sleep_for(100ms);  // the call is in the handler now
+  auto started = std::chrono::steady_clock::now();
+  slow.server().shutdown(3s);
+  caller.join();
+  EXPECT_EQ(result, R"(["still answered"])");
+  EXPECT_LT(std::chrono::steady_clock::now() - started, 2s) << "shutdown waited for nothing";
+  JsonRpcClient late(slow.uri(), 1s);
+  EXPECT_THROW(late.call("echo", "[1]"), Error) << "a new call was served after shutdown";
+}
+
+TEST(JsonRpcShutdown, CallLongerThanTheGraceIsCutOff) {
+  SlowServer slow(2000ms);
+  bool failed = false;
+  std::thread caller([&] {
+    JsonRpcClient client(slow.uri(), 5s);
+    try {
+      client.call("echo", "[1]");
+    } catch (const Error&) {
+      failed = true;
+    }
+  });
+  std::this_thread::sleep_for(100ms);
+  auto started = std::chrono::steady_clock::now();
+  slow.server().shutdown(200ms);
+  caller.join();
+  EXPECT_TRUE(failed) << "the call outlived the grace period";
+  EXPECT_LT(std::chrono::steady_clock::now() - started, 4s);
 }
 
 // `conduit serve --listen stdio`: a spawned child answering on its stdin and

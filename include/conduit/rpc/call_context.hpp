@@ -43,6 +43,8 @@ class CallContext {
   bool expired() const { return deadline && Clock::now() >= *deadline; }
   // Shares the cancellation flag with whoever cancels (a connection).
   std::shared_ptr<std::atomic<bool>> cancellation_flag() const { return cancelled_; }
+  // Makes this call cancelled whenever `flag` is set (a connection's flag).
+  void share_cancellation(std::shared_ptr<std::atomic<bool>> flag) { cancelled_ = std::move(flag); }
 
  private:
   std::shared_ptr<std::atomic<bool>> cancelled_ = std::make_shared<std::atomic<bool>>(false);

@@ -31,6 +31,7 @@ CallContext context_for(const Connection& connection) {
   CallContext context;
   context.protocol = "jsonrpc";
   context.peer = connection.peer();
+  context.share_cancellation(connection.cancellation());
   return context;
 }
 
