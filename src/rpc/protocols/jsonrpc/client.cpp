@@ -19,24 +19,81 @@
 #include "conduit/ipc/unix_socket.hpp"
 #include "conduit/ipc/uri.hpp"
 #include "conduit/rpc/jsonrpc_client.hpp"
+#include "rpc/protocols/jsonrpc/client_parts.hpp"
 #include "rpc/protocols/jsonrpc/engine.hpp"
 #include "rpc/transports/shm_transport.hpp"
 
 namespace conduit::rpc {
 
-namespace {
+namespace jsonrpc {
 
 namespace http = boost::beast::http;
-using Clock = std::chrono::steady_clock;
 
-struct Target {
-  bool http = false;
-  bool shm = false;
-  std::string host;  // tcp and http
-  std::uint16_t port = 0;
-  std::string path;  // http: the request target; unix: the socket
-  std::string text;  // as given, for messages
-};
+std::string notification(std::string_view method, std::string_view params) {
+  rapidjson::StringBuffer buffer;
+  rapidjson::Writer<rapidjson::StringBuffer> writer(buffer);
+  writer.StartObject();
+  writer.Key("jsonrpc");
+  writer.String("2.0");
+  writer.Key("method");
+  writer.String(method.data(), static_cast<rapidjson::SizeType>(method.size()));
+  if (!params.empty()) {
+    writer.Key("params");
+    writer.RawValue(params.data(), params.size(), rapidjson::kObjectType);
+  }
+  writer.EndObject();
+  return buffer.GetString();
+}
+
+ReplyReader::ReplyReader(bool http) : http_(http) {
+  if (http_) {
+    parser_.emplace();
+    parser_->body_limit(64u << 20);
+  }
+}
+
+bool ReplyReader::take(std::string& buffer) {
+  if (!http_) {
+    std::size_t end = buffer.find('\n', scanned_);
+    if (end == std::string::npos) {
+      scanned_ = buffer.size();  // a long reply is searched once, not once per read
+      return false;
+    }
+    body_ = buffer.substr(0, end);
+    buffer.erase(0, end + 1);
+    return true;
+  }
+  boost::beast::error_code error;
+  while (!buffer.empty() && !parser_->is_done()) {
+    std::size_t used = parser_->put(boost::asio::buffer(buffer), error);
+    buffer.erase(0, used);
+    if (error == http::error::need_more) return false;
+    if (error) throw ProtocolError("a malformed HTTP reply: " + error.message());
+    if (used == 0) return false;
+  }
+  return parser_->is_done();
+}
+
+bool ReplyReader::finish_at_end_of_stream() {
+  if (!http_) return false;
+  boost::beast::error_code error;
+  parser_->put_eof(error);
+  return !error && parser_->is_done();
+}
+
+std::string ReplyReader::reply(bool expected, const std::string& from) {
+  if (!http_) return std::move(body_);
+  auto& response = parser_->get();
+  unsigned status = response.result_int();
+  if (!expected && (status == 204 || status == 200)) return {};
+  if (status != 200 && response.body().empty())
+    throw ProtocolError(from + " answered HTTP " + std::to_string(status));
+  return std::move(response.body());
+}
+
+bool ReplyReader::keep_alive() const {
+  return !http_ || parser_->get().keep_alive();
+}
 
 Target parse_target(std::string_view uri) {
   Target target;
@@ -74,23 +131,18 @@ Target parse_target(std::string_view uri) {
   return target;
 }
 
-std::string notification(std::string_view method, std::string_view params) {
-  rapidjson::StringBuffer buffer;
-  rapidjson::Writer<rapidjson::StringBuffer> writer(buffer);
-  writer.StartObject();
-  writer.Key("jsonrpc");
-  writer.String("2.0");
-  writer.Key("method");
-  writer.String(method.data(), static_cast<rapidjson::SizeType>(method.size()));
-  if (!params.empty()) {
-    writer.Key("params");
-    writer.RawValue(params.data(), params.size(), rapidjson::kObjectType);
-  }
-  writer.EndObject();
-  return buffer.GetString();
+std::string frame_request(const Target& target, const std::string& body) {
+  if (!target.http) return body + "\n";
+  std::string host = target.host.find(':') != std::string::npos ? "[" + target.host + "]" : target.host;
+  return "POST " + target.path + " HTTP/1.1\r\nHost: " + host + ":" + std::to_string(target.port) +
+         "\r\nContent-Type: application/json\r\nAccept: application/json\r\nContent-Length: " +
+         std::to_string(body.size()) + "\r\n\r\n" + body;
 }
 
-}  // namespace
+}  // namespace jsonrpc
+
+using jsonrpc::Target;
+using Clock = std::chrono::steady_clock;
 
 JsonRpcError::JsonRpcError(int code, std::string message, std::string error_json)
     : Error(std::move(message)), code_(code), error_json_(std::move(error_json)) {}
@@ -98,7 +150,7 @@ JsonRpcError::JsonRpcError(int code, std::string message, std::string error_json
 class JsonRpcClient::Impl {
  public:
   Impl(std::string_view uri, std::chrono::milliseconds timeout)
-      : target_(parse_target(uri)), timeout_(timeout) {}
+      : target_(jsonrpc::parse_target(uri)), timeout_(timeout) {}
 
   std::string call(std::string_view method, std::string_view params) {
     std::int64_t id = next_id_++;
@@ -115,7 +167,7 @@ class JsonRpcClient::Impl {
       if (first != '[' && first != '{')
         throw Error("params must be a JSON array or object, not " + std::string(params));
     }
-    exchange(notification(method, params), false);
+    exchange(jsonrpc::notification(method, params), false);
   }
 
  private:
@@ -128,9 +180,9 @@ class JsonRpcClient::Impl {
     for (int attempt = 0;; ++attempt) {
       if (fd_.get() < 0) connect();
       try {
-        send_all(frame(request));
-        if (target_.http) return read_http_reply(reply_expected);
-        return reply_expected ? read_line() : std::string();
+        send_all(jsonrpc::frame_request(target_, request));
+        if (!target_.http && !reply_expected) return {};
+        return read_reply(reply_expected);
       } catch (const PeerGone&) {
         fd_.reset();
         buffer_.clear();
@@ -171,14 +223,6 @@ class JsonRpcClient::Impl {
     }
   }
 
-  std::string frame(const std::string& body) const {
-    if (!target_.http) return body + "\n";
-    std::string host = target_.host.find(':') != std::string::npos ? "[" + target_.host + "]" : target_.host;
-    return "POST " + target_.path + " HTTP/1.1\r\nHost: " + host + ":" + std::to_string(target_.port) +
-           "\r\nContent-Type: application/json\r\nAccept: application/json\r\nContent-Length: " +
-           std::to_string(body.size()) + "\r\n\r\n" + body;
-  }
-
   void send_all(const std::string& bytes) {
     std::size_t done = 0;
     while (done < bytes.size()) {
@@ -215,58 +259,20 @@ class JsonRpcClient::Impl {
     }
   }
 
-  std::string read_line() {
+  std::string read_reply(bool reply_expected) {
     auto deadline = Clock::now() + timeout_;
-    std::size_t end;
-    std::size_t scanned = 0;  // a long reply is searched once, not once per read
+    jsonrpc::ReplyReader reader(target_.http);
     bool any = !buffer_.empty();
-    while ((end = buffer_.find('\n', scanned)) == std::string::npos) {
-      scanned = buffer_.size();
+    while (!reader.take(buffer_)) {
       if (!fill(deadline)) {
         if (!any) throw PeerGone(target_.text + " closed the connection");
+        if (reader.finish_at_end_of_stream()) break;
         throw ProtocolError(target_.text + " closed the connection in the middle of a reply");
       }
       any = true;
     }
-    std::string line = buffer_.substr(0, end);
-    buffer_.erase(0, end + 1);
-    return line;
-  }
-
-  std::string read_http_reply(bool reply_expected) {
-    auto deadline = Clock::now() + timeout_;
-    http::response_parser<http::string_body> parser;
-    parser.body_limit(64u << 20);
-    bool any = !buffer_.empty();
-    boost::beast::error_code error;
-    while (!parser.is_done()) {
-      if (!buffer_.empty()) {
-        std::size_t used = parser.put(boost::asio::buffer(buffer_), error);
-        buffer_.erase(0, used);
-        if (error == http::error::need_more) {
-          error = {};
-        } else if (error) {
-          throw ProtocolError(target_.text + " sent a malformed HTTP reply: " + error.message());
-        } else if (parser.is_done() || used > 0) {
-          continue;
-        }
-      }
-      if (!fill(deadline)) {
-        if (!any) throw PeerGone(target_.text + " closed the connection");
-        parser.put_eof(error);
-        if (error || !parser.is_done())
-          throw ProtocolError(target_.text + " closed the connection in the middle of a reply");
-        break;
-      }
-      any = true;
-    }
-    auto& response = parser.get();
-    if (!response.keep_alive()) fd_.reset();
-    unsigned status = response.result_int();
-    if (!reply_expected && (status == 204 || status == 200)) return {};
-    if (status != 200 && response.body().empty())
-      throw ProtocolError(target_.text + " answered HTTP " + std::to_string(status));
-    return response.body();
+    if (!reader.keep_alive()) fd_.reset();
+    return reader.reply(reply_expected, target_.text);
   }
 
   Target target_;
