@@ -434,6 +434,7 @@ JsonCall call_with_json(const Method& method, std::string_view params, CallConte
   }
   try {
     call.result = message_to_json(*response);
+    call.result_is_compact_json = true;  // RapidJSON's or protobuf's compact printer
   } catch (const Error& error) {
     call.outcome = JsonCall::Outcome::failed;
     call.status = Status(StatusCode::internal, error.what());

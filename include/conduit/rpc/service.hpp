@@ -62,6 +62,9 @@ struct JsonCall {
   Outcome outcome = Outcome::ok;
   std::string result;
   Status status;
+  // Set by whoever guarantees `result` is compact, valid JSON on one line
+  // (ServiceTable does: it writes it); a protocol may then embed it as is.
+  bool result_is_compact_json = false;
 };
 
 // What a JSON protocol calls methods through: the ServiceTable, or a fake in

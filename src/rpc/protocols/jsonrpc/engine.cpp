@@ -26,9 +26,12 @@ using JsonWriter = rapidjson::Writer<rapidjson::StringBuffer>;
 // Iterative: the parser keeps its own stack, so no input can overflow the
 // thread's. Numbers as strings: they reach us as written, so ids and params
 // keep every digit. Stop when done: trailing text is checked by parse().
-constexpr unsigned kParseFlags =
-    rapidjson::kParseIterativeFlag | rapidjson::kParseStopWhenDoneFlag |
-    rapidjson::kParseValidateEncodingFlag | rapidjson::kParseNumbersAsStringsFlag;
+// UTF-8 is checked before parsing (is_valid_utf8, eight ASCII bytes at a
+// time), which is several times faster than RapidJSON's check of every
+// character (kParseValidateEncodingFlag).
+constexpr unsigned kParseFlags = rapidjson::kParseIterativeFlag |
+                                 rapidjson::kParseStopWhenDoneFlag |
+                                 rapidjson::kParseNumbersAsStringsFlag;
 
 constexpr int kParseErrorCode = -32700;
 constexpr int kInvalidRequestCode = -32600;
@@ -141,6 +144,24 @@ std::size_t utf8_sequence_length(std::string_view text) {
   return length;
 }
 
+// Where `text` stops being well-formed UTF-8, or npos.
+std::size_t invalid_utf8_at(std::string_view text) {
+  for (std::size_t i = 0; i < text.size();) {
+    std::uint64_t word;
+    if (i + sizeof word <= text.size()) {
+      std::memcpy(&word, text.data() + i, sizeof word);
+      if ((word & 0x8080808080808080ull) == 0) {
+        i += sizeof word;
+        continue;
+      }
+    }
+    const std::size_t length = utf8_sequence_length(text.substr(i));
+    if (length == 0) return i;
+    i += length;
+  }
+  return std::string_view::npos;
+}
+
 bool is_valid_utf8(std::string_view text) {
   for (std::size_t i = 0; i < text.size();) {
     const std::size_t length = utf8_sequence_length(text.substr(i));
@@ -222,6 +243,8 @@ class JsonCopier {
 // whitespace is an error (kParseErrorDocumentRootNotSingular).
 template <typename Handler>
 rapidjson::ParseResult parse(std::string_view text, Handler& handler) {
+  if (const std::size_t bad = invalid_utf8_at(text); bad != std::string_view::npos)
+    return rapidjson::ParseResult(rapidjson::kParseErrorStringInvalidEncoding, bad);
   rapidjson::MemoryStream stream(text.data(), text.size());
   rapidjson::Reader reader;
   const rapidjson::ParseResult result = reader.Parse<kParseFlags>(stream, handler);
@@ -608,6 +631,12 @@ void serve(const Entry& entry, const JsonMethods& methods, CallContext& context,
   }
   switch (call->outcome) {
     case JsonCall::Outcome::ok: {
+      // Compact JSON from the ServiceTable needs only the (fast) UTF-8 check:
+      // a handler may have put bytes that are not UTF-8 in a string.
+      if (call->result_is_compact_json && invalid_utf8_at(call->result) == std::string::npos) {
+        response.add_result(id_json, call->result);
+        return;
+      }
       // The result is embedded as JSON, so it must be JSON: a broken one
       // would break the whole response (and every other in its batch).
       Compacted result = compact_json(call->result);
