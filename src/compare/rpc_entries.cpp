@@ -199,16 +199,31 @@ std::unique_ptr<Link> raw_link_for(const Transport& transport, std::size_t size)
   return raw_tcp_link(size);
 }
 
-// Calls (or raw round trips) per second, one after another on one connection.
+// Calls (or raw round trips) per second, one after another on one
+// connection, each echo checked.
 Throughput call_rate(Endpoint& endpoint, const Pattern& pattern, std::size_t size,
                      const LoopSettings& settings) {
-  Latency latency = measure_round_trips(endpoint, pattern, size, settings);
+  std::uint64_t index = 0;
+  auto call = [&] {
+    pattern.build(endpoint.prepare(size), index);
+    endpoint.send(size);
+    std::span<const std::byte> echo = endpoint.receive();
+    if (!pattern.matches(echo, index, size))
+      throw Error(fmt::format("call {}: the echo differs from the message sent", index));
+    endpoint.release();
+    ++index;
+  };
+  for (auto warm = Clock::now() + settings.warmup; Clock::now() < warm;) call();
+  const std::uint64_t first = index;
+  const auto start = Clock::now();
+  const auto end = start + settings.duration;
+  do call();
+  while (Clock::now() < end);
   Throughput throughput;
   throughput.size = size;
-  throughput.messages = latency.samples;
-  // The median round trip, so one slow call does not decide the rate.
-  throughput.seconds = latency.p50_us * 1e-6 * static_cast<double>(latency.samples);
-  throughput.messages_per_second = latency.p50_us > 0 ? 1e6 / latency.p50_us : 0;
+  throughput.messages = index - first;
+  throughput.seconds = std::chrono::duration<double>(Clock::now() - start).count();
+  throughput.messages_per_second = static_cast<double>(throughput.messages) / throughput.seconds;
   throughput.megabytes_per_second = throughput.messages_per_second * static_cast<double>(size) / 1e6;
   return throughput;
 }
