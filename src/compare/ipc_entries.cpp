@@ -110,18 +110,18 @@ void add_ipc_entries(Registry& registry) {
                            return side == Side::conduit ? ring_loan_link(size)
                                                         : raw_shared_slots_link(size, false);
                          }));
-  registry.add(ipc_entry("unix", "UNIX stream socket", "write/read on a socketpair",
+  registry.add(ipc_entry("unix", "UNIX stream socket", "write/read on an accepted connection",
                          [](Side side, std::size_t size, const RunContext& context) {
                            return side == Side::conduit
                                       ? channel_link("unix:" + in_directory(context, "stream"), size)
-                                      : raw_socketpair_link(SOCK_STREAM, size);
+                                      : raw_unix_connection_link(context.scratch, SOCK_STREAM, size);
                          }));
   registry.add(ipc_entry(
-      "unix-seqpacket", "UNIX seqpacket socket", "send/recv on a socketpair",
+      "unix-seqpacket", "UNIX seqpacket socket", "send/recv on an accepted connection",
       [](Side side, std::size_t size, const RunContext& context) {
         return side == Side::conduit
                    ? channel_link("unix+seqpacket:" + in_directory(context, "seqpacket"), size)
-                   : raw_socketpair_link(SOCK_SEQPACKET, size);
+                   : raw_unix_connection_link(context.scratch, SOCK_SEQPACKET, size);
       }));
   registry.add(ipc_entry(
       "unix-dgram", "UNIX datagram socket", "send/recv on a socketpair",

@@ -7,6 +7,7 @@
 #include <sys/msg.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -566,24 +567,52 @@ std::unique_ptr<Link> raw_fifo_link(const Scratch& scratch, std::size_t size) {
                                           std::move(back_read), std::move(back_write), size);
 }
 
+namespace {
+
+// As conduit does for message sockets (datagram_transport.cpp): ask for a
+// send buffer that holds the largest message a Channel allows, and learn
+// what the kernel granted. Throws SizeCapped when `size` does not fit.
+void size_message_buffers(int a, int b, std::size_t size) {
+  const std::size_t largest = ipc::ChannelOptions{}.max_message_size;
+  int wanted = static_cast<int>(std::min<std::size_t>(largest + 1024, 1u << 30) / 2 + 1);
+  for (int fd : {a, b}) ::setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &wanted, sizeof wanted);
+  int granted = 0;
+  socklen_t length = sizeof granted;
+  ::getsockopt(a, SOL_SOCKET, SO_SNDBUF, &granted, &length);
+  std::size_t limit = std::min<std::size_t>(static_cast<std::size_t>(granted) - 32, 4 << 20);
+  if (size > limit) throw SizeCapped(limit);
+}
+
+}  // namespace
+
 std::unique_ptr<Link> raw_socketpair_link(int type, std::size_t size) {
   int pair[2];
   if (::socketpair(AF_UNIX, type | SOCK_CLOEXEC, 0, pair) != 0) fail("socketpair");
   FileDescriptor a(pair[0]), b(pair[1]);
-  if (type != SOCK_STREAM) {
-    // As conduit does (datagram_transport.cpp): ask for a send buffer that
-    // holds the largest message a Channel allows, and learn what the kernel
-    // granted.
-    const std::size_t largest = ipc::ChannelOptions{}.max_message_size;
-    int wanted = static_cast<int>(std::min<std::size_t>(largest + 1024, 1u << 30) / 2 + 1);
-    for (int fd : {a.get(), b.get()}) ::setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &wanted, sizeof wanted);
-    int granted = 0;
-    socklen_t length = sizeof granted;
-    ::getsockopt(a.get(), SOL_SOCKET, SO_SNDBUF, &granted, &length);
-    std::size_t limit = std::min<std::size_t>(static_cast<std::size_t>(granted) - 32, 4 << 20);
-    if (size > limit) throw SizeCapped(limit);
-  }
+  if (type != SOCK_STREAM) size_message_buffers(a.get(), b.get(), size);
   return std::make_unique<SocketPairLink>(std::move(a), std::move(b), type == SOCK_STREAM, size);
+}
+
+std::unique_ptr<Link> raw_unix_connection_link(const Scratch& scratch, int type, std::size_t size) {
+  static int counter = 0;
+  std::string path = fmt::format("{}/raw-unix-{}.sock", scratch.directory, counter++);
+  sockaddr_un address{};
+  address.sun_family = AF_UNIX;
+  if (path.size() >= sizeof address.sun_path) throw Error("socket path too long: " + path);
+  std::memcpy(address.sun_path, path.c_str(), path.size() + 1);
+  FileDescriptor listener(::socket(AF_UNIX, type | SOCK_CLOEXEC, 0));
+  if (!listener || ::bind(listener.get(), reinterpret_cast<sockaddr*>(&address), sizeof address) != 0 ||
+      ::listen(listener.get(), 1) != 0)
+    fail("bind/listen(" + path + ")");
+  FileDescriptor client(::socket(AF_UNIX, type | SOCK_CLOEXEC, 0));
+  if (!client || ::connect(client.get(), reinterpret_cast<sockaddr*>(&address), sizeof address) != 0)
+    fail("connect(" + path + ")");
+  FileDescriptor server(::accept4(listener.get(), nullptr, nullptr, SOCK_CLOEXEC));
+  ::unlink(path.c_str());
+  if (!server) fail("accept(" + path + ")");
+  if (type != SOCK_STREAM) size_message_buffers(client.get(), server.get(), size);
+  return std::make_unique<SocketPairLink>(std::move(client), std::move(server), type == SOCK_STREAM,
+                                          size);
 }
 
 std::unique_ptr<Link> raw_tcp_link(std::size_t size) {

@@ -33,6 +33,10 @@ std::unique_ptr<Link> ring_loan_link(std::size_t size);
 std::unique_ptr<Link> raw_pipe_link(std::size_t size);
 std::unique_ptr<Link> raw_fifo_link(const Scratch& scratch, std::size_t size);
 std::unique_ptr<Link> raw_socketpair_link(int type, std::size_t size);
+// A stream or seqpacket connection made as a server and a client make it
+// (bind, listen, connect, accept on a path in the scratch directory), the
+// way conduit's unix: channels are made.
+std::unique_ptr<Link> raw_unix_connection_link(const Scratch& scratch, int type, std::size_t size);
 std::unique_ptr<Link> raw_tcp_link(std::size_t size);
 std::unique_ptr<Link> raw_posix_queue_link(const Scratch& scratch, std::size_t size);
 std::unique_ptr<Link> raw_sysv_queue_link(std::size_t size);

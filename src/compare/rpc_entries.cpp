@@ -33,7 +33,7 @@ struct Transport {
 constexpr Transport kTransports[] = {
     {"http", "HTTP/1.1 over TCP", "write/read on a loopback connection"},
     {"tcp", "TCP, one text per line", "write/read on a loopback connection"},
-    {"unix", "UNIX socket, one text per line", "write/read on a socketpair"},
+    {"unix", "UNIX socket, one text per line", "write/read on an accepted UNIX connection"},
     {"shm", "shared memory", "busy-polled slots, copy in, read in place"},
 };
 
@@ -192,9 +192,10 @@ class JsonRpcLink : public Link {
   int quit_[2] = {-1, -1};
 };
 
-std::unique_ptr<Link> raw_link_for(const Transport& transport, std::size_t size) {
+std::unique_ptr<Link> raw_link_for(const Transport& transport, std::size_t size,
+                                   const RunContext& context) {
   std::string key = transport.key;
-  if (key == "unix") return raw_socketpair_link(SOCK_STREAM, size);
+  if (key == "unix") return raw_unix_connection_link(context.scratch, SOCK_STREAM, size);
   if (key == "shm") return raw_shared_slots_link(size, true);
   return raw_tcp_link(size);
 }
@@ -237,7 +238,7 @@ Entry jsonrpc_entry(const Transport& transport) {
   entry.raw_name = transport.raw_name;
   auto make = [&transport](Side side, std::size_t size, const RunContext& context) {
     return [&transport, side, size, &context]() -> std::unique_ptr<Link> {
-      if (side == Side::raw) return raw_link_for(transport, size);
+      if (side == Side::raw) return raw_link_for(transport, size, context);
       return std::make_unique<JsonRpcLink>(transport, context, size);
     };
   };
