@@ -216,20 +216,8 @@ class Server::Impl {
     }
     if (uri.scheme == "unix") {
       std::string path = uri.path;
-      bool abstract = !path.empty() && path[0] == '@';
-      std::string native = abstract ? std::string(1, '\0') + path.substr(1) : path;
-      if (!abstract) remove_stale_socket(path, text);
-      auto acceptor = std::make_shared<local::acceptor>(io_);
-      error_code error;
-      local::endpoint endpoint(native);
-      acceptor->open(endpoint.protocol(), error);
-      if (!error) acceptor->bind(endpoint, error);
-      if (!error) acceptor->listen(asio::socket_base::max_listen_connections, error);
-      if (error) throw SystemError("listen", std::string(text), error.value());
-      if (!abstract) socket_files_.push_back(path);
       std::string result = "unix:" + path;
-      unix_acceptors_.push_back(acceptor);
-      asio::co_spawn(io_, accept_unix(acceptor, result), asio::detached);
+      asio::co_spawn(io_, accept_unix(local_acceptor(path, text), result), asio::detached);
       return result;
     }
     throw InvalidUri(std::string(text) +
@@ -239,19 +227,26 @@ class Server::Impl {
   std::string listen_shm(const std::string& path, std::string_view text) {
     if (path.empty() || path[0] != '/')
       throw InvalidUri(std::string(text) + ": shm: takes the absolute path of the handshake socket");
-    remove_stale_socket(path, text);
+    std::string result = "shm:" + path;
+    asio::co_spawn(io_, accept_shm(local_acceptor(path, text), result), asio::detached);
+    return result;
+  }
+
+  // A UNIX stream socket listening on `path` ("/path", or "@name" for an
+  // abstract one), its file removed at shutdown.
+  std::shared_ptr<local::acceptor> local_acceptor(const std::string& path, std::string_view text) {
+    const bool abstract = !path.empty() && path[0] == '@';
+    if (!abstract) remove_stale_socket(path, text);
     auto acceptor = std::make_shared<local::acceptor>(io_);
     error_code error;
-    local::endpoint endpoint(path);
+    local::endpoint endpoint(abstract ? std::string(1, '\0') + path.substr(1) : path);
     acceptor->open(endpoint.protocol(), error);
     if (!error) acceptor->bind(endpoint, error);
     if (!error) acceptor->listen(asio::socket_base::max_listen_connections, error);
     if (error) throw SystemError("listen", std::string(text), error.value());
-    socket_files_.push_back(path);
-    std::string result = "shm:" + path;
+    if (!abstract) socket_files_.push_back(path);
     unix_acceptors_.push_back(acceptor);
-    asio::co_spawn(io_, accept_shm(acceptor, result), asio::detached);
-    return result;
+    return acceptor;
   }
 
   void start() {
