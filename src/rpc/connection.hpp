@@ -49,7 +49,8 @@ class TimedOut : public std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
-class Connection {
+// Always owned by a std::shared_ptr (its timer's handler holds a weak one).
+class Connection : public std::enable_shared_from_this<Connection> {
  public:
   Connection(std::unique_ptr<ByteStream> stream, asio::strand<asio::any_io_executor> strand,
              const ServiceTable& services, const ServerOptions& options,
@@ -88,7 +89,14 @@ class Connection {
   const std::atomic<bool>& stopping_;
   std::atomic<bool> idle_{true};
   std::shared_ptr<std::atomic<bool>> cancelled_ = std::make_shared<std::atomic<bool>>(false);
-  std::uint64_t reads_ = 0;  // numbers each read_some, for its timer
+  void set_timer(std::chrono::steady_clock::time_point expiry);
+  void on_timer();
+  static constexpr std::chrono::steady_clock::time_point kNoDeadline =
+      std::chrono::steady_clock::time_point::max();
+  // The deadline of the read waiting, or kNoDeadline.
+  std::chrono::steady_clock::time_point deadline_ = kNoDeadline;
+  bool timer_set_ = false;
+  std::chrono::steady_clock::time_point timer_expiry_;
   bool timed_out_ = false;
 };
 

@@ -137,29 +137,47 @@ Connection::Connection(std::unique_ptr<ByteStream> stream,
 
 asio::awaitable<std::size_t> Connection::read_some(asio::mutable_buffer into,
                                                    std::chrono::milliseconds timeout) {
-  // The timer's handler and this coroutine both run on the strand; a handler
-  // that fires after the read ended sees another read number and does nothing.
-  const std::uint64_t read = ++reads_;
-  timed_out_ = false;
-  timer_.expires_after(timeout);
-  timer_.async_wait([this, read](error_code error) {
-    if (!error && read == reads_) {
-      timed_out_ = true;
-      stream_->close();
-    }
-  });
+  // Setting a timer is a system call, and this runs for every request: the
+  // timer is set again only when the new deadline comes before the one it is
+  // set for. When it fires early (the deadline moved later), it is set for
+  // the deadline then in force; with no read waiting, it stops until the
+  // next read. The timer's handler and this coroutine both run on the strand.
+  deadline_ = std::chrono::steady_clock::now() + timeout;
+  if (!timer_set_ || deadline_ < timer_expiry_) set_timer(deadline_);
   std::size_t n = 0;
   try {
     n = co_await stream_->read_some(into);
   } catch (const boost::system::system_error&) {
-    ++reads_;
-    timer_.cancel();
+    deadline_ = kNoDeadline;
     if (timed_out_) throw TimedOut("no data within " + std::to_string(timeout.count()) + " ms");
     throw;
   }
-  ++reads_;
-  timer_.cancel();
+  deadline_ = kNoDeadline;
   co_return n;
+}
+
+void Connection::set_timer(std::chrono::steady_clock::time_point expiry) {
+  timer_set_ = true;
+  timer_expiry_ = expiry;
+  timer_.expires_at(expiry);  // a wait already set ends with operation_aborted
+  // A wait that has fired is not cancelled by close(): the handler may run
+  // after the connection is gone, so it holds a weak reference.
+  timer_.async_wait([self = weak_from_this()](error_code error) {
+    auto connection = self.lock();
+    if (error || !connection) return;  // set again, or the connection closed
+    connection->on_timer();
+  });
+}
+
+void Connection::on_timer() {
+  timer_set_ = false;
+  if (deadline_ == kNoDeadline) return;
+  if (std::chrono::steady_clock::now() < deadline_) {
+    set_timer(deadline_);
+    return;
+  }
+  timed_out_ = true;
+  stream_->close();
 }
 
 asio::awaitable<void> Connection::write(std::string_view bytes) {
@@ -167,6 +185,8 @@ asio::awaitable<void> Connection::write(std::string_view bytes) {
 }
 
 void Connection::close() {
+  timer_.cancel();
+  timer_set_ = false;
   stream_->close();
 }
 

@@ -454,13 +454,21 @@ Status json_params_to_message(std::string_view params, pb::Message& out) {
 
   // Protobuf's parser is lenient (it takes trailing commas, for one); the
   // params must be strict JSON. Iterative parsing: no recursion on deep input.
+  // From a NUL-terminated copy: RapidJSON scans strings sixteen bytes at a
+  // time only from a StringStream, which ends at a NUL (so a NUL inside the
+  // text must be caught after the parse).
   rapidjson::Document document;
-  document.Parse<rapidjson::kParseIterativeFlag>(text.data(), text.size());
+  const std::string terminated(text);
+  rapidjson::StringStream stream(terminated.c_str());
+  document.ParseStream<rapidjson::kParseIterativeFlag>(stream);
   if (document.HasParseError()) {
     return invalid_argument("params are not valid JSON: " +
                             std::string(rapidjson::GetParseError_En(document.GetParseError())) +
                             " (at offset " + std::to_string(document.GetErrorOffset()) + ")");
   }
+  if (stream.Tell() != text.size())
+    return invalid_argument("params are not valid JSON: a NUL byte at offset " +
+                            std::to_string(stream.Tell()));
 
   if (whole != WholeJson::no && (whole == WholeJson::value ||
                                  (whole == WholeJson::list_value && document.IsArray()) ||

@@ -4,8 +4,10 @@
 //   jsonrpccpp_peer client URL   calls a `conduit serve` at URL through
 //                                HttpClient and Client: one line per check,
 //                                exit 0 only when every check passed.
-//   jsonrpccpp_peer server PORT  serves echo and subtract with HttpServer on
-//                                PORT (0: a port the kernel picks) and prints
+//   jsonrpccpp_peer server PORT [THREADS]
+//                                serves echo and subtract with HttpServer on
+//                                PORT (0: a port the kernel picks) with
+//                                THREADS threads (default 2) and prints
 //                                "ready PORT" once listening; stops on
 //                                SIGTERM, SIGINT or end of stdin.
 //
@@ -250,7 +252,7 @@ void wait_for_stop(int signals) {
   }
 }
 
-int run_server(int port) {
+int run_server(int port, int threads) {
   // Blocked before the server starts its threads, which inherit the mask, so
   // that the signals reach only the signalfd.
   sigset_t stopping;
@@ -265,8 +267,8 @@ int run_server(int port) {
   }
 
   // libjson-rpc-cpp 0.7 has no way to choose the address; bind() above keeps
-  // it on loopback. Two threads are plenty for a test.
-  jsonrpc::HttpServer http(port, "", "", 2);
+  // it on loopback.
+  jsonrpc::HttpServer http(port, "", "", threads);
   EchoSubtractServer server(http);
   if (!server.StartListening()) {
     std::cerr << "jsonrpccpp_peer: HttpServer could not listen on port " << port << std::endl;
@@ -286,18 +288,19 @@ int run_server(int port) {
 }
 
 int usage() {
-  std::cerr << "usage: jsonrpccpp_peer client URL | jsonrpccpp_peer server PORT" << std::endl;
+  std::cerr << "usage: jsonrpccpp_peer client URL | jsonrpccpp_peer server PORT [THREADS]"
+            << std::endl;
   return 2;
 }
 
 }  // namespace
 
 int main(int argc, char** argv) {
-  if (argc != 3) return usage();
+  if (argc != 3 && !(argc == 4 && std::string(argv[1]) == "server")) return usage();
   const std::string mode = argv[1];
   try {
     if (mode == "client") return run_client(argv[2]);
-    if (mode == "server") return run_server(std::stoi(argv[2]));
+    if (mode == "server") return run_server(std::stoi(argv[2]), argc == 4 ? std::stoi(argv[3]) : 2);
   } catch (const std::exception& error) {
     std::cerr << "jsonrpccpp_peer: " << error.what() << std::endl;
     return 1;

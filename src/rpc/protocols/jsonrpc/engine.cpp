@@ -245,9 +245,15 @@ template <typename Handler>
 rapidjson::ParseResult parse(std::string_view text, Handler& handler) {
   if (const std::size_t bad = invalid_utf8_at(text); bad != std::string_view::npos)
     return rapidjson::ParseResult(rapidjson::kParseErrorStringInvalidEncoding, bad);
-  rapidjson::MemoryStream stream(text.data(), text.size());
+  // RapidJSON scans strings sixteen bytes at a time only from a StringStream,
+  // which ends at a NUL: parse a NUL-terminated copy. A NUL inside the text
+  // ends the parse early, and the check below turns that into an error.
+  thread_local std::string terminated;
+  terminated.assign(text);
+  rapidjson::StringStream stream(terminated.c_str());
   rapidjson::Reader reader;
   const rapidjson::ParseResult result = reader.Parse<kParseFlags>(stream, handler);
+  if (terminated.capacity() > (1u << 20)) std::string().swap(terminated);
   if (result.IsError()) return result;
   const std::size_t rest = text.find_first_not_of(" \t\n\r", stream.Tell());
   if (rest != std::string_view::npos) {
