@@ -56,11 +56,15 @@ class Connection : public std::enable_shared_from_this<Connection> {
              const ServiceTable& services, const ServerOptions& options,
              const std::atomic<bool>& stopping);
 
-  // Reads some bytes, waiting at most `timeout` (the request timeout once a
-  // request has begun, the idle timeout between requests). 0 at end of file.
-  // Throws TimedOut, or boost::system::system_error when the stream failed or
-  // was closed by shutdown.
-  asio::awaitable<std::size_t> read_some(asio::mutable_buffer into, std::chrono::milliseconds timeout);
+  // What a read waits for: the first bytes of a request (between requests,
+  // bounded by the idle timeout), or the rest of a request that has begun
+  // (the request timeout, counted from the first read of the request).
+  enum class Awaiting { next_request, rest_of_request };
+
+  // Reads some bytes. 0 at end of file. Throws TimedOut, or
+  // boost::system::system_error when the stream failed or was closed by
+  // shutdown.
+  asio::awaitable<std::size_t> read_some(asio::mutable_buffer into, Awaiting awaiting);
   asio::awaitable<void> write(std::string_view bytes);
   void close();
   // From any thread: cancels the calls of this connection (CallContext::
@@ -95,6 +99,8 @@ class Connection : public std::enable_shared_from_this<Connection> {
       std::chrono::steady_clock::time_point::max();
   // The deadline of the read waiting, or kNoDeadline.
   std::chrono::steady_clock::time_point deadline_ = kNoDeadline;
+  // Set by the first read of a request's rest; kNoDeadline between requests.
+  std::chrono::steady_clock::time_point request_deadline_ = kNoDeadline;
   bool timer_set_ = false;
   std::chrono::steady_clock::time_point timer_expiry_;
   bool timed_out_ = false;

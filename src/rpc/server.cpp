@@ -135,21 +135,35 @@ Connection::Connection(std::unique_ptr<ByteStream> stream,
       options_(options),
       stopping_(stopping) {}
 
-asio::awaitable<std::size_t> Connection::read_some(asio::mutable_buffer into,
-                                                   std::chrono::milliseconds timeout) {
+asio::awaitable<std::size_t> Connection::read_some(asio::mutable_buffer into, Awaiting awaiting) {
   // Setting a timer is a system call, and this runs for every request: the
   // timer is set again only when the new deadline comes before the one it is
   // set for. When it fires early (the deadline moved later), it is set for
   // the deadline then in force; with no read waiting, it stops until the
   // next read. The timer's handler and this coroutine both run on the strand.
-  deadline_ = std::chrono::steady_clock::now() + timeout;
+  const auto now = std::chrono::steady_clock::now();
+  std::chrono::milliseconds timeout;
+  if (awaiting == Awaiting::next_request) {
+    timeout = options_.idle_timeout;
+    request_deadline_ = kNoDeadline;
+    deadline_ = now + timeout;
+  } else {
+    timeout = options_.request_timeout;
+    if (request_deadline_ == kNoDeadline) request_deadline_ = now + timeout;
+    deadline_ = request_deadline_;
+  }
   if (!timer_set_ || deadline_ < timer_expiry_) set_timer(deadline_);
   std::size_t n = 0;
   try {
     n = co_await stream_->read_some(into);
   } catch (const boost::system::system_error&) {
     deadline_ = kNoDeadline;
-    if (timed_out_) throw TimedOut("no data within " + std::to_string(timeout.count()) + " ms");
+    if (timed_out_) {
+      throw TimedOut(awaiting == Awaiting::next_request
+                         ? "idle for " + std::to_string(timeout.count()) + " ms (idle timeout)"
+                         : "the request was not whole within " + std::to_string(timeout.count()) +
+                               " ms (request timeout)");
+    }
     throw;
   }
   deadline_ = kNoDeadline;
@@ -498,7 +512,8 @@ class Server::Impl {
       const ServerProtocol* chosen = nullptr;
       while (!chosen) {
         std::size_t n = co_await connection->read_some(
-            asio::buffer(chunk), pending.empty() ? options_.idle_timeout : options_.request_timeout);
+            asio::buffer(chunk), pending.empty() ? Connection::Awaiting::next_request
+                                                 : Connection::Awaiting::rest_of_request);
         if (n == 0) break;
         pending.append(chunk, n);
         bool undecided = false;

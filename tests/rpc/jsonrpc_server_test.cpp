@@ -350,6 +350,116 @@ TEST(JsonRpcShutdown, CallLongerThanTheGraceIsCutOff) {
   EXPECT_LT(std::chrono::steady_clock::now() - started, 4s);
 }
 
+// Timeouts of a server whose idle timeout (400 ms) is shorter than its
+// request timeout (1 s), and of a connection that goes from one to the other.
+class JsonRpcTimeouts : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    add_jsonrpc_examples(services_);
+    ServerOptions options;
+    options.threads = 1;
+    options.idle_timeout = 400ms;
+    options.request_timeout = 1000ms;
+    server_ = std::make_unique<Server>(services_, options);
+    std::string address = server_->listen("tcp://127.0.0.1:0");
+    port_ = static_cast<std::uint16_t>(std::stoi(address.substr(address.rfind(':') + 1)));
+    server_->start();
+  }
+  void TearDown() override { server_->shutdown(1s); }
+
+  // One call on `socket` as a line; its reply.
+  static std::string call(int fd, int id) {
+    std::string request = R"({"jsonrpc":"2.0","method":"subtract","params":[)" +
+                          std::to_string(id) + R"(,1],"id":)" + std::to_string(id) + "}\n";
+    EXPECT_EQ(::send(fd, request.data(), request.size(), MSG_NOSIGNAL),
+              static_cast<ssize_t>(request.size()));
+    std::string reply;
+    char c;
+    pollfd ready{fd, POLLIN, 0};
+    while (reply.find('\n') == std::string::npos && ::poll(&ready, 1, 2000) == 1 &&
+           ::recv(fd, &c, 1, 0) == 1)
+      reply += c;
+    return reply;
+  }
+
+  // Milliseconds until the server hangs up on `fd` (at most 5 s).
+  static long long ms_until_closed(int fd) {
+    auto started = std::chrono::steady_clock::now();
+    char chunk[256];
+    pollfd ready{fd, POLLIN, 0};
+    while (::poll(&ready, 1, 5000) == 1 && ::recv(fd, chunk, sizeof chunk, 0) > 0) {
+    }
+    return std::chrono::duration_cast<std::chrono::milliseconds>(
+               std::chrono::steady_clock::now() - started)
+        .count();
+  }
+
+  ServiceTable services_;
+  std::unique_ptr<Server> server_;
+  std::uint16_t port_ = 0;
+};
+
+TEST_F(JsonRpcTimeouts, IdleConnectionIsClosedAfterTheIdleTimeout) {
+  auto socket = ipc::TcpSocket::connect("127.0.0.1", port_);
+  EXPECT_CONTAINS(call(socket.fd(), 5), R"("result":4)");
+  long long waited = ms_until_closed(socket.fd());
+  EXPECT_GE(waited, 300);
+  EXPECT_LT(waited, 2000) << "the idle connection was not closed";
+}
+
+TEST_F(JsonRpcTimeouts, BusyConnectionOutlivesManyIdleTimeouts) {
+  // A call every 100 ms for 1.5 s: each read's deadline lies later than the
+  // one before, and the connection must stay open all along.
+  auto socket = ipc::TcpSocket::connect("127.0.0.1", port_);
+  for (int i = 1; i <= 15; ++i) {
+    const std::string reply = call(socket.fd(), i);
+    ASSERT_NE(reply.find("\"result\":" + std::to_string(i - 1)), std::string::npos)
+        << "call " << i << ": " << reply;
+    std::this_thread::sleep_for(100ms);
+  }
+}
+
+TEST_F(JsonRpcTimeouts, RequestStartedLateIsCutOffByTheRequestTimeout) {
+  // Idle for a while, then half a request: the request timeout (1 s) counts
+  // from the first bytes of the request, not from the last call.
+  auto socket = ipc::TcpSocket::connect("127.0.0.1", port_);
+  EXPECT_CONTAINS(call(socket.fd(), 3), R"("result":2)");
+  std::this_thread::sleep_for(250ms);
+  const std::string half = R"({"jsonrpc":"2.0","method":)";
+  ASSERT_EQ(::send(socket.fd(), half.data(), half.size(), MSG_NOSIGNAL),
+            static_cast<ssize_t>(half.size()));
+  long long waited = ms_until_closed(socket.fd());
+  EXPECT_GE(waited, 800);
+  EXPECT_LT(waited, 2500) << "the unfinished request was not cut off";
+}
+
+TEST_F(JsonRpcTimeouts, TricklingClientIsCutOffOneRequestTimeoutAfterItBegan) {
+  // A byte every 150 ms: every read brings something, but the request as a
+  // whole must arrive within the request timeout (1 s).
+  auto socket = ipc::TcpSocket::connect("127.0.0.1", port_);
+  const std::string request = R"({"jsonrpc":"2.0","method":"subtract","params":[2,1],"id":1})";
+  auto started = std::chrono::steady_clock::now();
+  bool cut_off = false;
+  for (char c : request) {
+    if (::send(socket.fd(), &c, 1, MSG_NOSIGNAL) != 1) {
+      cut_off = true;
+      break;
+    }
+    pollfd ready{socket.fd(), POLLIN, 0};
+    if (::poll(&ready, 1, 150) == 1) {
+      char byte;
+      if (::recv(socket.fd(), &byte, 1, 0) <= 0) {
+        cut_off = true;
+        break;
+      }
+    }
+  }
+  auto elapsed = std::chrono::steady_clock::now() - started;
+  EXPECT_TRUE(cut_off) << "the trickling request was served whole";
+  EXPECT_GE(elapsed, 800ms);
+  EXPECT_LT(elapsed, 2500ms);
+}
+
 // `conduit serve --listen stdio`: a spawned child answering on its stdin and
 // stdout with Content-Length framing (the LSP convention).
 TEST(JsonRpcStdio, ChildServesOnItsStdinAndStdout) {

@@ -119,8 +119,7 @@ class HttpProtocol : public ServerProtocol {
         bool between = first_read && pending.empty() && !parser.got_some();
         connection.set_idle(between);
         std::size_t n = co_await connection.read_some(
-            asio::buffer(chunk), between ? connection.options().idle_timeout
-                                         : connection.options().request_timeout);
+            asio::buffer(chunk), between ? Connection::Awaiting::next_request : Connection::Awaiting::rest_of_request);
         connection.set_idle(false);
         if (n == 0) co_return;  // closed between (or inside) requests
         pending.append(chunk, n);
@@ -206,8 +205,7 @@ class LineProtocol : public ServerProtocol {
         bool between = pending.find_first_not_of(" \t\r\n") == std::string::npos;
         connection.set_idle(between);
         std::size_t n = co_await connection.read_some(
-            asio::buffer(chunk), between ? connection.options().idle_timeout
-                                         : connection.options().request_timeout);
+            asio::buffer(chunk), between ? Connection::Awaiting::next_request : Connection::Awaiting::rest_of_request);
         connection.set_idle(false);
         if (n == 0) {
           end = pending.size();  // a last text without its newline
@@ -248,8 +246,7 @@ class ContentLengthProtocol : public ServerProtocol {
     auto fill = [&](bool between) -> asio::awaitable<bool> {
       connection.set_idle(between);
       std::size_t n = co_await connection.read_some(
-          asio::buffer(chunk), between ? connection.options().idle_timeout
-                                       : connection.options().request_timeout);
+          asio::buffer(chunk), between ? Connection::Awaiting::next_request : Connection::Awaiting::rest_of_request);
       connection.set_idle(false);
       if (n == 0) co_return false;
       pending.append(chunk, n);
