@@ -6,7 +6,6 @@
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/buffer.hpp>
 #include <boost/asio/steady_timer.hpp>
-#include <boost/asio/strand.hpp>
 #include <boost/asio/any_io_executor.hpp>
 
 #include <atomic>
@@ -34,7 +33,7 @@ class ByteStream {
   // Writes all of `bytes`.
   virtual asio::awaitable<void> write(asio::const_buffer bytes) = 0;
   // Ends pending and future operations (they fail with operation_aborted).
-  // Call on the connection's strand.
+  // Call on the connection's executor.
   virtual void close() = 0;
   // Cuts the peer off at once, from any thread, even while a handler of
   // this connection runs: the peer sees end of file, later reads and writes
@@ -52,7 +51,9 @@ class TimedOut : public std::runtime_error {
 // Always owned by a std::shared_ptr (its timer's handler holds a weak one).
 class Connection : public std::enable_shared_from_this<Connection> {
  public:
-  Connection(std::unique_ptr<ByteStream> stream, asio::strand<asio::any_io_executor> strand,
+  // `executor` runs every handler of this connection one at a time (a strand,
+  // or an io_context run by one thread).
+  Connection(std::unique_ptr<ByteStream> stream, asio::any_io_executor executor,
              const ServiceTable& services, const ServerOptions& options,
              const std::atomic<bool>& stopping);
 
@@ -82,11 +83,11 @@ class Connection : public std::enable_shared_from_this<Connection> {
   // Between requests (the server may close the connection at once).
   bool idle() const { return idle_.load(); }
   void set_idle(bool idle) { idle_.store(idle); }
-  asio::strand<asio::any_io_executor>& strand() { return strand_; }
+  const asio::any_io_executor& executor() const { return executor_; }
 
  private:
   std::unique_ptr<ByteStream> stream_;
-  asio::strand<asio::any_io_executor> strand_;
+  asio::any_io_executor executor_;
   asio::steady_timer timer_;
   const ServiceTable& services_;
   const ServerOptions& options_;

@@ -11,6 +11,7 @@
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/local/stream_protocol.hpp>
 #include <boost/asio/posix/stream_descriptor.hpp>
+#include <boost/asio/strand.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
 
@@ -41,7 +42,10 @@ using local = asio::local::stream_protocol;
 template <typename Socket>
 class SocketStream : public ByteStream {
  public:
-  SocketStream(Socket socket, Peer peer) : socket_(std::move(socket)), peer_(std::move(peer)) {}
+  SocketStream(Socket socket, Peer peer) : socket_(std::move(socket)), peer_(std::move(peer)) {
+    error_code ignored;
+    socket_.non_blocking(true, ignored);  // write() tries a send that must not block
+  }
   asio::awaitable<std::size_t> read_some(asio::mutable_buffer into) override {
     auto [error, n] = co_await socket_.async_read_some(
         into, asio::as_tuple(asio::use_awaitable));
@@ -50,7 +54,16 @@ class SocketStream : public ByteStream {
     co_return n;
   }
   asio::awaitable<void> write(asio::const_buffer bytes) override {
-    co_await asio::async_write(socket_, bytes, asio::use_awaitable);
+    // A reply usually fits in the socket's buffer: sent right here, it needs
+    // no asynchronous operation, whose completion Asio would post (and then
+    // poll the reactor once more before running it). What does not fit
+    // goes the asynchronous way.
+    error_code error;
+    const std::size_t sent = socket_.write_some(bytes, error);
+    if (!error && sent == bytes.size()) co_return;
+    if (error && error != asio::error::would_block && error != asio::error::try_again)
+      throw boost::system::system_error(error);
+    co_await asio::async_write(socket_, bytes + (error ? 0 : sent), asio::use_awaitable);
   }
   void close() override {
     native_.store(-1);  // abort() must not reach a descriptor number reused after this
@@ -126,11 +139,11 @@ Peer unix_peer(local::socket& socket, const std::string& listener) {
 // ---- Connection ---------------------------------------------------------------
 
 Connection::Connection(std::unique_ptr<ByteStream> stream,
-                       asio::strand<asio::any_io_executor> strand, const ServiceTable& services,
+                       asio::any_io_executor executor, const ServiceTable& services,
                        const ServerOptions& options, const std::atomic<bool>& stopping)
     : stream_(std::move(stream)),
-      strand_(strand),
-      timer_(strand),
+      executor_(executor),
+      timer_(executor),
       services_(services),
       options_(options),
       stopping_(stopping) {}
@@ -140,7 +153,7 @@ asio::awaitable<std::size_t> Connection::read_some(asio::mutable_buffer into, Aw
   // timer is set again only when the new deadline comes before the one it is
   // set for. When it fires early (the deadline moved later), it is set for
   // the deadline then in force; with no read waiting, it stops until the
-  // next read. The timer's handler and this coroutine both run on the strand.
+  // next read. The timer's handler and this coroutine both run on the connection's executor.
   const auto now = std::chrono::steady_clock::now();
   std::chrono::milliseconds timeout;
   if (awaiting == Awaiting::next_request) {
@@ -214,9 +227,22 @@ void Connection::abort() noexcept {
 class Server::Impl {
  public:
   Impl(const ServiceTable& services, ServerOptions options)
-      : services_(services), options_(options), work_(asio::make_work_guard(io_)) {
-    if (options_.threads == 0)
-      options_.threads = std::max(1u, std::thread::hardware_concurrency());
+      : services_(services),
+        options_(with_threads_counted(options)),
+        io_(options_.threads == 1 ? 1 : BOOST_ASIO_CONCURRENCY_HINT_DEFAULT),
+        work_(asio::make_work_guard(io_)) {}
+
+  static ServerOptions with_threads_counted(ServerOptions options) {
+    if (options.threads == 0) options.threads = std::max(1u, std::thread::hardware_concurrency());
+    return options;
+  }
+
+  // Where a connection's handlers run: each on a strand of its own when
+  // several threads serve; with one thread, the io_context itself, which
+  // saves a post (and a poll of the reactor) on every completion.
+  asio::any_io_executor connection_executor() {
+    if (options_.threads == 1) return io_.get_executor();
+    return asio::make_strand(io_.get_executor());
   }
 
   std::string listen(std::string_view text) {
@@ -290,13 +316,13 @@ class Server::Impl {
   }
 
   void serve_stdio(int in, int out) {
-    auto strand = asio::make_strand(io_.get_executor());
+    auto executor = connection_executor();
     auto connection = std::make_shared<Connection>(
-        std::make_unique<StdioStream>(strand, in, out), strand, services_, options_, stopping_);
+        std::make_unique<StdioStream>(executor, in, out), executor, services_, options_, stopping_);
     std::promise<void> done;
     auto finished = done.get_future();
     track(connection);
-    asio::co_spawn(strand, serve(connection), [&done](std::exception_ptr) { done.set_value(); });
+    asio::co_spawn(executor, serve(connection), [&done](std::exception_ptr) { done.set_value(); });
     start();
     finished.wait();
   }
@@ -366,27 +392,28 @@ class Server::Impl {
 
   asio::awaitable<void> accept_tcp(std::shared_ptr<tcp::acceptor> acceptor) {
     for (;;) {
-      auto strand = asio::make_strand(io_.get_executor());
-      tcp::socket socket(strand);
+      auto executor = connection_executor();
+      tcp::socket socket(executor);
       auto [error] = co_await acceptor->async_accept(socket, asio::as_tuple(asio::use_awaitable));
       if (error == asio::error::operation_aborted || !acceptor->is_open()) co_return;
       if (error) continue;
       socket.set_option(tcp::no_delay(true), error);
       Peer peer = tcp_peer(socket);
-      admit(std::make_unique<SocketStream<tcp::socket>>(std::move(socket), std::move(peer)), strand);
+      admit(std::make_unique<SocketStream<tcp::socket>>(std::move(socket), std::move(peer)),
+            executor);
     }
   }
 
   asio::awaitable<void> accept_unix(std::shared_ptr<local::acceptor> acceptor, std::string uri) {
     for (;;) {
-      auto strand = asio::make_strand(io_.get_executor());
-      local::socket socket(strand);
+      auto executor = connection_executor();
+      local::socket socket(executor);
       auto [error] = co_await acceptor->async_accept(socket, asio::as_tuple(asio::use_awaitable));
       if (error == asio::error::operation_aborted || !acceptor->is_open()) co_return;
       if (error) continue;
       Peer peer = unix_peer(socket, uri);
       admit(std::make_unique<SocketStream<local::socket>>(std::move(socket), std::move(peer)),
-            strand);
+            executor);
     }
   }
 
@@ -468,7 +495,7 @@ class Server::Impl {
     }
   }
 
-  void admit(std::unique_ptr<ByteStream> stream, asio::strand<asio::any_io_executor> strand) {
+  void admit(std::unique_ptr<ByteStream> stream, asio::any_io_executor executor) {
     {
       std::lock_guard lock(mutex_);
       if (connections_.size() >= options_.max_connections || stopping_) {
@@ -477,9 +504,9 @@ class Server::Impl {
       }
     }
     auto connection =
-        std::make_shared<Connection>(std::move(stream), strand, services_, options_, stopping_);
+        std::make_shared<Connection>(std::move(stream), executor, services_, options_, stopping_);
     track(connection);
-    asio::co_spawn(strand, serve(connection), asio::detached);
+    asio::co_spawn(executor, serve(connection), asio::detached);
   }
 
   void track(const std::shared_ptr<Connection>& connection) {
@@ -493,14 +520,14 @@ class Server::Impl {
     changed_.notify_all();
   }
 
-  // Idle connections are closed on their strands; once the grace is over,
+  // Idle connections are closed on their executors; once the grace is over,
   // busy ones are also cut off at once (their handlers see cancelled()).
   void close_connections(bool only_idle) {
     std::lock_guard lock(mutex_);
     for (const auto& connection : connections_) {
       if (only_idle && !connection->idle()) continue;
       if (!only_idle) connection->abort();
-      asio::post(connection->strand(), [connection] { connection->close(); });
+      asio::post(connection->executor(), [connection] { connection->close(); });
     }
   }
 

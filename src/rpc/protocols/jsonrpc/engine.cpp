@@ -518,7 +518,8 @@ Fault handler_failure(const Status& status) {
 }
 
 // Responses as one text: a single response, or a batch's array, opened with
-// its first response.
+// its first response. Results and ids are compact JSON already and are
+// appended as they are (a Writer's RawValue would copy them a byte at a time).
 class ResponseText {
  public:
   explicit ResponseText(bool batch) : batch_(batch) {}
@@ -526,61 +527,53 @@ class ResponseText {
   // `id` is compact JSON; empty: null.
   void add_result(std::string_view id, std::string_view result) {
     begin();
-    writer_.Key("result");
-    raw(result);
+    text_ += R"("result":)";
+    text_ += result;
     end(id);
   }
 
   void add_error(std::string_view id, const Fault& fault) {
-    begin();
-    writer_.Key("error");
-    writer_.StartObject();
-    writer_.Key("code");
-    writer_.Int(fault.code);
-    writer_.Key("message");
-    writer_.String(fault.message.data(), json_size(fault.message));
+    rapidjson::StringBuffer buffer;
+    JsonWriter writer(buffer);
+    writer.StartObject();
+    writer.Key("code");
+    writer.Int(fault.code);
+    writer.Key("message");
+    writer.String(fault.message.data(), json_size(fault.message));
     if (!fault.data.empty()) {
-      writer_.Key("data");
-      raw(fault.data);
+      writer.Key("data");
+      writer.RawValue(fault.data.data(), fault.data.size(), rapidjson_type(kind_of(fault.data)));
     }
-    writer_.EndObject();
+    writer.EndObject();
+    begin();
+    text_ += R"("error":)";
+    text_.append(buffer.GetString(), buffer.GetSize());
     end(id);
   }
 
   // The text, or std::nullopt when no response was added.
   std::optional<std::string> take() {
     if (count_ == 0) return std::nullopt;
-    if (batch_) writer_.EndArray();
-    return std::string(buffer_.GetString(), buffer_.GetSize());
+    if (batch_) text_ += ']';
+    return std::move(text_);
   }
 
  private:
   void begin() {
-    if (batch_ && count_ == 0) writer_.StartArray();
+    if (batch_) text_ += count_ == 0 ? '[' : ',';
     ++count_;
-    writer_.StartObject();
-    writer_.Key("jsonrpc");
-    writer_.String("2.0");
+    text_ += R"({"jsonrpc":"2.0",)";
   }
 
   void end(std::string_view id) {
-    writer_.Key("id");
-    if (id.empty()) {
-      writer_.Null();
-    } else {
-      raw(id);
-    }
-    writer_.EndObject();
-  }
-
-  void raw(std::string_view json) {
-    writer_.RawValue(json.data(), json.size(), rapidjson_type(kind_of(json)));
+    text_ += R"(,"id":)";
+    text_ += id.empty() ? std::string_view("null") : id;
+    text_ += '}';
   }
 
   bool batch_;
   std::size_t count_ = 0;
-  rapidjson::StringBuffer buffer_;
-  JsonWriter writer_{buffer_};
+  std::string text_;
 };
 
 std::string single_error(const Fault& fault) {

@@ -63,12 +63,21 @@ std::string error_text(int code, std::string_view message) {
 
 std::string http_response(unsigned status, std::string_view reason, std::string_view body,
                           bool keep_alive, std::string_view extra_headers = {}) {
-  std::string head = "HTTP/1.1 " + std::to_string(status) + " " + std::string(reason) + "\r\n";
-  if (!body.empty()) head += "Content-Type: application/json\r\n";
-  head += "Content-Length: " + std::to_string(body.size()) + "\r\n";
-  head += extra_headers;
-  head += keep_alive ? "Connection: keep-alive\r\n\r\n" : "Connection: close\r\n\r\n";
-  return head + std::string(body);
+  std::string text;
+  text.reserve(128 + extra_headers.size() + body.size());
+  text += "HTTP/1.1 ";
+  text += std::to_string(status);
+  text += ' ';
+  text += reason;
+  text += "\r\n";
+  if (!body.empty()) text += "Content-Type: application/json\r\n";
+  text += "Content-Length: ";
+  text += std::to_string(body.size());
+  text += "\r\n";
+  text += extra_headers;
+  text += keep_alive ? "Connection: keep-alive\r\n\r\n" : "Connection: close\r\n\r\n";
+  text += body;
+  return text;
 }
 
 bool is_json_content_type(std::string_view value) {
