@@ -53,7 +53,9 @@ class Connection : public std::enable_shared_from_this<Connection> {
  public:
   // `executor` runs every handler of this connection one at a time (a strand,
   // or an io_context run by one thread).
+  // `calls` is where calls may run side by side (the server's threads).
   Connection(std::unique_ptr<ByteStream> stream, asio::any_io_executor executor,
+             asio::any_io_executor calls,
              const ServiceTable& services, const ServerOptions& options,
              const std::atomic<bool>& stopping);
 
@@ -84,10 +86,12 @@ class Connection : public std::enable_shared_from_this<Connection> {
   bool idle() const { return idle_.load(); }
   void set_idle(bool idle) { idle_.store(idle); }
   const asio::any_io_executor& executor() const { return executor_; }
+  const asio::any_io_executor& call_executor() const { return call_executor_; }
 
  private:
   std::unique_ptr<ByteStream> stream_;
   asio::any_io_executor executor_;
+  asio::any_io_executor call_executor_;
   asio::steady_timer timer_;
   const ServiceTable& services_;
   const ServerOptions& options_;

@@ -139,10 +139,12 @@ Peer unix_peer(local::socket& socket, const std::string& listener) {
 // ---- Connection ---------------------------------------------------------------
 
 Connection::Connection(std::unique_ptr<ByteStream> stream,
-                       asio::any_io_executor executor, const ServiceTable& services,
+                       asio::any_io_executor executor, asio::any_io_executor calls,
+                       const ServiceTable& services,
                        const ServerOptions& options, const std::atomic<bool>& stopping)
     : stream_(std::move(stream)),
       executor_(executor),
+      call_executor_(calls),
       timer_(executor),
       services_(services),
       options_(options),
@@ -318,7 +320,8 @@ class Server::Impl {
   void serve_stdio(int in, int out) {
     auto executor = connection_executor();
     auto connection = std::make_shared<Connection>(
-        std::make_unique<StdioStream>(executor, in, out), executor, services_, options_, stopping_);
+        std::make_unique<StdioStream>(executor, in, out), executor, io_.get_executor(), services_,
+        options_, stopping_);
     std::promise<void> done;
     auto finished = done.get_future();
     track(connection);
@@ -504,7 +507,8 @@ class Server::Impl {
       }
     }
     auto connection =
-        std::make_shared<Connection>(std::move(stream), executor, services_, options_, stopping_);
+        std::make_shared<Connection>(std::move(stream), executor, io_.get_executor(), services_,
+                                     options_, stopping_);
     track(connection);
     asio::co_spawn(executor, serve(connection), asio::detached);
   }

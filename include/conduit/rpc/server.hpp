@@ -19,6 +19,11 @@ struct ServerOptions {
   std::size_t threads = 0;
   // Connections open at once; more are accepted and closed at once.
   std::size_t max_connections = 1024;
+  // Calls one connection may have running at once, where its protocol lets
+  // replies come back in any order (JSON-RPC over lines or Content-Length
+  // framing); the server reads no further request of that connection until
+  // one of them has answered. HTTP/1.1 answers in order, one call at a time.
+  std::size_t max_calls_per_connection = 32;
   // Largest request (HTTP body, JSON text, framed message).
   std::size_t max_message_bytes = 16 << 20;
   // JSON nesting depth and batch length a request may have.

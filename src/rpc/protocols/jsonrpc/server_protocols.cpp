@@ -8,8 +8,18 @@
 #include <boost/beast/http/parser.hpp>
 #include <boost/beast/http/string_body.hpp>
 
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/use_awaitable.hpp>
+
 #include <algorithm>
 #include <cctype>
+#include <deque>
+#include <exception>
+#include <memory>
 
 #include "rpc/protocols/jsonrpc/engine.hpp"
 
@@ -183,6 +193,122 @@ class HttpProtocol : public ServerProtocol {
   }
 };
 
+// ---- calls side by side --------------------------------------------------------
+
+// The calls of one connection whose framing lets replies come back in any
+// order (JSON-RPC matches them to calls by id): each runs on the server's
+// threads as soon as it is read, at most max_calls_per_connection at a time,
+// and its reply is written as soon as it is ready, one reply after another.
+// Everything here but the calls themselves runs on the connection's
+// executor.
+class ConcurrentCalls {
+ public:
+  // `frame` wraps a reply for the wire (a newline, a Content-Length header).
+  ConcurrentCalls(Connection& connection, std::shared_ptr<const Engine> engine,
+                  std::string (*frame)(std::string_view reply))
+      : state_(std::make_shared<State>(connection, std::move(engine), frame)) {}
+
+  // Starts the call `request` once fewer than the limit are running.
+  asio::awaitable<void> start(std::string request) {
+    while (state_->running >= state_->connection.options().max_calls_per_connection)
+      co_await state_->changed();
+    ++state_->running;
+    asio::post(state_->connection.call_executor(),
+               [state = state_, request = std::move(request)]() mutable {
+                 CallContext context = context_for(state->connection);
+                 std::optional<std::string> reply = state->engine->handle(request, context);
+                 asio::post(state->connection.executor(),
+                            [state, reply = std::move(reply)]() mutable {
+                              state->finished(std::move(reply));
+                            });
+               });
+  }
+
+  // Between requests with nothing running or waiting to be written.
+  bool quiet() const { return state_->running == 0 && !state_->writing; }
+
+  // Waits until every call started has answered and its reply is written.
+  asio::awaitable<void> finish() {
+    while (!quiet()) co_await state_->changed();
+  }
+
+ private:
+  struct State : std::enable_shared_from_this<State> {
+    State(Connection& connection, std::shared_ptr<const Engine> engine,
+          std::string (*frame)(std::string_view))
+        : connection(connection),
+          engine(std::move(engine)),
+          frame(frame),
+          wake(connection.executor(), asio::steady_timer::time_point::max()) {}
+
+    // Resumes when a call finished or a write ended.
+    asio::awaitable<void> changed() {
+      wake.expires_at(asio::steady_timer::time_point::max());
+      auto [ignored] = co_await wake.async_wait(asio::as_tuple(asio::use_awaitable));
+    }
+
+    void finished(std::optional<std::string> reply) {
+      --running;
+      if (reply && !broken) {
+        outbox.push_back(frame(*reply));
+        if (!writing) {
+          writing = true;
+          asio::co_spawn(connection.executor(), write_all(shared_from_this()), asio::detached);
+        }
+      }
+      wake.cancel();
+      settle();
+    }
+
+    // Marks the connection idle when it waits for a request with nothing in
+    // flight; when the server is stopping, such a connection is done.
+    void settle() {
+      const bool idle = running == 0 && !writing && waiting_for_request;
+      connection.set_idle(idle);
+      if (idle && connection.stopping()) connection.close();
+    }
+
+    static asio::awaitable<void> write_all(std::shared_ptr<State> state) {
+      while (!state->outbox.empty()) {
+        std::string bytes = std::move(state->outbox.front());
+        state->outbox.pop_front();
+        try {
+          co_await state->connection.write(bytes);
+        } catch (const std::exception&) {
+          // The peer is gone: what is left has no one to read it, and the
+          // reading side sees the end of the connection.
+          state->broken = true;
+          state->outbox.clear();
+        }
+      }
+      state->writing = false;
+      state->wake.cancel();
+      state->settle();
+    }
+
+    Connection& connection;  // outlives the calls: serve() returns after finish()
+    std::shared_ptr<const Engine> engine;
+    std::string (*frame)(std::string_view);
+    asio::steady_timer wake;
+    std::size_t running = 0;
+    bool writing = false;
+    bool broken = false;
+    bool waiting_for_request = false;
+    std::deque<std::string> outbox;
+  };
+
+ public:
+  // Whether the connection now waits for the next request (with nothing in
+  // flight, that makes it idle: shutdown may close it at once).
+  void set_waiting_for_request(bool waiting) {
+    state_->waiting_for_request = waiting;
+    state_->connection.set_idle(waiting && quiet());
+  }
+
+ private:
+  std::shared_ptr<State> state_;
+};
+
 // ---- one JSON text per line ------------------------------------------------------
 
 class LineProtocol : public ServerProtocol {
@@ -196,7 +322,26 @@ class LineProtocol : public ServerProtocol {
   }
 
   asio::awaitable<void> serve(Connection& connection, std::string pending) const override {
-    Engine engine(connection.services(), limits_of(connection.options()));
+    ConcurrentCalls calls(connection,
+                          std::make_shared<const Engine>(connection.services(),
+                                                         limits_of(connection.options())),
+                          [](std::string_view reply) { return std::string(reply) + "\n"; });
+    std::exception_ptr failure;
+    try {
+      co_await read_calls(connection, std::move(pending), calls);
+    } catch (...) {
+      failure = std::current_exception();
+    }
+    // Calls already read still answer (the peer may have only shut down its
+    // sending side); then the connection ends.
+    calls.set_waiting_for_request(false);
+    co_await calls.finish();
+    if (failure) std::rethrow_exception(failure);
+  }
+
+ private:
+  static asio::awaitable<void> read_calls(Connection& connection, std::string pending,
+                                          ConcurrentCalls& calls) {
     const std::size_t limit = connection.options().max_message_bytes;
     char chunk[16384];
     std::size_t scanned = 0;
@@ -204,6 +349,7 @@ class LineProtocol : public ServerProtocol {
       std::size_t end = pending.find('\n', scanned);
       if (end == std::string::npos) {
         if (pending.size() > limit) {
+          co_await calls.finish();
           co_await connection.write(
               error_text(-32600, "Invalid Request: a line exceeds the server's limit of " +
                                      std::to_string(limit) + " bytes") +
@@ -212,10 +358,11 @@ class LineProtocol : public ServerProtocol {
         }
         scanned = pending.size();
         bool between = pending.find_first_not_of(" \t\r\n") == std::string::npos;
-        connection.set_idle(between);
+        calls.set_waiting_for_request(between);
         std::size_t n = co_await connection.read_some(
-            asio::buffer(chunk), between ? Connection::Awaiting::next_request : Connection::Awaiting::rest_of_request);
-        connection.set_idle(false);
+            asio::buffer(chunk), between ? Connection::Awaiting::next_request
+                                         : Connection::Awaiting::rest_of_request);
+        calls.set_waiting_for_request(false);
         if (n == 0) {
           end = pending.size();  // a last text without its newline
           if (pending.find_first_not_of(" \t\r\n") == std::string::npos) co_return;
@@ -225,11 +372,8 @@ class LineProtocol : public ServerProtocol {
         }
       }
       std::string_view line(pending.data(), end);
-      if (line.find_first_not_of(" \t\r") != std::string_view::npos) {
-        CallContext context = context_for(connection);
-        std::optional<std::string> reply = engine.handle(line, context);
-        if (reply) co_await connection.write(*reply + "\n");
-      }
+      if (line.find_first_not_of(" \t\r") != std::string_view::npos)
+        co_await calls.start(std::string(line));
       if (end >= pending.size()) co_return;
       pending.erase(0, end + 1);
       scanned = 0;
@@ -249,52 +393,73 @@ class ContentLengthProtocol : public ServerProtocol {
   }
 
   asio::awaitable<void> serve(Connection& connection, std::string pending) const override {
-    Engine engine(connection.services(), limits_of(connection.options()));
+    ConcurrentCalls calls(connection,
+                          std::make_shared<const Engine>(connection.services(),
+                                                         limits_of(connection.options())),
+                          &framed);
+    std::exception_ptr failure;
+    try {
+      co_await read_calls(connection, std::move(pending), calls);
+    } catch (...) {
+      failure = std::current_exception();
+    }
+    calls.set_waiting_for_request(false);
+    co_await calls.finish();
+    if (failure) std::rethrow_exception(failure);
+  }
+
+ private:
+  static std::string framed(std::string_view text) {
+    return "Content-Length: " + std::to_string(text.size()) + "\r\n\r\n" + std::string(text);
+  }
+
+  static asio::awaitable<void> read_calls(Connection& connection, std::string pending,
+                                          ConcurrentCalls& calls) {
     const std::size_t limit = connection.options().max_message_bytes;
     char chunk[16384];
     auto fill = [&](bool between) -> asio::awaitable<bool> {
-      connection.set_idle(between);
+      calls.set_waiting_for_request(between);
       std::size_t n = co_await connection.read_some(
-          asio::buffer(chunk), between ? Connection::Awaiting::next_request : Connection::Awaiting::rest_of_request);
-      connection.set_idle(false);
+          asio::buffer(chunk), between ? Connection::Awaiting::next_request
+                                       : Connection::Awaiting::rest_of_request);
+      calls.set_waiting_for_request(false);
       if (n == 0) co_return false;
       pending.append(chunk, n);
       co_return true;
+    };
+    // Errors of the framing end the connection, after the calls before them.
+    auto refuse = [&](std::string_view why) -> asio::awaitable<void> {
+      co_await calls.finish();
+      co_await write_framed(connection, error_text(-32600, why));
     };
     for (;;) {
       std::size_t header_end;
       while ((header_end = pending.find("\r\n\r\n")) == std::string::npos) {
         if (pending.size() > 8192) {
-          co_await write_framed(connection, error_text(-32600, "Invalid Request: headers too long"));
+          co_await refuse("Invalid Request: headers too long");
           co_return;
         }
         if (!co_await fill(pending.empty())) co_return;
       }
       std::optional<std::size_t> length = content_length(std::string_view(pending).substr(0, header_end));
       if (!length) {
-        co_await write_framed(connection,
-                              error_text(-32600, "Invalid Request: no valid Content-Length header"));
+        co_await refuse("Invalid Request: no valid Content-Length header");
         co_return;
       }
       if (*length > limit) {
-        co_await write_framed(connection,
-                              error_text(-32600, "Invalid Request: the message exceeds the server's limit of " +
-                                                     std::to_string(limit) + " bytes"));
+        co_await refuse("Invalid Request: the message exceeds the server's limit of " +
+                        std::to_string(limit) + " bytes");
         co_return;
       }
       std::size_t body = header_end + 4;
       while (pending.size() < body + *length)
         if (!co_await fill(false)) co_return;
-      CallContext context = context_for(connection);
-      std::optional<std::string> reply =
-          engine.handle(std::string_view(pending).substr(body, *length), context);
+      co_await calls.start(pending.substr(body, *length));
       pending.erase(0, body + *length);
-      if (reply) co_await write_framed(connection, *reply);
       if (connection.stopping()) co_return;
     }
   }
 
- private:
   static asio::awaitable<void> write_framed(Connection& connection, const std::string& text) {
     co_await connection.write("Content-Length: " + std::to_string(text.size()) + "\r\n\r\n" + text);
   }
