@@ -582,6 +582,35 @@ TEST_F(JsonRpcParsing, InvalidUtf8IsAParseError) {
   EXPECT_EQ(methods_.call_count(), 0u);
 }
 
+TEST_F(JsonRpcParsing, InvalidUtf8IsFoundAtEveryPositionOfALongString) {
+  // ASCII is skipped in blocks; a bad byte must be seen wherever it falls.
+  const std::string head = R"({"jsonrpc":"2.0","method":"echo","params":[")";
+  for (std::size_t at = 0; at < 70; ++at) {
+    std::string payload(70, 'a');
+    payload[at] = '\xff';
+    ASSERT_TRUE(same_json(handle(head + payload + R"("],"id":1})"), kParseError)) << "at " << at;
+    payload[at] = '\xC3';  // a lead byte cut short by the ASCII after it
+    ASSERT_TRUE(same_json(handle(head + payload + R"("],"id":1})"), kParseError)) << "at " << at;
+  }
+  EXPECT_EQ(methods_.call_count(), 0u);
+  const std::string fine = head + std::string(33, 'a') + "\xC3\xA9" + std::string(33, 'b') +
+                           R"("],"id":1})";
+  handle(fine);
+  EXPECT_EQ(methods_.call_count(), 1u);
+}
+
+TEST_F(JsonRpcParsing, NulByteAnywhereIsAParseError) {
+  using namespace std::string_literals;
+  // Inside a string, between tokens, and after the value: never a cut-off
+  // text that parses.
+  EXPECT_TRUE(same_json(handle("{\"jsonrpc\":\"2.0\",\"method\":\"echo\",\"params\":[\"a\0b\"],\"id\":1}"s),
+                        kParseError));
+  EXPECT_TRUE(same_json(handle("{\"jsonrpc\":\"2.0\",\0\"method\":\"echo\",\"id\":1}"s), kParseError));
+  EXPECT_TRUE(same_json(handle("{\"jsonrpc\":\"2.0\",\"method\":\"echo\",\"id\":1}\0"s), kParseError));
+  EXPECT_TRUE(same_json(handle("{\"jsonrpc\":\"2.0\",\"method\":\"echo\",\"id\":1}\0{}"s), kParseError));
+  EXPECT_EQ(methods_.call_count(), 0u);
+}
+
 TEST_F(JsonRpcParsing, UnpairedSurrogateEscapeIsAParseError) {
   EXPECT_TRUE(same_json(handle(R"({"jsonrpc":"2.0","method":"echo","params":["\uDC00"],"id":1})"),
                         kParseError));

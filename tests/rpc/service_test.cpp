@@ -127,6 +127,18 @@ TEST(ServiceJsonParams, NamedParamsFillFieldsByName) {
   EXPECT_EQ(request.subtrahend(), 23);
 }
 
+TEST(ServiceJsonParams, NulByteInParamsIsRefusedWhereverItIs) {
+  using namespace std::string_literals;
+  for (const std::string& params : {"{\"minuend\": 42}\0"s, "{\"minuend\": 42}\0{}"s,
+                                    "{\"minuend\":\0 42}"s}) {
+    SubtractRequest request;
+    const Status status = json_params_to_message(params, request);
+    EXPECT_EQ(status.code(), StatusCode::invalid_argument) << status.to_string();
+  }
+  google::protobuf::Value value;
+  EXPECT_EQ(json_params_to_message("[\"a\0b\"]"s, value).code(), StatusCode::invalid_argument);
+}
+
 TEST(ServiceJsonParams, NamedParamsTakeJsonNamesAndProtoNames) {
   pb::DescriptorPool pool(pb::DescriptorPool::generated_pool());
   const pb::FileDescriptor& file = build_other_proto(pool, false);
