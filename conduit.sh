@@ -4,6 +4,9 @@
 #   ./conduit.sh compare [ARGS...]   build, then measure every mechanism on this machine
 #   ./conduit.sh test [--sanitize]   build, then run the whole test suite (CTest)
 #   ./conduit.sh build               build only; the binary is build/conduit
+#   ./conduit.sh bench jsonrpc-http [ARGS...]
+#                                    JSON-RPC over HTTP against libjson-rpc-cpp
+#                                    with wrk (bench/jsonrpc_http_bench.py)
 #
 # Missing Debian packages (compiler, CMake, libraries, test peers) are installed
 # with apt-get; run as root, or as a user with sudo.
@@ -13,7 +16,7 @@ cd "$(dirname "${BASH_SOURCE[0]}")"
 PACKAGES=(
   g++ cmake ninja-build ccache pkg-config
   libcli11-dev libfmt-dev
-  libboost1.81-dev libprotobuf-dev protobuf-compiler rapidjson-dev
+  libboost1.81-dev libprotobuf-dev libprotoc-dev protobuf-compiler rapidjson-dev
   libgtest-dev libgmock-dev libbenchmark-dev libjsonrpccpp-dev
   socat python3 procps util-linux
 )
@@ -59,6 +62,21 @@ case "$command" in
     build build conduit-cli
     exec build/conduit compare "$@"
     ;;
+  bench)
+    case "${1:-}" in
+      jsonrpc-http)
+        shift
+        PACKAGES+=(wrk)
+        build build all
+        exec python3 bench/jsonrpc_http_bench.py --conduit build/conduit \
+          --peer build/tests/jsonrpccpp_peer --floor build/bench/http_floor "$@"
+        ;;
+      *)
+        echo "usage: $0 bench jsonrpc-http [--seconds N] [--sizes 16,4096] [--connections 1,8]" >&2
+        exit 2
+        ;;
+    esac
+    ;;
   test)
     if [ "${1:-}" = "--sanitize" ]; then
       build build-sanitize all -DCONDUIT_SANITIZE=address,undefined -DCONDUIT_BUILD_BENCH=OFF
@@ -68,7 +86,7 @@ case "$command" in
     exec ctest --test-dir build --output-on-failure -j 2
     ;;
   *)
-    echo "usage: $0 compare [ARGS...] | test [--sanitize] | build" >&2
+    echo "usage: $0 compare [ARGS...] | test [--sanitize] | build | bench jsonrpc-http [ARGS...]" >&2
     exit 2
     ;;
 esac

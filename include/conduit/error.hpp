@@ -58,6 +58,12 @@ class InvalidUri : public Error {
   using Error::Error;
 };
 
+// No answer came within the time allowed (a call's timeout or deadline).
+class Timeout : public Error {
+ public:
+  using Error::Error;
+};
+
 // A blocking operation was interrupted through a Cancellation.
 class Cancelled : public Error {
  public:

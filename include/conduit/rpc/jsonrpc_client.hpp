@@ -41,11 +41,14 @@ class JsonRpcClient {
   // Calls `method` with `params` (a JSON array or object, or empty) and
   // returns the result as JSON text. Throws JsonRpcError for an error reply,
   // ProtocolError for a reply that is not JSON-RPC, SystemError when the
-  // server cannot be reached, Error when no reply came within the timeout.
+  // server cannot be reached, Timeout when no reply came within the timeout.
   std::string call(std::string_view method, std::string_view params = {});
 
   // Sends a notification: no reply is expected (over HTTP, the 204 is read).
   void notify(std::string_view method, std::string_view params = {});
+
+  // How long later calls wait for a connection and for their reply.
+  void set_timeout(std::chrono::milliseconds timeout);
 
   // Bytes this client has written and read on its connections (framing
   // included: HTTP headers, newlines), for bytes-on-the-wire figures.

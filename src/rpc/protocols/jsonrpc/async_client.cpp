@@ -106,7 +106,7 @@ class AsyncJsonRpcClient::Impl {
           timer_.async_wait(asio::use_awaitable));
       if (outcome.index() == 1) {
         reset();
-        throw Error("no reply from " + target_.text + " within " +
+        throw Timeout("no reply from " + target_.text + " within " +
                     std::to_string(timeout_.count()) + " ms");
       }
       auto [error, n] = std::get<0>(outcome);

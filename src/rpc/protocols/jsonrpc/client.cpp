@@ -170,6 +170,8 @@ class JsonRpcClient::Impl {
     exchange(jsonrpc::notification(method, params), false);
   }
 
+  void set_timeout(std::chrono::milliseconds timeout) { timeout_ = timeout; }
+
  private:
   // Sends one request and returns its reply (or "" when none is expected).
   // A connection kept from an earlier call may have been closed by the
@@ -201,7 +203,7 @@ class JsonRpcClient::Impl {
       bool timed_out = false;
       auto reply = link_->receive(timeout_, &timed_out);
       if (timed_out)
-        throw Error("no reply from " + target_.text + " within " + std::to_string(timeout_.count()) +
+        throw Timeout("no reply from " + target_.text + " within " + std::to_string(timeout_.count()) +
                     " ms");
       if (!reply) throw PeerGone(target_.text + " closed the connection");
       received_ += reply->size();
@@ -240,9 +242,14 @@ class JsonRpcClient::Impl {
   bool fill(Clock::time_point deadline) {
     for (;;) {
       auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now());
-      if (left.count() <= 0)
-        throw Error("no reply from " + target_.text + " within " +
+      if (left.count() <= 0) {
+        // The late reply would otherwise be read as the answer to the next
+        // call: that call gets a connection of its own.
+        fd_.reset();
+        buffer_.clear();
+        throw Timeout("no reply from " + target_.text + " within " +
                     std::to_string(timeout_.count()) + " ms");
+      }
       pollfd ready{fd_.get(), POLLIN, 0};
       int rc = ::poll(&ready, 1, static_cast<int>(left.count()));
       if (rc < 0 && errno == EINTR) continue;
@@ -298,6 +305,10 @@ std::string JsonRpcClient::call(std::string_view method, std::string_view params
 
 void JsonRpcClient::notify(std::string_view method, std::string_view params) {
   impl_->notify(method, params);
+}
+
+void JsonRpcClient::set_timeout(std::chrono::milliseconds timeout) {
+  impl_->set_timeout(timeout);
 }
 
 std::uint64_t JsonRpcClient::bytes_sent() const {

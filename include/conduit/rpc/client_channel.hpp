@@ -1,0 +1,96 @@
+// Calling a service from a client, whatever the protocol. A ClientChannel
+// carries one call at a time: a request message out, a response message or a
+// Status back. The stubs protoc-gen-conduit generates (FooStub beside a
+// service Foo, in foo.conduit.h) make their calls through one:
+//
+//   conduit::rpc::JsonRpcChannel channel("tcp://127.0.0.1:4000");
+//   conduit::interop::JsonRpcExamplesStub examples(channel);
+//   google::protobuf::Value difference = examples.subtract(request);
+#pragma once
+
+#include <google/protobuf/descriptor.h>
+#include <google/protobuf/message.h>
+
+#include <chrono>
+#include <string_view>
+
+#include "conduit/error.hpp"
+#include "conduit/rpc/jsonrpc_client.hpp"
+#include "conduit/rpc/status.hpp"
+
+namespace conduit::rpc {
+
+// What one call may ask of the channel beyond the request itself.
+struct CallOptions {
+  // How long to wait for the reply; 0: the channel's own timeout.
+  std::chrono::milliseconds timeout{0};
+};
+
+// A failed call, thrown by the stubs' forms that return the response.
+class RpcError : public Error {
+ public:
+  // REQUIRES: !status.ok().
+  explicit RpcError(Status status);
+  const Status& status() const { return status_; }
+
+ private:
+  Status status_;
+};
+
+// A connection to a server, in one protocol. A channel is a resource: it is
+// neither copied nor moved, and the stubs that use it keep a reference to it.
+class ClientChannel {
+ public:
+  ClientChannel() = default;
+  virtual ~ClientChannel() = default;
+  ClientChannel(const ClientChannel&) = delete;
+  ClientChannel& operator=(const ClientChannel&) = delete;
+
+  // Calls `method` with `request` and waits for the reply. Returns OK with
+  // `response` filled in, or why the call failed: the server's own Status
+  // for a failure it reported, UNAVAILABLE when the server cannot be
+  // reached, DEADLINE_EXCEEDED when no reply came in time, INTERNAL when
+  // the reply does not fit `response`. Never throws for a failed call.
+  // REQUIRES: `request` is of the method's input type and `response` of its
+  // output type.
+  virtual Status call(const google::protobuf::MethodDescriptor& method,
+                      const google::protobuf::Message& request, google::protobuf::Message& response,
+                      const CallOptions& options) = 0;
+};
+
+// A channel to a JSON-RPC 2.0 server at any URI JsonRpcClient takes
+// ("http://HOST:PORT/PATH", "tcp://HOST:PORT", "unix:/path", "shm:/path").
+//
+// A method is called by its bare name ("subtract"), as JSON-RPC names
+// methods; the request goes as params in proto3 JSON (none for a request
+// type without fields, such as google.protobuf.Empty), and the result is
+// read into the response the way a server reads params (see
+// json_params_to_message). Error objects become a Status:
+//   data.grpc_code present (a handler's failure)  that code
+//   -32601 Method not found                       UNIMPLEMENTED
+//   -32602 Invalid params                         INVALID_ARGUMENT
+//   -32600, -32700, -32603                        INTERNAL
+//   any other code                                UNKNOWN
+// with the error's message, followed by its data when that is a string (the
+// detail conduit's server puts there: "Invalid params: params[1] is ...").
+//
+// Not safe to call from several threads at once: one call at a time, or one
+// channel per thread.
+class JsonRpcChannel : public ClientChannel {
+ public:
+  // Throws InvalidUri for a URI JsonRpcClient cannot use; connects on the
+  // first call. `timeout` is how long each call waits unless its
+  // CallOptions say otherwise.
+  explicit JsonRpcChannel(std::string_view uri,
+                          std::chrono::milliseconds timeout = std::chrono::seconds(30));
+
+  Status call(const google::protobuf::MethodDescriptor& method,
+              const google::protobuf::Message& request, google::protobuf::Message& response,
+              const CallOptions& options) override;
+
+ private:
+  JsonRpcClient client_;
+  std::chrono::milliseconds timeout_;
+};
+
+}  // namespace conduit::rpc
