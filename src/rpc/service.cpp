@@ -515,20 +515,23 @@ std::string message_to_json(const pb::Message& message) {
     const pb::OneofDescriptor* kind = type.FindOneofByName("kind");
     if (kind != nullptr && !message.GetReflection()->HasOneof(message, kind)) return "null";
   }
+  // Buffers sized from the message at the start: grown from RapidJSON's
+  // default 256 bytes, a 4 KiB string costs seven reallocations.
+  const std::size_t estimate = message.ByteSizeLong() + 64;
   if (auto* value = dynamic_cast<const pb::Value*>(&message)) {
-    rapidjson::StringBuffer buffer;
+    rapidjson::StringBuffer buffer(nullptr, estimate);
     JsonWriter writer(buffer);
     write_value(*value, writer);
     return {buffer.GetString(), buffer.GetSize()};
   }
   if (auto* list = dynamic_cast<const pb::ListValue*>(&message)) {
-    rapidjson::StringBuffer buffer;
+    rapidjson::StringBuffer buffer(nullptr, estimate);
     JsonWriter writer(buffer);
     write_list(*list, writer);
     return {buffer.GetString(), buffer.GetSize()};
   }
   if (auto* object = dynamic_cast<const pb::Struct*>(&message)) {
-    rapidjson::StringBuffer buffer;
+    rapidjson::StringBuffer buffer(nullptr, estimate);
     JsonWriter writer(buffer);
     write_struct(*object, writer);
     return {buffer.GetString(), buffer.GetSize()};

@@ -325,9 +325,14 @@ class Scanner {
 
   // `max_batch`: std::nullopt when a root array is not a batch (its content
   // is ignored).
+  // `text_size`: the length of the text, which no captured member exceeds
+  // (the capture buffer is made that large at once).
   Scanner(std::span<const std::string_view> names, std::size_t max_depth,
-          std::optional<std::size_t> max_batch)
-      : names_(names), max_depth_(max_depth), max_batch_(max_batch) {}
+          std::optional<std::size_t> max_batch, std::size_t text_size)
+      : names_(names),
+        max_depth_(max_depth),
+        max_batch_(max_batch),
+        buffer_(nullptr, std::min<std::size_t>(text_size + 16, 1 << 20)) {}
 
   // Why the handler stopped the parse, if it did.
   Stop stop() const { return stop_; }
@@ -683,7 +688,8 @@ std::optional<std::string> respond(std::string_view text, const JsonMethods& met
         std::to_string(limits.max_body_bytes) + " bytes (max_body_bytes)"));
   }
 
-  Scanner scanner(kRequestMembers, static_cast<std::size_t>(limits.max_depth), limits.max_batch);
+  Scanner scanner(kRequestMembers, static_cast<std::size_t>(limits.max_depth), limits.max_batch,
+                  text.size());
   const rapidjson::ParseResult parsed = parse(text, scanner);
   // Too deep and too many are Invalid Request rather than Parse error: the
   // text may well be JSON, it is just more than a request may be.
@@ -731,7 +737,7 @@ std::int64_t parse_int64(std::string_view text, bool& ok) {
 // A well-formed object's members, by name.
 std::vector<Member> read_object(std::string_view text, std::span<const std::string_view> names,
                                 std::string_view what) {
-  Scanner scanner(names, std::numeric_limits<std::size_t>::max(), std::nullopt);
+  Scanner scanner(names, std::numeric_limits<std::size_t>::max(), std::nullopt, text.size());
   const rapidjson::ParseResult parsed = parse(text, scanner);
   if (parsed.IsError()) {
     bad_reply(describe(parsed, scanner.stop() == Scanner::Stop::surrogate));
