@@ -22,6 +22,7 @@ struct RpcSettings {
   std::size_t threads = 0;
   std::size_t max_connections = 1024;
   std::size_t max_message_bytes = 16 << 20;
+  std::size_t grpc_max_message_bytes = 4 << 20;
   long request_timeout_ms = 10'000;
   long grace_ms = 5'000;
   std::string uri, method, params;
@@ -75,6 +76,7 @@ int serve() {
   options.threads = settings.threads;
   options.max_connections = settings.max_connections;
   options.max_message_bytes = settings.max_message_bytes;
+  options.grpc_max_message_bytes = settings.grpc_max_message_bytes;
   options.request_timeout = std::chrono::milliseconds(settings.request_timeout_ms);
   StopSignals signals;
   rpc::Server server(services, options);
@@ -140,7 +142,10 @@ void add_rpc_commands(CLI::App& app) {
   serve_command->add_option("--max-connections", settings.max_connections, "Connections at once")
       ->capture_default_str();
   serve_command->add_option("--max-message-size", settings.max_message_bytes,
-                            "Largest request in bytes")
+                            "Largest request in bytes (JSON-RPC)")
+      ->capture_default_str();
+  serve_command->add_option("--grpc-max-message-size", settings.grpc_max_message_bytes,
+                            "Largest gRPC request message in bytes")
       ->capture_default_str();
   serve_command->add_option("--request-timeout", settings.request_timeout_ms,
                             "Milliseconds a started request has to arrive whole")

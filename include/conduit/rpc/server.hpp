@@ -26,6 +26,9 @@ struct ServerOptions {
   std::size_t max_calls_per_connection = 32;
   // Largest request (HTTP body, JSON text, framed message).
   std::size_t max_message_bytes = 16 << 20;
+  // Largest gRPC request message (gRPC's own default; RESOURCE_EXHAUSTED
+  // beyond).
+  std::size_t grpc_max_message_bytes = 4 << 20;
   // JSON nesting depth and batch length a request may have.
   int max_json_depth = 64;
   std::size_t max_batch = 1024;

@@ -1,0 +1,501 @@
+// gRPC as a server speaks it: HTTP/2 with prior knowledge (h2c), recognised
+// by the connection preface; nghttp2 does the framing, HPACK and flow
+// control. Each call runs on the server's threads as soon as its request has
+// arrived, so the streams of a connection run side by side.
+#include "rpc/protocols/grpc/server_protocol.hpp"
+
+#include <nghttp2/nghttp2.h>
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/use_awaitable.hpp>
+
+#include <algorithm>
+#include <atomic>
+#include <cstring>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "rpc/protocols/grpc/wire.hpp"
+
+namespace conduit::rpc::grpc {
+
+namespace {
+
+constexpr std::uint32_t kMaxConcurrentStreams = 100;
+// Large windows let a multi-megabyte message flow without waiting for a
+// WINDOW_UPDATE every 64 KiB.
+constexpr std::int32_t kStreamWindow = 1 << 20;
+constexpr std::int32_t kConnectionWindow = 8 << 20;
+constexpr std::uint32_t kMaxHeaderListBytes = 64 * 1024;
+
+nghttp2_nv header(std::string_view name, std::string_view value) {
+  return {reinterpret_cast<std::uint8_t*>(const_cast<char*>(name.data())),
+          reinterpret_cast<std::uint8_t*>(const_cast<char*>(value.data())), name.size(),
+          value.size(), NGHTTP2_NV_FLAG_NONE};
+}
+
+// Header names conduit sets itself, or that belong to HTTP/2 and gRPC, and
+// so are not a handler's metadata.
+bool is_reserved_header(std::string_view name) {
+  return name.empty() || name[0] == ':' || name == "content-type" || name == "te" ||
+         name == "grpc-timeout" || name == "grpc-encoding" || name == "grpc-accept-encoding" ||
+         name == "content-length" || name == "user-agent";
+}
+
+// One call: its request as it arrives, then its answer as it leaves.
+struct Stream {
+  std::int32_t id = 0;
+  std::string method;  // :method
+  std::string path;    // :path, "/package.Service/Method"
+  std::string content_type;
+  std::string encoding;  // grpc-encoding
+  std::optional<std::chrono::nanoseconds> timeout;
+  bool bad_timeout = false;
+  std::multimap<std::string, std::string> metadata;
+  std::size_t header_bytes = 0;  // as SETTINGS_MAX_HEADER_LIST_SIZE counts them
+  std::string body;  // the request's DATA, still framed
+  bool body_too_large = false;
+  std::shared_ptr<std::atomic<bool>> cancelled = std::make_shared<std::atomic<bool>>(false);
+  bool started = false;  // handed to a handler
+
+  // The answer.
+  std::string out;  // framed response message(s)
+  std::size_t sent = 0;
+  Status status;
+  std::vector<std::pair<std::string, std::string>> trailers;
+};
+
+class GrpcConnection : public std::enable_shared_from_this<GrpcConnection> {
+ public:
+  explicit GrpcConnection(Connection& connection)
+      : connection_(connection), wake_(connection.executor()) {}
+
+  ~GrpcConnection() {
+    if (session_ != nullptr) nghttp2_session_del(session_);
+  }
+
+  asio::awaitable<void> run(std::string pending) {
+    if (!start_session()) co_return;
+    std::exception_ptr failure;
+    try {
+      co_await serve(std::move(pending));
+    } catch (...) {
+      failure = std::current_exception();
+    }
+    // Calls still running are told to stop; their answers have no one to go
+    // to. Wait for them: they hold this object, which holds the connection.
+    for (auto& [id, stream] : streams_) stream->cancelled->store(true);
+    closing_ = true;
+    while (running_ > 0 || writing_) co_await changed();
+    if (failure) std::rethrow_exception(failure);
+  }
+
+ private:
+  bool start_session() {
+    nghttp2_session_callbacks* callbacks = nullptr;
+    if (nghttp2_session_callbacks_new(&callbacks) != 0) return false;
+    nghttp2_session_callbacks_set_on_begin_headers_callback(callbacks, &on_begin_headers);
+    nghttp2_session_callbacks_set_on_header_callback(callbacks, &on_header);
+    nghttp2_session_callbacks_set_on_data_chunk_recv_callback(callbacks, &on_data_chunk);
+    nghttp2_session_callbacks_set_on_frame_recv_callback(callbacks, &on_frame);
+    nghttp2_session_callbacks_set_on_stream_close_callback(callbacks, &on_stream_close);
+    nghttp2_option* option = nullptr;
+    if (nghttp2_option_new(&option) != 0) {
+      nghttp2_session_callbacks_del(callbacks);
+      return false;
+    }
+    // Streams opened and reset in a loop (CVE-2023-44487): past a burst of
+    // 1000, at most 33 resets a second, then GOAWAY. A header block split
+    // into endless CONTINUATION frames stops after 8.
+    nghttp2_option_set_stream_reset_rate_limit(option, 1000, 33);
+    nghttp2_option_set_max_continuations(option, 8);
+    const int created = nghttp2_session_server_new2(&session_, callbacks, this, option);
+    nghttp2_option_del(option);
+    nghttp2_session_callbacks_del(callbacks);
+    if (created != 0) return false;
+    const nghttp2_settings_entry settings[] = {
+        {NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS, kMaxConcurrentStreams},
+        {NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE, static_cast<std::uint32_t>(kStreamWindow)},
+        {NGHTTP2_SETTINGS_MAX_HEADER_LIST_SIZE, kMaxHeaderListBytes},
+    };
+    nghttp2_submit_settings(session_, NGHTTP2_FLAG_NONE, settings, std::size(settings));
+    nghttp2_session_set_local_window_size(session_, NGHTTP2_FLAG_NONE, 0, kConnectionWindow);
+    return true;
+  }
+
+  asio::awaitable<void> serve(std::string pending) {
+    if (!receive(pending)) co_return;
+    flush();
+    char chunk[16384];
+    for (;;) {
+      if (nghttp2_session_want_read(session_) == 0 && nghttp2_session_want_write(session_) == 0)
+        break;
+      connection_.set_idle(streams_.empty());
+      if (connection_.stopping() && streams_.empty()) {
+        nghttp2_session_terminate_session(session_, NGHTTP2_NO_ERROR);
+        flush();
+        break;
+      }
+      std::size_t n =
+          co_await connection_.read_some(asio::buffer(chunk), Connection::Awaiting::next_request);
+      connection_.set_idle(false);
+      if (n == 0) break;
+      if (!receive(std::string_view(chunk, n))) break;
+      flush();
+    }
+    while (writing_) co_await changed();
+  }
+
+  // Hands bytes to nghttp2; false when the connection must end (a protocol
+  // error: nghttp2 has queued a GOAWAY, which is sent first).
+  bool receive(std::string_view bytes) {
+    const ssize_t used = nghttp2_session_mem_recv(
+        session_, reinterpret_cast<const std::uint8_t*>(bytes.data()), bytes.size());
+    if (used < 0) {
+      nghttp2_session_terminate_session(session_, NGHTTP2_PROTOCOL_ERROR);
+      flush();
+      return false;
+    }
+    return true;
+  }
+
+  // Sends what nghttp2 has queued, unless a send is already under way (it
+  // takes what is queued by the time it finishes).
+  void flush() {
+    if (writing_ || broken_) return;
+    writing_ = true;
+    asio::co_spawn(connection_.executor(), write_all(shared_from_this()), asio::detached);
+  }
+
+  static asio::awaitable<void> write_all(std::shared_ptr<GrpcConnection> self) {
+    std::string batch;
+    for (;;) {
+      batch.clear();
+      // Frames gathered into one write.
+      while (batch.size() < 64 * 1024) {
+        const std::uint8_t* data = nullptr;
+        const ssize_t n = nghttp2_session_mem_send(self->session_, &data);
+        if (n <= 0) break;
+        batch.append(reinterpret_cast<const char*>(data), static_cast<std::size_t>(n));
+      }
+      if (batch.empty()) break;
+      try {
+        co_await self->connection_.write(batch);
+      } catch (const std::exception&) {
+        self->broken_ = true;
+        break;
+      }
+    }
+    self->writing_ = false;
+    self->wake_.cancel();
+  }
+
+  asio::awaitable<void> changed() {
+    wake_.expires_at(asio::steady_timer::time_point::max());
+    auto [ignored] = co_await wake_.async_wait(asio::as_tuple(asio::use_awaitable));
+  }
+
+  // ---- nghttp2 callbacks ----
+
+  static GrpcConnection& self(void* user_data) { return *static_cast<GrpcConnection*>(user_data); }
+
+  Stream* find(std::int32_t id) {
+    auto found = streams_.find(id);
+    return found == streams_.end() ? nullptr : found->second.get();
+  }
+
+  static int on_begin_headers(nghttp2_session*, const nghttp2_frame* frame, void* user_data) {
+    if (frame->hd.type != NGHTTP2_HEADERS || frame->headers.cat != NGHTTP2_HCAT_REQUEST) return 0;
+    auto stream = std::make_unique<Stream>();
+    stream->id = frame->hd.stream_id;
+    self(user_data).streams_[stream->id] = std::move(stream);
+    return 0;
+  }
+
+  static int on_header(nghttp2_session*, const nghttp2_frame* frame, const std::uint8_t* name,
+                       std::size_t name_length, const std::uint8_t* value,
+                       std::size_t value_length, std::uint8_t, void* user_data) {
+    Stream* stream = self(user_data).find(frame->hd.stream_id);
+    if (stream == nullptr || stream->started) return 0;  // trailers of a request: ignored
+    // Decoded headers can be far larger than the block that carried them
+    // (an HPACK bomb repeats one big table entry): past the limit the stream
+    // is reset.
+    stream->header_bytes += name_length + value_length + 32;
+    if (stream->header_bytes > kMaxHeaderListBytes) return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
+    const std::string_view key(reinterpret_cast<const char*>(name), name_length);
+    const std::string_view text(reinterpret_cast<const char*>(value), value_length);
+    if (key == ":method") {
+      stream->method = text;
+    } else if (key == ":path") {
+      stream->path = text;
+    } else if (key == "content-type") {
+      stream->content_type = text;
+    } else if (key == "grpc-encoding") {
+      stream->encoding = text;
+    } else if (key == "grpc-timeout") {
+      stream->timeout = parse_timeout(text);
+      stream->bad_timeout = !stream->timeout;
+    }
+    if (!is_reserved_header(key)) stream->metadata.emplace(key, text);
+    return 0;
+  }
+
+  static int on_data_chunk(nghttp2_session*, std::uint8_t, std::int32_t stream_id,
+                           const std::uint8_t* data, std::size_t length, void* user_data) {
+    GrpcConnection& connection = self(user_data);
+    Stream* stream = connection.find(stream_id);
+    if (stream == nullptr || stream->started) return 0;
+    // Framing overhead aside, a unary request holds one message.
+    if (stream->body.size() + length > connection.connection_.options().grpc_max_message_bytes + 5) {
+      stream->body_too_large = true;
+      stream->body.clear();
+      return 0;
+    }
+    if (!stream->body_too_large) stream->body.append(reinterpret_cast<const char*>(data), length);
+    // A message announced larger than the limit is refused at once, before
+    // its bytes arrive: the status, then RST_STREAM so the client stops
+    // sending (RFC 9113, 8.1).
+    if (const std::uint64_t announced = announced_length(stream->body);
+        announced > connection.connection_.options().grpc_max_message_bytes &&
+        is_grpc_request(*stream)) {
+      stream->started = true;
+      connection.answer_status(*stream, too_large(announced, connection.connection_.options()));
+      nghttp2_submit_rst_stream(connection.session_, NGHTTP2_FLAG_NONE, stream_id,
+                                NGHTTP2_NO_ERROR);
+    }
+    return 0;
+  }
+
+  static bool is_grpc_request(const Stream& stream) {
+    return stream.method == "POST" && stream.content_type.rfind("application/grpc", 0) == 0;
+  }
+
+  // The length the first message of `body` announces; 0 before it is known.
+  static std::uint64_t announced_length(std::string_view body) {
+    if (body.size() < 5) return 0;
+    const auto byte = [&](std::size_t i) { return std::uint64_t{static_cast<std::uint8_t>(body[i])}; };
+    return (byte(1) << 24) | (byte(2) << 16) | (byte(3) << 8) | byte(4);
+  }
+
+  static Status too_large(std::uint64_t length, const ServerOptions& options) {
+    return {StatusCode::resource_exhausted,
+            "the request message (" + std::to_string(length) +
+                " bytes) is larger than the server's limit of " +
+                std::to_string(options.grpc_max_message_bytes) + " bytes"};
+  }
+
+  static int on_frame(nghttp2_session*, const nghttp2_frame* frame, void* user_data) {
+    if ((frame->hd.type == NGHTTP2_HEADERS || frame->hd.type == NGHTTP2_DATA) &&
+        (frame->hd.flags & NGHTTP2_FLAG_END_STREAM) != 0) {
+      GrpcConnection& connection = self(user_data);
+      if (Stream* stream = connection.find(frame->hd.stream_id); stream && !stream->started)
+        connection.start_call(*stream);
+    }
+    return 0;
+  }
+
+  static int on_stream_close(nghttp2_session*, std::int32_t stream_id, std::uint32_t,
+                             void* user_data) {
+    GrpcConnection& connection = self(user_data);
+    auto found = connection.streams_.find(stream_id);
+    if (found == connection.streams_.end()) return 0;
+    // A stream reset by the client cancels its call.
+    found->second->cancelled->store(true);
+    connection.streams_.erase(found);
+    return 0;
+  }
+
+  // ---- calls ----
+
+  void start_call(Stream& stream) {
+    stream.started = true;
+    if (!is_grpc_request(stream)) {
+      answer_http(stream, stream.method != "POST" ? "405" : "415");
+      return;
+    }
+    if (stream.bad_timeout) {
+      answer_status(stream, {StatusCode::internal, "malformed grpc-timeout"});
+      return;
+    }
+    const Method* method = connection_.services().find(stream.path);
+    if (method == nullptr || stream.path.empty() || stream.path[0] != '/') {
+      answer_status(stream, {StatusCode::unimplemented,
+                             "Method not found: " + (stream.path.empty() ? "" : stream.path.substr(1))});
+      return;
+    }
+    if (stream.body_too_large) {
+      answer_status(stream, {StatusCode::resource_exhausted,
+                             "the request message is larger than the server's limit of " +
+                                 std::to_string(connection_.options().grpc_max_message_bytes) +
+                                 " bytes"});
+      return;
+    }
+    MessageDeframer deframer(connection_.options().grpc_max_message_bytes);
+    deframer.append(stream.body);
+    bool compressed = false;
+    std::string request;
+    switch (deframer.next(compressed, request)) {
+      case MessageDeframer::Result::message:
+        break;
+      case MessageDeframer::Result::too_large:
+        answer_status(stream, too_large(deframer.announced(), connection_.options()));
+        return;
+      case MessageDeframer::Result::need_more:
+        answer_status(stream, {StatusCode::internal, "the request holds no whole message"});
+        return;
+    }
+    std::string extra;
+    bool extra_compressed = false;
+    if (deframer.next(extra_compressed, extra) != MessageDeframer::Result::need_more ||
+        deframer.partial()) {
+      answer_status(stream, {StatusCode::internal, "a unary request holds more than one message"});
+      return;
+    }
+    if (compressed) {
+      answer_status(stream, {StatusCode::unimplemented,
+                             "compressed messages (grpc-encoding " +
+                                 (stream.encoding.empty() ? std::string("none") : stream.encoding) +
+                                 ") are not accepted"});
+      return;
+    }
+
+    CallContext context;
+    context.protocol = "grpc";
+    context.peer = connection_.peer();
+    context.metadata = std::move(stream.metadata);
+    if (stream.timeout) context.deadline = CallContext::Clock::now() + *stream.timeout;
+    context.share_cancellation(stream.cancelled);
+
+    ++running_;
+    asio::post(connection_.call_executor(), [self = shared_from_this(), id = stream.id, method,
+                                             request = std::move(request),
+                                             context = std::move(context)]() mutable {
+      std::string response_bytes;
+      Status status;
+      std::unique_ptr<google::protobuf::Message> in(method->request_prototype().New());
+      if (!in->ParseFromString(request)) {
+        status = {StatusCode::internal,
+                  "the request is not a valid " + method->request_prototype().GetTypeName()};
+      } else {
+        std::unique_ptr<google::protobuf::Message> out(method->response_prototype().New());
+        status = method->invoke(context, *in, *out);
+        if (status.ok() && context.expired())
+          status = {StatusCode::deadline_exceeded, "the deadline passed during the call"};
+        if (status.ok()) out->SerializeToString(&response_bytes);
+      }
+      auto reply_metadata = std::move(context.response_metadata);
+      asio::post(self->connection_.executor(),
+                 [self, id, status = std::move(status), response_bytes = std::move(response_bytes),
+                  reply_metadata = std::move(reply_metadata)]() mutable {
+                   self->finish_call(id, std::move(status), std::move(response_bytes),
+                                     reply_metadata);
+                 });
+    });
+  }
+
+  void finish_call(std::int32_t id, Status status, std::string response,
+                   const std::multimap<std::string, std::string>& reply_metadata) {
+    --running_;
+    wake_.cancel();
+    if (closing_) return;
+    Stream* stream = find(id);
+    if (stream == nullptr) return;  // reset by the client meanwhile
+    if (!status.ok()) {
+      answer_status(*stream, status, reply_metadata);
+    } else {
+      stream->out = frame_message(response);
+      stream->status = status;
+      std::vector<nghttp2_nv> headers = {header(":status", "200"),
+                                         header("content-type", "application/grpc"),
+                                         header("grpc-accept-encoding", "identity")};
+      for (const auto& [key, value] : reply_metadata) headers.push_back(header(key, value));
+      nghttp2_data_provider body{};
+      body.source.ptr = stream;
+      body.read_callback = &read_body;
+      nghttp2_submit_response(session_, id, headers.data(), headers.size(), &body);
+    }
+    flush();
+  }
+
+  // The response message, then the trailers.
+  static ssize_t read_body(nghttp2_session* session, std::int32_t, std::uint8_t* buffer,
+                           std::size_t length, std::uint32_t* flags, nghttp2_data_source* source,
+                           void*) {
+    Stream& stream = *static_cast<Stream*>(source->ptr);
+    const std::size_t n = std::min(length, stream.out.size() - stream.sent);
+    std::memcpy(buffer, stream.out.data() + stream.sent, n);
+    stream.sent += n;
+    if (stream.sent == stream.out.size()) {
+      *flags |= NGHTTP2_DATA_FLAG_EOF | NGHTTP2_DATA_FLAG_NO_END_STREAM;
+      const std::string code = std::to_string(static_cast<int>(stream.status.code()));
+      stream.trailers = {{"grpc-status", code}};
+      if (!stream.status.message().empty())
+        stream.trailers.emplace_back("grpc-message", percent_encode(stream.status.message()));
+      std::vector<nghttp2_nv> trailers;
+      for (const auto& [key, value] : stream.trailers) trailers.push_back(header(key, value));
+      nghttp2_submit_trailer(session, stream.id, trailers.data(), trailers.size());
+    }
+    return static_cast<ssize_t>(n);
+  }
+
+  // A call that failed before it had an answer: the status alone, in the
+  // response headers (gRPC's trailers-only response).
+  void answer_status(Stream& stream, const Status& status,
+                     const std::multimap<std::string, std::string>& reply_metadata = {}) {
+    stream.trailers = {{"grpc-status", std::to_string(static_cast<int>(status.code()))}};
+    if (!status.message().empty())
+      stream.trailers.emplace_back("grpc-message", percent_encode(status.message()));
+    std::vector<nghttp2_nv> headers = {header(":status", "200"),
+                                       header("content-type", "application/grpc")};
+    for (const auto& [key, value] : reply_metadata) headers.push_back(header(key, value));
+    for (const auto& [key, value] : stream.trailers) headers.push_back(header(key, value));
+    nghttp2_submit_response(session_, stream.id, headers.data(), headers.size(), nullptr);
+    flush();
+  }
+
+  // A request that is not gRPC at all: an HTTP status, as the protocol asks.
+  void answer_http(Stream& stream, std::string_view status) {
+    nghttp2_nv headers[] = {header(":status", status)};
+    nghttp2_submit_response(session_, stream.id, headers, std::size(headers), nullptr);
+    flush();
+  }
+
+  Connection& connection_;
+  nghttp2_session* session_ = nullptr;
+  std::map<std::int32_t, std::unique_ptr<Stream>> streams_;
+  asio::steady_timer wake_;
+  std::size_t running_ = 0;
+  bool writing_ = false;
+  bool broken_ = false;
+  bool closing_ = false;
+};
+
+class GrpcProtocol : public ServerProtocol {
+ public:
+  std::string_view name() const override { return "grpc"; }
+
+  Match match(std::string_view first) const override {
+    const std::size_t n = std::min(first.size(), kPreface.size());
+    if (first.substr(0, n) != kPreface.substr(0, n)) return Match::no;
+    return first.size() >= kPreface.size() ? Match::yes : Match::need_more;
+  }
+
+  asio::awaitable<void> serve(Connection& connection, std::string pending) const override {
+    auto session = std::make_shared<GrpcConnection>(connection);
+    co_await session->run(std::move(pending));
+  }
+};
+
+}  // namespace
+
+void add_server_protocols(std::vector<std::unique_ptr<ServerProtocol>>& table) {
+  table.push_back(std::make_unique<GrpcProtocol>());
+}
+
+}  // namespace conduit::rpc::grpc

@@ -1,0 +1,124 @@
+#include "rpc/protocols/grpc/wire.hpp"
+
+#include <algorithm>
+#include <iterator>
+#include <utility>
+
+namespace conduit::rpc::grpc {
+
+std::optional<std::chrono::nanoseconds> parse_timeout(std::string_view text) {
+  if (text.size() < 2 || text.size() > 9) return std::nullopt;
+  std::int64_t value = 0;
+  for (char c : text.substr(0, text.size() - 1)) {
+    if (c < '0' || c > '9') return std::nullopt;
+    value = value * 10 + (c - '0');
+  }
+  using namespace std::chrono;
+  switch (text.back()) {
+    case 'H':
+      return duration_cast<nanoseconds>(hours(value));
+    case 'M':
+      return duration_cast<nanoseconds>(minutes(value));
+    case 'S':
+      return duration_cast<nanoseconds>(seconds(value));
+    case 'm':
+      return duration_cast<nanoseconds>(milliseconds(value));
+    case 'u':
+      return duration_cast<nanoseconds>(microseconds(value));
+    case 'n':
+      return nanoseconds(value);
+    default:
+      return std::nullopt;
+  }
+}
+
+std::string format_timeout(std::chrono::nanoseconds timeout) {
+  constexpr std::int64_t kMaxValue = 99'999'999;  // eight digits
+  std::int64_t value = std::max<std::int64_t>(timeout.count(), 1);
+  // Each unit and how many of the previous one it holds.
+  constexpr std::pair<char, std::int64_t> kUnits[] = {
+      {'n', 1}, {'u', 1000}, {'m', 1000}, {'S', 1000}, {'M', 60}, {'H', 60}};
+  std::size_t unit = 0;
+  while (value > kMaxValue && unit + 1 < std::size(kUnits)) {
+    ++unit;
+    const std::int64_t per = kUnits[unit].second;
+    value = (value + per - 1) / per;  // rounded up: never shorter
+  }
+  return std::to_string(std::min(value, kMaxValue)) + kUnits[unit].first;
+}
+
+std::string percent_encode(std::string_view text) {
+  static constexpr char kHex[] = "0123456789ABCDEF";
+  std::string encoded;
+  encoded.reserve(text.size());
+  for (unsigned char c : text) {
+    if (c >= 0x20 && c <= 0x7E && c != '%') {
+      encoded += static_cast<char>(c);
+    } else {
+      encoded += '%';
+      encoded += kHex[c >> 4];
+      encoded += kHex[c & 0xF];
+    }
+  }
+  return encoded;
+}
+
+namespace {
+
+int hex_value(char c) {
+  if (c >= '0' && c <= '9') return c - '0';
+  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+  return -1;
+}
+
+}  // namespace
+
+std::string percent_decode(std::string_view text) {
+  std::string decoded;
+  decoded.reserve(text.size());
+  for (std::size_t i = 0; i < text.size(); ++i) {
+    if (text[i] == '%' && i + 2 < text.size()) {
+      const int high = hex_value(text[i + 1]);
+      const int low = hex_value(text[i + 2]);
+      if (high >= 0 && low >= 0) {
+        decoded += static_cast<char>(high * 16 + low);
+        i += 2;
+        continue;
+      }
+    }
+    decoded += text[i];
+  }
+  return decoded;
+}
+
+std::string frame_message(std::string_view payload, bool compressed) {
+  std::string framed;
+  framed.reserve(5 + payload.size());
+  const auto length = static_cast<std::uint32_t>(payload.size());
+  framed += static_cast<char>(compressed ? 1 : 0);
+  framed += static_cast<char>(length >> 24);
+  framed += static_cast<char>(length >> 16);
+  framed += static_cast<char>(length >> 8);
+  framed += static_cast<char>(length);
+  framed += payload;
+  return framed;
+}
+
+MessageDeframer::Result MessageDeframer::next(bool& compressed, std::string& payload) {
+  if (buffer_.size() < 5) return Result::need_more;
+  const auto byte = [&](std::size_t i) { return static_cast<std::uint8_t>(buffer_[i]); };
+  const std::uint64_t length = (std::uint64_t{byte(1)} << 24) | (std::uint64_t{byte(2)} << 16) |
+                               (std::uint64_t{byte(3)} << 8) | byte(4);
+  if (length > max_) {
+    announced_ = length;
+    return Result::too_large;
+  }
+  if (buffer_.size() < 5 + length) return Result::need_more;
+  compressed = byte(0) != 0;
+  payload.assign(buffer_, 5, length);
+  buffer_.erase(0, 5 + length);
+  return Result::message;
+}
+
+}  // namespace conduit::rpc::grpc

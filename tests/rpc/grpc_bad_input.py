@@ -1,0 +1,221 @@
+#!/usr/bin/python3
+"""Hostile and malformed HTTP/2 and gRPC input sent to `conduit serve`: raw
+frames written by hand on a socket, and requests made with nghttp
+(nghttp2-client). After each one a grpcio client must still be served.
+
+Usage: grpc_bad_input.py CONDUIT_BINARY
+Prints one line per check; exits 0 only when all passed.
+"""
+import re
+import signal
+import socket
+import struct
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+import grpc
+from google.protobuf import struct_pb2
+
+PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
+DATA, HEADERS, RST_STREAM, SETTINGS, GOAWAY = 0, 1, 3, 4, 7
+END_STREAM, END_HEADERS = 0x1, 0x4
+PROTOCOL_ERROR, INTERNAL_ERROR, FRAME_SIZE_ERROR, CANCEL, ENHANCE_YOUR_CALM = 0x1, 0x2, 0x6, 0x8, 0xB
+ECHO = "/conduit.interop.JsonRpcExamples/echo"
+
+
+def frame(kind, flags, stream, payload=b""):
+    return struct.pack(">I", len(payload))[1:] + bytes([kind, flags]) + struct.pack(">I", stream) + payload
+
+
+def hpack_length(length, prefix_bits=7, first=0):
+    limit = (1 << prefix_bits) - 1
+    if length < limit:
+        return bytes([first | length])
+    out = bytearray([first | limit])
+    length -= limit
+    while length >= 128:
+        out.append((length & 0x7F) | 0x80)
+        length >>= 7
+    out.append(length)
+    return bytes(out)
+
+
+def literal(name, value, indexed=False):
+    """A header field with a literal name; added to the dynamic table when
+    `indexed`, else not."""
+    name, value = name.encode(), value.encode()
+    return (b"\x40" if indexed else b"\x00") + hpack_length(len(name)) + name + \
+        hpack_length(len(value)) + value
+
+
+def request_headers(path=ECHO):
+    return b"".join(literal(name, value) for name, value in [
+        (":method", "POST"), (":scheme", "http"), (":path", path), (":authority", "test"),
+        ("content-type", "application/grpc"), ("te", "trailers")])
+
+
+def read_frames(sock, seconds=5):
+    """Frames until the server closes the connection or `seconds` pass:
+    [(type, flags, stream, payload)], and whether the connection closed."""
+    sock.settimeout(seconds)
+    data = b""
+    closed = False
+    deadline = time.monotonic() + seconds
+    try:
+        while time.monotonic() < deadline:
+            chunk = sock.recv(65536)
+            if not chunk:
+                closed = True
+                break
+            data += chunk
+    except (socket.timeout, ConnectionResetError):
+        closed = closed or False
+    frames = []
+    while len(data) >= 9:
+        length = int.from_bytes(data[:3], "big")
+        if len(data) < 9 + length:
+            break
+        frames.append((data[3], data[4], int.from_bytes(data[5:9], "big") & 0x7FFFFFFF,
+                       data[9:9 + length]))
+        data = data[9 + length:]
+    return frames, closed
+
+
+def goaway_code(frames):
+    for kind, _, _, payload in frames:
+        if kind == GOAWAY:
+            return int.from_bytes(payload[4:8], "big")
+    return None
+
+
+class Checks:
+    def __init__(self, binary, port):
+        self.binary = binary
+        self.port = port
+        self.failed = 0
+
+    def connect(self):
+        return socket.create_connection(("127.0.0.1", self.port), timeout=5)
+
+    def still_serving(self):
+        with grpc.insecure_channel(f"127.0.0.1:{self.port}") as channel:
+            echo = channel.unary_unary(ECHO, request_serializer=lambda m: m.SerializeToString(),
+                                       response_deserializer=struct_pb2.Value.FromString)
+            value = struct_pb2.Value(string_value="still here")
+            assert echo(value, timeout=5) == value, "the server stopped answering"
+
+    def run(self, check):
+        try:
+            check()
+            self.still_serving()
+            print(f"ok {check.__name__}")
+        except Exception as error:  # every failure is reported, then counted
+            self.failed += 1
+            print(f"FAIL {check.__name__}: {error!r}")
+
+    # ---- the checks ----
+
+    def garbage_after_the_preface(self):
+        with self.connect() as sock:
+            sock.sendall(PREFACE + b"\x00\x00\x01this is not a frame of HTTP/2" * 4)
+            frames, closed = read_frames(sock)
+        assert goaway_code(frames) in (PROTOCOL_ERROR, FRAME_SIZE_ERROR), frames
+        assert closed, "the connection stayed open"
+
+    def frame_larger_than_max_frame_size(self):
+        with self.connect() as sock:
+            sock.sendall(PREFACE + frame(SETTINGS, 0, 0) +
+                         frame(HEADERS, END_HEADERS, 1, request_headers() + b"\x00" * 20000))
+            frames, closed = read_frames(sock)
+        assert goaway_code(frames) == FRAME_SIZE_ERROR, frames
+        assert closed, "the connection stayed open"
+
+    def hpack_header_list_bomb(self):
+        # One 4000-byte header put in the dynamic table, then referenced 200
+        # times: 25 kB on the wire, 800 kB decoded.
+        bomb = literal("x-bomb", "a" * 4000, indexed=True) + bytes([0x80 | 62]) * 200
+        with self.connect() as sock:
+            sock.sendall(PREFACE + frame(SETTINGS, 0, 0) +
+                         frame(HEADERS, END_HEADERS | END_STREAM, 1, request_headers() + bomb))
+            frames, _ = read_frames(sock, seconds=2)
+        resets = [f for f in frames if f[0] == RST_STREAM and f[2] == 1]
+        assert resets or goaway_code(frames) is not None, \
+            f"the stream was served: {[(f[0], f[2]) for f in frames]}"
+        answered = [f for f in frames if f[0] == DATA and f[2] == 1]
+        assert not answered, "a response body came for the bomb"
+
+    def rapid_reset_flood(self):
+        # Streams opened and reset at once, in a loop (CVE-2023-44487).
+        flood = b"".join(frame(HEADERS, END_HEADERS, stream, request_headers()) +
+                         frame(RST_STREAM, 0, stream, struct.pack(">I", CANCEL))
+                         for stream in range(1, 2 * 3000, 2))
+        with self.connect() as sock:
+            sock.sendall(PREFACE + frame(SETTINGS, 0, 0))
+            try:
+                sock.sendall(flood)
+            except (BrokenPipeError, ConnectionResetError):
+                pass  # the server has hung up already
+            frames, closed = read_frames(sock)
+        # nghttp2's limit on resets answers INTERNAL_ERROR; ENHANCE_YOUR_CALM
+        # would say the same. Without a limit no GOAWAY comes at all.
+        assert goaway_code(frames) in (INTERNAL_ERROR, ENHANCE_YOUR_CALM), goaway_code(frames)
+        assert closed, "the connection stayed open"
+
+    def wrong_content_type_gets_415(self):
+        output = self.nghttp(["-H", "content-type: text/plain"], b"hello")
+        assert re.search(r":status: 415", output), output
+
+    def length_prefix_over_the_limit(self):
+        # A message announcing 100 MB; the server refuses it from the prefix.
+        output = self.nghttp(["-H", "content-type: application/grpc", "-H", "te: trailers"],
+                             b"\x00\x06\x00\x00\x00abc")
+        assert re.search(r"grpc-status: 8\b", output), output
+        assert "larger than the server's limit" in output, output
+
+    def nghttp(self, headers, body):
+        with tempfile.NamedTemporaryFile() as data:
+            data.write(body)
+            data.flush()
+            result = subprocess.run(
+                ["nghttp", "-v", "-d", data.name] + headers +
+                [f"http://127.0.0.1:{self.port}{ECHO}"],
+                capture_output=True, text=True, timeout=20)
+        return result.stdout + result.stderr
+
+
+def main():
+    if len(sys.argv) != 2:
+        raise SystemExit(__doc__)
+    server = subprocess.Popen([sys.argv[1], "serve", "--listen", "tcp://127.0.0.1:0"],
+                              stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                              stderr=subprocess.PIPE, text=True)
+    timer = threading.Timer(10, server.kill)
+    timer.start()
+    line = server.stderr.readline()
+    timer.cancel()
+    found = re.search(r"listening on tcp://127\.0\.0\.1:(\d+)", line)
+    if not found:
+        server.kill()
+        raise SystemExit(f"conduit serve did not start: {line!r}")
+    checks = Checks(sys.argv[1], int(found.group(1)))
+    try:
+        for check in (checks.garbage_after_the_preface, checks.frame_larger_than_max_frame_size,
+                      checks.hpack_header_list_bomb, checks.rapid_reset_flood,
+                      checks.wrong_content_type_gets_415, checks.length_prefix_over_the_limit):
+            checks.run(check)
+    finally:
+        server.send_signal(signal.SIGTERM)
+        try:
+            server.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.wait()
+    print(f"{checks.failed} check(s) failed" if checks.failed else "all checks passed")
+    return 1 if checks.failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
