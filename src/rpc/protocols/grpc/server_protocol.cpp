@@ -15,6 +15,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <cctype>
 #include <cstring>
 #include <map>
 #include <memory>
@@ -46,6 +47,21 @@ bool is_reserved_header(std::string_view name) {
   return name.empty() || name[0] == ':' || name == "content-type" || name == "te" ||
          name == "grpc-timeout" || name == "grpc-encoding" || name == "grpc-accept-encoding" ||
          name == "content-length" || name == "user-agent";
+}
+
+// Metadata as it goes on the wire: keys in lower case (HTTP/2 requires it),
+// "-bin" values in base64; keys HTTP/2 or gRPC reserve are left out.
+std::vector<std::pair<std::string, std::string>> wire_metadata(
+    const std::multimap<std::string, std::string>& metadata) {
+  std::vector<std::pair<std::string, std::string>> headers;
+  for (const auto& [key, value] : metadata) {
+    std::string name = key;
+    std::transform(name.begin(), name.end(), name.begin(),
+                   [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+    if (is_reserved_header(name) || name.rfind("grpc-", 0) == 0) continue;
+    headers.emplace_back(name, is_binary_header(name) ? base64_encode(value) : value);
+  }
+  return headers;
 }
 
 // One call: its request as it arrives, then its answer as it leaves.
@@ -198,7 +214,7 @@ class GrpcConnection : public std::enable_shared_from_this<GrpcConnection> {
 
   asio::awaitable<void> changed() {
     wake_.expires_at(asio::steady_timer::time_point::max());
-    auto [ignored] = co_await wake_.async_wait(asio::as_tuple(asio::use_awaitable));
+    co_await wake_.async_wait(asio::as_tuple(asio::use_awaitable));  // woken by cancel()
   }
 
   // ---- nghttp2 callbacks ----
@@ -242,7 +258,15 @@ class GrpcConnection : public std::enable_shared_from_this<GrpcConnection> {
       stream->timeout = parse_timeout(text);
       stream->bad_timeout = !stream->timeout;
     }
-    if (!is_reserved_header(key)) stream->metadata.emplace(key, text);
+    if (is_reserved_header(key)) return 0;
+    if (is_binary_header(key)) {
+      // Handlers see the bytes; a value that is not base64 fails the call.
+      std::optional<std::string> bytes = base64_decode(text);
+      if (!bytes) return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
+      stream->metadata.emplace(key, std::move(*bytes));
+    } else {
+      stream->metadata.emplace(key, text);
+    }
     return 0;
   }
 
@@ -414,7 +438,8 @@ class GrpcConnection : public std::enable_shared_from_this<GrpcConnection> {
       std::vector<nghttp2_nv> headers = {header(":status", "200"),
                                          header("content-type", "application/grpc"),
                                          header("grpc-accept-encoding", "identity")};
-      for (const auto& [key, value] : reply_metadata) headers.push_back(header(key, value));
+      const auto encoded = wire_metadata(reply_metadata);
+      for (const auto& [key, value] : encoded) headers.push_back(header(key, value));
       nghttp2_data_provider body{};
       body.source.ptr = stream;
       body.read_callback = &read_body;
@@ -453,7 +478,8 @@ class GrpcConnection : public std::enable_shared_from_this<GrpcConnection> {
       stream.trailers.emplace_back("grpc-message", percent_encode(status.message()));
     std::vector<nghttp2_nv> headers = {header(":status", "200"),
                                        header("content-type", "application/grpc")};
-    for (const auto& [key, value] : reply_metadata) headers.push_back(header(key, value));
+    const auto encoded = wire_metadata(reply_metadata);
+    for (const auto& [key, value] : encoded) headers.push_back(header(key, value));
     for (const auto& [key, value] : stream.trailers) headers.push_back(header(key, value));
     nghttp2_submit_response(session_, stream.id, headers.data(), headers.size(), nullptr);
     flush();

@@ -92,6 +92,66 @@ std::string percent_decode(std::string_view text) {
   return decoded;
 }
 
+bool is_binary_header(std::string_view key) {
+  return key.size() > 4 && key.substr(key.size() - 4) == "-bin";
+}
+
+namespace {
+
+constexpr char kBase64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+
+int base64_value(char c) {
+  if (c >= 'A' && c <= 'Z') return c - 'A';
+  if (c >= 'a' && c <= 'z') return c - 'a' + 26;
+  if (c >= '0' && c <= '9') return c - '0' + 52;
+  if (c == '+') return 62;
+  if (c == '/') return 63;
+  return -1;
+}
+
+}  // namespace
+
+std::string base64_encode(std::string_view bytes) {
+  std::string text;
+  text.reserve((bytes.size() + 2) / 3 * 4);
+  std::size_t i = 0;
+  for (; i + 3 <= bytes.size(); i += 3) {
+    const std::uint32_t group = (std::uint32_t{static_cast<std::uint8_t>(bytes[i])} << 16) |
+                                (std::uint32_t{static_cast<std::uint8_t>(bytes[i + 1])} << 8) |
+                                static_cast<std::uint8_t>(bytes[i + 2]);
+    for (int shift : {18, 12, 6, 0}) text += kBase64[(group >> shift) & 0x3F];
+  }
+  if (const std::size_t left = bytes.size() - i; left > 0) {
+    std::uint32_t group = std::uint32_t{static_cast<std::uint8_t>(bytes[i])} << 16;
+    if (left == 2) group |= std::uint32_t{static_cast<std::uint8_t>(bytes[i + 1])} << 8;
+    text += kBase64[(group >> 18) & 0x3F];
+    text += kBase64[(group >> 12) & 0x3F];
+    text += left == 2 ? kBase64[(group >> 6) & 0x3F] : '=';
+    text += '=';
+  }
+  return text;
+}
+
+std::optional<std::string> base64_decode(std::string_view text) {
+  while (!text.empty() && text.back() == '=') text.remove_suffix(1);
+  if (text.size() % 4 == 1) return std::nullopt;
+  std::string bytes;
+  bytes.reserve(text.size() * 3 / 4);
+  std::uint32_t group = 0;
+  int bits = 0;
+  for (char c : text) {
+    const int value = base64_value(c);
+    if (value < 0) return std::nullopt;
+    group = (group << 6) | static_cast<std::uint32_t>(value);
+    bits += 6;
+    if (bits >= 8) {
+      bits -= 8;
+      bytes += static_cast<char>((group >> bits) & 0xFF);
+    }
+  }
+  return bytes;
+}
+
 std::string frame_message(std::string_view payload, bool compressed) {
   std::string framed;
   framed.reserve(5 + payload.size());

@@ -27,6 +27,13 @@ std::string percent_encode(std::string_view text);
 // protocol asks receivers to keep what they cannot decode).
 std::string percent_decode(std::string_view text);
 
+// Metadata whose key ends in "-bin" carries bytes, base64-encoded on the
+// wire. Decoding takes padded and unpadded text (gRPC peers send either);
+// std::nullopt when `text` is not base64.
+bool is_binary_header(std::string_view key);
+std::string base64_encode(std::string_view bytes);
+std::optional<std::string> base64_decode(std::string_view text);
+
 // One message as it travels: a compressed flag, a 4-byte big-endian length,
 // then the bytes.
 std::string frame_message(std::string_view payload, bool compressed = false);

@@ -244,7 +244,7 @@ class ConcurrentCalls {
     // Resumes when a call finished or a write ended.
     asio::awaitable<void> changed() {
       wake.expires_at(asio::steady_timer::time_point::max());
-      auto [ignored] = co_await wake.async_wait(asio::as_tuple(asio::use_awaitable));
+      co_await wake.async_wait(asio::as_tuple(asio::use_awaitable));  // woken by cancel()
     }
 
     void finished(std::optional<std::string> reply) {
