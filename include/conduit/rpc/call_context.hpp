@@ -32,6 +32,9 @@ class CallContext {
   std::multimap<std::string, std::string> metadata;
   // Metadata the handler wants sent back (initial metadata / HTTP headers).
   std::multimap<std::string, std::string> response_metadata;
+  // Metadata sent after the response (gRPC trailers); protocols without
+  // trailers drop it.
+  std::multimap<std::string, std::string> response_trailers;
   // When the caller stops waiting; std::nullopt: never.
   std::optional<Clock::time_point> deadline;
 

@@ -84,7 +84,8 @@ struct Stream {
   std::string out;  // framed response message(s)
   std::size_t sent = 0;
   Status status;
-  std::vector<std::pair<std::string, std::string>> trailers;
+  std::vector<std::pair<std::string, std::string>> extra_trailers;  // the handler's
+  std::vector<std::pair<std::string, std::string>> trailers;        // as sent
 };
 
 class GrpcConnection : public std::enable_shared_from_this<GrpcConnection> {
@@ -413,28 +414,30 @@ class GrpcConnection : public std::enable_shared_from_this<GrpcConnection> {
           status = {StatusCode::deadline_exceeded, "the deadline passed during the call"};
         if (status.ok()) out->SerializeToString(&response_bytes);
       }
-      auto reply_metadata = std::move(context.response_metadata);
       asio::post(self->connection_.executor(),
                  [self, id, status = std::move(status), response_bytes = std::move(response_bytes),
-                  reply_metadata = std::move(reply_metadata)]() mutable {
-                   self->finish_call(id, std::move(status), std::move(response_bytes),
-                                     reply_metadata);
+                  headers = std::move(context.response_metadata),
+                  trailers = std::move(context.response_trailers)]() mutable {
+                   self->finish_call(id, std::move(status), std::move(response_bytes), headers,
+                                     trailers);
                  });
     });
   }
 
   void finish_call(std::int32_t id, Status status, std::string response,
-                   const std::multimap<std::string, std::string>& reply_metadata) {
+                   const std::multimap<std::string, std::string>& reply_metadata,
+                   const std::multimap<std::string, std::string>& reply_trailers) {
     --running_;
     wake_.cancel();
     if (closing_) return;
     Stream* stream = find(id);
     if (stream == nullptr) return;  // reset by the client meanwhile
     if (!status.ok()) {
-      answer_status(*stream, status, reply_metadata);
+      answer_status(*stream, status, reply_metadata, reply_trailers);
     } else {
       stream->out = frame_message(response);
       stream->status = status;
+      stream->extra_trailers = wire_metadata(reply_trailers);
       std::vector<nghttp2_nv> headers = {header(":status", "200"),
                                          header("content-type", "application/grpc"),
                                          header("grpc-accept-encoding", "identity")};
@@ -462,6 +465,8 @@ class GrpcConnection : public std::enable_shared_from_this<GrpcConnection> {
       stream.trailers = {{"grpc-status", code}};
       if (!stream.status.message().empty())
         stream.trailers.emplace_back("grpc-message", percent_encode(stream.status.message()));
+      stream.trailers.insert(stream.trailers.end(), stream.extra_trailers.begin(),
+                             stream.extra_trailers.end());
       std::vector<nghttp2_nv> trailers;
       for (const auto& [key, value] : stream.trailers) trailers.push_back(header(key, value));
       nghttp2_submit_trailer(session, stream.id, trailers.data(), trailers.size());
@@ -472,10 +477,12 @@ class GrpcConnection : public std::enable_shared_from_this<GrpcConnection> {
   // A call that failed before it had an answer: the status alone, in the
   // response headers (gRPC's trailers-only response).
   void answer_status(Stream& stream, const Status& status,
-                     const std::multimap<std::string, std::string>& reply_metadata = {}) {
+                     const std::multimap<std::string, std::string>& reply_metadata = {},
+                     const std::multimap<std::string, std::string>& reply_trailers = {}) {
     stream.trailers = {{"grpc-status", std::to_string(static_cast<int>(status.code()))}};
     if (!status.message().empty())
       stream.trailers.emplace_back("grpc-message", percent_encode(status.message()));
+    for (auto& trailer : wire_metadata(reply_trailers)) stream.trailers.push_back(std::move(trailer));
     std::vector<nghttp2_nv> headers = {header(":status", "200"),
                                        header("content-type", "application/grpc")};
     const auto encoded = wire_metadata(reply_metadata);
