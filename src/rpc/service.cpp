@@ -306,22 +306,61 @@ Method::Method(const pb::MethodDescriptor& descriptor, const pb::Message& reques
       response_prototype_(&response_prototype),
       handler_(std::move(handler)),
       full_name_(descriptor.service()->full_name() + "/" + descriptor.name()) {
-  if (request_prototype.GetDescriptor() != descriptor.input_type()) {
-    throw Error("method " + full_name_ + " takes " + descriptor.input_type()->full_name() +
-                ", but its request prototype is " + request_prototype.GetDescriptor()->full_name());
-  }
-  if (response_prototype.GetDescriptor() != descriptor.output_type()) {
-    throw Error("method " + full_name_ + " returns " + descriptor.output_type()->full_name() +
-                ", but its response prototype is " +
-                response_prototype.GetDescriptor()->full_name());
+  check_types();
+  if (descriptor.client_streaming() || descriptor.server_streaming()) {
+    throw Error("method " + full_name_ +
+                " streams: add it with add_server_stream, add_client_stream or add_bidi_stream");
   }
   if (!handler_) throw Error("method " + full_name_ + " has no handler");
 }
 
+Method::Method(const pb::MethodDescriptor& descriptor, const pb::Message& request_prototype,
+               const pb::Message& response_prototype, StreamHandler handler)
+    : descriptor_(&descriptor),
+      request_prototype_(&request_prototype),
+      response_prototype_(&response_prototype),
+      stream_handler_(std::move(handler)),
+      full_name_(descriptor.service()->full_name() + "/" + descriptor.name()) {
+  check_types();
+  if (!descriptor.client_streaming() && !descriptor.server_streaming())
+    throw Error("method " + full_name_ + " is unary: add it with add()");
+  if (!stream_handler_) throw Error("method " + full_name_ + " has no handler");
+}
+
+void Method::check_types() const {
+  if (request_prototype_->GetDescriptor() != descriptor_->input_type()) {
+    throw Error("method " + full_name_ + " takes " + descriptor_->input_type()->full_name() +
+                ", but its request prototype is " +
+                request_prototype_->GetDescriptor()->full_name());
+  }
+  if (response_prototype_->GetDescriptor() != descriptor_->output_type()) {
+    throw Error("method " + full_name_ + " returns " + descriptor_->output_type()->full_name() +
+                ", but its response prototype is " +
+                response_prototype_->GetDescriptor()->full_name());
+  }
+}
+
 Status Method::invoke(CallContext& context, const pb::Message& request,
                       pb::Message& response) const {
+  if (streams()) {
+    return {StatusCode::unimplemented,
+            full_name_ + " streams, and cannot be called with one request and one response"};
+  }
   try {
     return handler_(context, request, response);
+  } catch (const std::exception& error) {
+    return {StatusCode::internal, error.what()};
+  } catch (...) {
+    return {StatusCode::internal,
+            "the handler of " + full_name_ + " threw a non-standard exception"};
+  }
+}
+
+Status Method::invoke_stream(CallContext& context, MessageReader& requests,
+                             MessageWriter& responses) const {
+  if (!streams()) return {StatusCode::internal, full_name_ + " is unary"};
+  try {
+    return stream_handler_(context, requests, responses);
   } catch (const std::exception& error) {
     return {StatusCode::internal, error.what()};
   } catch (...) {
@@ -354,8 +393,9 @@ struct ServiceTable::State {
     return *factory.GetPrototype(&type);
   }
 
+  template <typename AnyHandler>
   void insert(const pb::MethodDescriptor& descriptor, const pb::Message& request,
-              const pb::Message& response, Handler handler) {
+              const pb::Message& response, AnyHandler handler) {
     auto method = std::make_unique<Method>(descriptor, request, response, std::move(handler));
     if (names.contains(method->full_name())) {
       throw Error("ServiceTable: method " + method->full_name() + " is already there");
@@ -390,6 +430,24 @@ void ServiceTable::add_method(const std::string& full_name, const pb::Message& r
 void ServiceTable::add_dynamic(const pb::MethodDescriptor& method, Handler handler) {
   state_->insert(method, state_->prototype(*method.input_type()),
                  state_->prototype(*method.output_type()), std::move(handler));
+}
+
+void ServiceTable::add_dynamic(const pb::MethodDescriptor& method, StreamHandler handler) {
+  state_->insert(method, state_->prototype(*method.input_type()),
+                 state_->prototype(*method.output_type()), std::move(handler));
+}
+
+void ServiceTable::add_stream_method(const std::string& full_name, const pb::Message& request,
+                                     const pb::Message& response, StreamHandler handler) {
+  std::string pool_name = full_name;
+  if (const auto slash = pool_name.rfind('/'); slash != std::string::npos) pool_name[slash] = '.';
+  const pb::MethodDescriptor* descriptor =
+      pb::DescriptorPool::generated_pool()->FindMethodByName(pool_name);
+  if (descriptor == nullptr) {
+    throw Error("ServiceTable::add(" + full_name +
+                "): no such method in the generated descriptor pool (is its .pb.cc linked in?)");
+  }
+  state_->insert(*descriptor, request, response, std::move(handler));
 }
 
 const Method* ServiceTable::find(std::string_view name) const {

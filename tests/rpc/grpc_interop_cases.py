@@ -1,6 +1,6 @@
 #!/usr/bin/python3
 """gRPC's interoperability test cases (doc/interop-test-descriptions.md in
-gRPC's repository) that use unary calls, run by Debian's grpcio against
+gRPC's repository), run by Debian's grpcio against
 grpc.testing.TestService in `conduit serve`, over TCP and a UNIX socket.
 The Python classes of grpc/testing/*.proto are generated at start with
 protoc from Debian's grpc-proto.
@@ -10,6 +10,7 @@ Prints one line per case and target; exits 0 only when every case passed.
 """
 import importlib.util
 import os
+import queue
 import re
 import signal
 import subprocess
@@ -130,9 +131,132 @@ def cases(channel, empty_pb2, messages_pb2):
                                    response_deserializer=empty_pb2.Empty.FromString)
         expect_failure(lambda: call(empty_pb2.Empty(), timeout=10), grpc.StatusCode.UNIMPLEMENTED)
 
+    def streaming(kind, method, response_type):
+        return getattr(channel, kind)(
+            "/grpc.testing.TestService/" + method,
+            request_serializer=lambda message: message.SerializeToString(),
+            response_deserializer=response_type.FromString)
+
+    streaming_input = streaming("stream_unary", "StreamingInputCall",
+                                messages_pb2.StreamingInputCallResponse)
+    streaming_output = streaming("unary_stream", "StreamingOutputCall",
+                                 messages_pb2.StreamingOutputCallResponse)
+    full_duplex = streaming("stream_stream", "FullDuplexCall",
+                            messages_pb2.StreamingOutputCallResponse)
+
+    def output_request(response_size, payload_size=0, **fields):
+        return messages_pb2.StreamingOutputCallRequest(
+            response_parameters=[messages_pb2.ResponseParameters(size=response_size)],
+            payload=messages_pb2.Payload(body=b"\0" * payload_size), **fields)
+
+    class Requests:
+        """Requests handed to grpcio one at a time, as a test decides."""
+        def __init__(self):
+            self.queue = queue.Queue()
+
+        def add(self, request):
+            self.queue.put(request)
+
+        def close(self):
+            self.queue.put(None)
+
+        def __iter__(self):
+            return self
+
+        def __next__(self):
+            request = self.queue.get(timeout=10)
+            if request is None:
+                raise StopIteration
+            return request
+
+    def client_streaming():
+        sizes = [27182, 8, 1828, 45904]
+        requests = (messages_pb2.StreamingInputCallRequest(
+            payload=messages_pb2.Payload(body=b"\0" * size)) for size in sizes)
+        assert streaming_input(requests, timeout=10).aggregated_payload_size == 74922
+
+    def server_streaming():
+        sizes = [31415, 9, 2653, 58979]
+        request = messages_pb2.StreamingOutputCallRequest(
+            response_parameters=[messages_pb2.ResponseParameters(size=size) for size in sizes])
+        got = [len(response.payload.body) for response in streaming_output(request, timeout=10)]
+        assert got == sizes, got
+
+    def ping_pong():
+        requests = Requests()
+        responses = full_duplex(requests, timeout=10)
+        for response_size, payload_size in [(31415, 27182), (9, 8), (2653, 1828), (58979, 45904)]:
+            requests.add(output_request(response_size, payload_size))
+            response = next(responses)
+            assert len(response.payload.body) == response_size
+        requests.close()
+        assert list(responses) == []
+
+    def empty_stream():
+        assert list(full_duplex(iter([]), timeout=10)) == []
+
+    def timeout_on_sleeping_server():
+        requests = Requests()
+        responses = full_duplex(requests, timeout=0.001)
+        requests.add(output_request(0, 27182))
+        try:
+            list(responses)
+        except grpc.RpcError as error:
+            assert error.code() == grpc.StatusCode.DEADLINE_EXCEEDED, error.code()
+            return
+        finally:
+            requests.close()
+        raise AssertionError("the call outlived its 1 ms deadline")
+
+    def cancel_after_begin():
+        requests = Requests()
+        future = streaming_input.future(requests, timeout=10)
+        future.cancel()
+        requests.close()
+        assert future.cancelled()
+        try:
+            future.result()
+        except grpc.FutureCancelledError:
+            return
+        raise AssertionError("the cancelled call returned a result")
+
+    def cancel_after_first_response():
+        requests = Requests()
+        responses = full_duplex(requests, timeout=10)
+        requests.add(output_request(31415, 27182))
+        assert len(next(responses).payload.body) == 31415
+        responses.cancel()
+        requests.close()
+        try:
+            next(responses)
+        except grpc.RpcError as error:
+            assert error.code() == grpc.StatusCode.CANCELLED, error.code()
+            return
+        raise AssertionError("a response came after the cancel")
+
+    def custom_metadata_streaming():
+        metadata = (("x-grpc-test-echo-initial", "test_initial_metadata_value"),
+                    ("x-grpc-test-echo-trailing-bin", b"\x0a\x0b\x0a\x0b\x0a\x0b"))
+        responses = full_duplex(iter([output_request(314159, 271828)]), metadata=metadata,
+                                timeout=10)
+        assert [len(response.payload.body) for response in responses] == [314159]
+        initial = dict(responses.initial_metadata())
+        trailing = dict(responses.trailing_metadata())
+        assert initial.get("x-grpc-test-echo-initial") == "test_initial_metadata_value", initial
+        assert trailing.get("x-grpc-test-echo-trailing-bin") == b"\x0a\x0b\x0a\x0b\x0a\x0b", \
+            trailing
+
+    def status_code_and_message_streaming():
+        request = messages_pb2.StreamingOutputCallRequest(
+            response_status=messages_pb2.EchoStatus(code=2, message="test status message"))
+        expect_failure(lambda: list(full_duplex(iter([request]), timeout=10)),
+                       grpc.StatusCode.UNKNOWN, "test status message")
+
     return [empty_unary, large_unary, client_compressed_unary_probe, custom_metadata,
             status_code_and_message, special_status_message, unimplemented_method,
-            unimplemented_service]
+            unimplemented_service, client_streaming, server_streaming, ping_pong, empty_stream,
+            timeout_on_sleeping_server, cancel_after_begin, cancel_after_first_response,
+            custom_metadata_streaming, status_code_and_message_streaming]
 
 
 def main():

@@ -19,6 +19,8 @@
 
 #include "conduit/error.hpp"
 #include "conduit/interop/jsonrpc_examples.pb.h"
+#include "grpc/testing/messages.pb.h"
+#include "rpc/services/grpc_testing.hpp"
 #include "rpc/services/jsonrpc_examples.hpp"
 
 namespace conduit::rpc {
@@ -678,6 +680,95 @@ TEST_F(JsonRpcExamples, ConcurrentCallsGiveCorrectResults) {
   }
   for (std::thread& thread : threads) thread.join();
   EXPECT_EQ(wrong.load(), 0);
+}
+
+}  // namespace
+}  // namespace conduit::rpc
+
+// ---- streaming methods ----
+
+namespace conduit::rpc {
+namespace {
+
+TEST(ServiceStreaming, EachKindOfMethodTakesOnlyItsKindOfHandler) {
+  ServiceTable table;
+  add_grpc_testing(table);  // unary and streaming methods of grpc.testing.TestService
+  const Method* unary = table.find("grpc.testing.TestService/UnaryCall");
+  const Method* bidi = table.find("grpc.testing.TestService/FullDuplexCall");
+  ASSERT_TRUE(unary && bidi);
+  EXPECT_FALSE(unary->streams());
+  EXPECT_TRUE(bidi->streams());
+
+  ServiceTable other;
+  using Request = ::grpc::testing::StreamingOutputCallRequest;
+  using Response = ::grpc::testing::StreamingOutputCallResponse;
+  EXPECT_THROW((other.add<Request, Response>(
+                   "grpc.testing.TestService/FullDuplexCall",
+                   [](CallContext&, const Request&, Response&) { return Status(); })),
+               Error);
+  EXPECT_THROW((other.add_bidi_stream<::grpc::testing::SimpleRequest,
+                                      ::grpc::testing::SimpleResponse>(
+                   "grpc.testing.TestService/UnaryCall",
+                   [](CallContext&, StreamReader<::grpc::testing::SimpleRequest>&,
+                      StreamWriter<::grpc::testing::SimpleResponse>&) { return Status(); })),
+               Error);
+}
+
+TEST(ServiceStreaming, StreamingMethodCalledWithOneJsonRequestIsUnimplemented) {
+  ServiceTable table;
+  add_grpc_testing(table);
+  CallContext context;
+  std::optional<JsonCall> call = table.call_json("grpc.testing.TestService/FullDuplexCall", "{}",
+                                                 context);
+  ASSERT_TRUE(call);
+  EXPECT_EQ(call->outcome, JsonCall::Outcome::failed);
+  EXPECT_EQ(call->status.code(), StatusCode::unimplemented) << call->status.to_string();
+}
+
+// A handler fed by hand: what the typed wrappers do with the requests and
+// responses a protocol hands them.
+class ScriptedStream : public MessageReader, public MessageWriter {
+ public:
+  explicit ScriptedStream(std::vector<std::string> requests) : requests_(std::move(requests)) {}
+  bool read(google::protobuf::Message& message) override {
+    if (next_ == requests_.size()) return false;
+    return message.ParseFromString(requests_[next_++]);
+  }
+  bool write(const google::protobuf::Message& message) override {
+    written_.push_back(message.SerializeAsString());
+    return true;
+  }
+  const std::vector<std::string>& written() const { return written_; }
+
+ private:
+  std::vector<std::string> requests_;
+  std::size_t next_ = 0;
+  std::vector<std::string> written_;
+};
+
+TEST(ServiceStreaming, TypedHandlersReadAndWriteThroughTheStream) {
+  ServiceTable table;
+  add_grpc_testing(table);
+  ::grpc::testing::StreamingInputCallRequest part;
+  std::vector<std::string> parts;
+  for (int size : {3, 5, 7}) {
+    part.mutable_payload()->set_body(std::string(static_cast<std::size_t>(size), 'x'));
+    parts.push_back(part.SerializeAsString());
+  }
+  ScriptedStream stream(parts);
+  CallContext context;
+  Status status = table.find("grpc.testing.TestService/StreamingInputCall")
+                      ->invoke_stream(context, stream, stream);
+  ASSERT_TRUE(status.ok()) << status.to_string();
+  ASSERT_EQ(stream.written().size(), 1u);
+  ::grpc::testing::StreamingInputCallResponse total;
+  ASSERT_TRUE(total.ParseFromString(stream.written()[0]));
+  EXPECT_EQ(total.aggregated_payload_size(), 15);
+
+  ScriptedStream none({});
+  status = table.find("grpc.testing.TestService/StreamingOutputCall")
+               ->invoke_stream(context, none, none);
+  EXPECT_EQ(status.code(), StatusCode::internal) << "a server stream without its request";
 }
 
 }  // namespace

@@ -6,16 +6,22 @@
 
 namespace conduit::rpc {
 
-// Adds the unary methods of grpc.testing.TestService to `table`:
+// Adds grpc.testing.TestService to `table`:
 //   EmptyCall           Empty in, Empty out
 //   UnaryCall,          a payload of response_size zero bytes; the status
 //   CacheableUnaryCall  in response_status when it is set; INVALID_ARGUMENT
 //                       when expect_compressed is set (conduit takes no
 //                       compressed requests yet)
-// Both echo "x-grpc-test-echo-initial" into the response headers and
+//   StreamingOutputCall one response per response_parameters entry, each
+//                       after its interval, with a payload of its size
+//   StreamingInputCall  the total payload size of every request
+//   FullDuplexCall      for each request as it comes, its responses (and
+//                       its response_status, which ends the call)
+//   HalfDuplexCall      the same, once the client has sent every request
+// Every one echoes "x-grpc-test-echo-initial" into the response headers and
 // "x-grpc-test-echo-trailing-bin" into the trailers. UnimplementedCall and
 // grpc.testing.UnimplementedService are left out, so they answer
-// UNIMPLEMENTED; the streaming methods are not served yet.
+// UNIMPLEMENTED.
 // Throws Error when one of them is already there.
 void add_grpc_testing(ServiceTable& table);
 

@@ -16,6 +16,11 @@
 #include <algorithm>
 #include <atomic>
 #include <cctype>
+#include <condition_variable>
+#include <deque>
+#include <functional>
+#include <mutex>
+#include <thread>
 #include <cstring>
 #include <map>
 #include <memory>
@@ -64,6 +69,157 @@ std::vector<std::pair<std::string, std::string>> wire_metadata(
   return headers;
 }
 
+// A streaming call, shared by its handler's thread (which reads and writes
+// messages, blocking) and the connection (which feeds the requests in and
+// takes the framed responses out).
+class StreamCall final : public MessageReader, public MessageWriter {
+ public:
+  // `wake` asks the connection to send what was queued; called from the
+  // handler's thread.
+  StreamCall(CallContext context, std::function<void()> wake)
+      : context_(std::move(context)), wake_(std::move(wake)) {}
+
+  CallContext& context() { return context_; }
+
+  // ---- the handler's side ----
+
+  bool read(google::protobuf::Message& message) override {
+    std::unique_lock lock(mutex_);
+    for (;;) {
+      if (context_.cancelled()) return false;
+      if (!inbound_.empty()) break;
+      if (inbound_closed_) return false;
+      if (context_.deadline) {
+        if (changed_.wait_until(lock, *context_.deadline) == std::cv_status::timeout &&
+            context_.expired()) {
+          context_.cancel();
+          return false;
+        }
+      } else {
+        changed_.wait(lock);
+      }
+    }
+    const std::string bytes = std::move(inbound_.front());
+    inbound_.pop_front();
+    lock.unlock();
+    if (message.ParseFromString(bytes)) return true;
+    fail({StatusCode::internal, "a request is not a valid " + message.GetTypeName()});
+    return false;
+  }
+
+  bool write(const google::protobuf::Message& message) override {
+    const std::string framed = frame_message(message.SerializeAsString());
+    {
+      std::unique_lock lock(mutex_);
+      // Backpressure: a handler that writes faster than the client reads
+      // waits here rather than filling memory.
+      changed_.wait(lock, [&] { return context_.cancelled() || queued() < kMaxQueuedBytes; });
+      if (context_.cancelled()) return false;
+      if (!headers_taken_) headers_ = context_.response_metadata;
+      headers_taken_ = true;
+      outbound_ += framed;
+      wrote_ = true;
+    }
+    wake_();
+    return true;
+  }
+
+  // The handler returned `status`.
+  void finish(Status status) {
+    {
+      std::lock_guard lock(mutex_);
+      if (!verdict_) verdict_ = std::move(status);
+      if (!headers_taken_) headers_ = context_.response_metadata;
+      headers_taken_ = true;
+      trailers_ = context_.response_trailers;
+      finished_ = true;
+    }
+    wake_();
+  }
+
+  // ---- the connection's side ----
+
+  void push(std::string message) {
+    std::lock_guard lock(mutex_);
+    inbound_.push_back(std::move(message));
+    changed_.notify_all();
+  }
+  void close_inbound() {
+    std::lock_guard lock(mutex_);
+    inbound_closed_ = true;
+    changed_.notify_all();
+  }
+  void cancel() {
+    context_.cancel();
+    std::lock_guard lock(mutex_);
+    changed_.notify_all();
+  }
+  // The connection's verdict (a message too large, compressed), which wins
+  // over what the handler returns; the handler is cancelled.
+  void fail(Status status) {
+    {
+      std::lock_guard lock(mutex_);
+      if (!verdict_) verdict_ = std::move(status);
+    }
+    cancel();
+  }
+
+  struct Snapshot {
+    bool has_data = false;
+    bool finished = false;
+    bool wrote = false;
+    Status status;
+    std::multimap<std::string, std::string> headers;
+    std::multimap<std::string, std::string> trailers;
+  };
+  Snapshot snapshot() {
+    std::lock_guard lock(mutex_);
+    Snapshot now;
+    now.has_data = queued() > 0;
+    now.finished = finished_;
+    now.wrote = wrote_;
+    if (verdict_) now.status = *verdict_;
+    now.headers = headers_;
+    now.trailers = trailers_;
+    return now;
+  }
+
+  // Copies queued response bytes into `into`; `done` when nothing is left
+  // and the handler has returned.
+  std::size_t take(std::uint8_t* into, std::size_t room, bool& done) {
+    std::lock_guard lock(mutex_);
+    const std::size_t n = std::min(room, queued());
+    std::memcpy(into, outbound_.data() + sent_, n);
+    sent_ += n;
+    if (sent_ == outbound_.size()) {
+      outbound_.clear();
+      sent_ = 0;
+    }
+    done = finished_ && queued() == 0;
+    changed_.notify_all();  // room for a waiting write
+    return n;
+  }
+
+ private:
+  static constexpr std::size_t kMaxQueuedBytes = 1 << 20;
+  std::size_t queued() const { return outbound_.size() - sent_; }
+
+  CallContext context_;  // the handler's; its cancellation flag is shared
+  std::function<void()> wake_;
+  std::mutex mutex_;
+  std::condition_variable changed_;
+  std::deque<std::string> inbound_;
+  bool inbound_closed_ = false;
+  std::string outbound_;
+  std::size_t sent_ = 0;
+  bool wrote_ = false;
+  bool finished_ = false;
+  bool headers_taken_ = false;
+  std::optional<Status> verdict_;
+  std::multimap<std::string, std::string> headers_;
+  std::multimap<std::string, std::string> trailers_;
+};
+
 // One call: its request as it arrives, then its answer as it leaves.
 struct Stream {
   std::int32_t id = 0;
@@ -79,6 +235,12 @@ struct Stream {
   bool body_too_large = false;
   std::shared_ptr<std::atomic<bool>> cancelled = std::make_shared<std::atomic<bool>>(false);
   bool started = false;  // handed to a handler
+
+  // A streaming call: the requests are deframed as they arrive, and the
+  // response goes out as the handler writes it.
+  std::shared_ptr<StreamCall> call;
+  std::unique_ptr<MessageDeframer> deframer;
+  bool response_started = false;
 
   // The answer.
   std::string out;  // framed response message(s)
@@ -107,7 +269,10 @@ class GrpcConnection : public std::enable_shared_from_this<GrpcConnection> {
     }
     // Calls still running are told to stop; their answers have no one to go
     // to. Wait for them: they hold this object, which holds the connection.
-    for (auto& [id, stream] : streams_) stream->cancelled->store(true);
+    for (auto& [id, stream] : streams_) {
+      stream->cancelled->store(true);
+      if (stream->call) stream->call->cancel();
+    }
     closing_ = true;
     while (running_ > 0 || writing_) co_await changed();
     if (failure) std::rethrow_exception(failure);
@@ -275,6 +440,10 @@ class GrpcConnection : public std::enable_shared_from_this<GrpcConnection> {
                            const std::uint8_t* data, std::size_t length, void* user_data) {
     GrpcConnection& connection = self(user_data);
     Stream* stream = connection.find(stream_id);
+    if (stream != nullptr && stream->call) {
+      connection.feed(*stream, std::string_view(reinterpret_cast<const char*>(data), length));
+      return 0;
+    }
     if (stream == nullptr || stream->started) return 0;
     // Framing overhead aside, a unary request holds one message.
     if (stream->body.size() + length > connection.connection_.options().grpc_max_message_bytes + 5) {
@@ -316,11 +485,24 @@ class GrpcConnection : public std::enable_shared_from_this<GrpcConnection> {
   }
 
   static int on_frame(nghttp2_session*, const nghttp2_frame* frame, void* user_data) {
-    if ((frame->hd.type == NGHTTP2_HEADERS || frame->hd.type == NGHTTP2_DATA) &&
-        (frame->hd.flags & NGHTTP2_FLAG_END_STREAM) != 0) {
-      GrpcConnection& connection = self(user_data);
-      if (Stream* stream = connection.find(frame->hd.stream_id); stream && !stream->started)
+    if (frame->hd.type != NGHTTP2_HEADERS && frame->hd.type != NGHTTP2_DATA) return 0;
+    GrpcConnection& connection = self(user_data);
+    Stream* stream = connection.find(frame->hd.stream_id);
+    if (stream == nullptr) return 0;
+    // A streaming method starts with its headers; a unary one once its
+    // request is whole.
+    if (frame->hd.type == NGHTTP2_HEADERS && !stream->started && is_grpc_request(*stream))
+      if (const Method* method = connection.connection_.services().find(stream->path);
+          method != nullptr && method->streams())
+        connection.start_stream_call(*stream, *method);
+    if ((frame->hd.flags & NGHTTP2_FLAG_END_STREAM) != 0) {
+      if (stream->call) {
+        if (stream->deframer->partial())
+          stream->call->fail({StatusCode::internal, "the last request message is cut short"});
+        stream->call->close_inbound();
+      } else if (!stream->started) {
         connection.start_call(*stream);
+      }
     }
     return 0;
   }
@@ -332,6 +514,7 @@ class GrpcConnection : public std::enable_shared_from_this<GrpcConnection> {
     if (found == connection.streams_.end()) return 0;
     // A stream reset by the client cancels its call.
     found->second->cancelled->store(true);
+    if (found->second->call) found->second->call->cancel();
     connection.streams_.erase(found);
     return 0;
   }
@@ -422,6 +605,120 @@ class GrpcConnection : public std::enable_shared_from_this<GrpcConnection> {
                                      trailers);
                  });
     });
+  }
+
+  // ---- streaming calls ----
+
+  void start_stream_call(Stream& stream, const Method& method) {
+    stream.started = true;
+    if (stream.bad_timeout) {
+      answer_status(stream, {StatusCode::internal, "malformed grpc-timeout"});
+      return;
+    }
+    if (!stream.encoding.empty() && stream.encoding != "identity") {
+      answer_status(stream, {StatusCode::unimplemented,
+                             "grpc-encoding " + stream.encoding + " is not accepted"});
+      return;
+    }
+    stream.deframer = std::make_unique<MessageDeframer>(connection_.options().grpc_max_message_bytes);
+    CallContext context;
+    context.protocol = "grpc";
+    context.peer = connection_.peer();
+    context.metadata = std::move(stream.metadata);
+    if (stream.timeout) context.deadline = CallContext::Clock::now() + *stream.timeout;
+    context.share_cancellation(stream.cancelled);
+    const std::int32_t id = stream.id;
+    std::weak_ptr<GrpcConnection> weak = weak_from_this();
+    auto call = std::make_shared<StreamCall>(std::move(context), [weak, id] {
+      if (auto self = weak.lock())
+        asio::post(self->connection_.executor(), [self, id] { self->pump(id); });
+    });
+    stream.call = call;
+    ++running_;
+    // A thread of its own: the handler blocks on reads, and must not hold
+    // one of the threads that deliver its requests.
+    std::thread([self = shared_from_this(), id, &method, call] {
+      call->finish(method.invoke_stream(call->context(), *call, *call));
+      asio::post(self->connection_.executor(), [self, id] {
+        --self->running_;
+        self->wake_.cancel();
+        self->pump(id);
+      });
+    }).detach();
+  }
+
+  // Request bytes of a streaming call: whole messages go to the handler.
+  void feed(Stream& stream, std::string_view bytes) {
+    stream.deframer->append(bytes);
+    bool compressed = false;
+    std::string message;
+    for (;;) {
+      switch (stream.deframer->next(compressed, message)) {
+        case MessageDeframer::Result::need_more:
+          return;
+        case MessageDeframer::Result::too_large:
+          stream.call->fail(too_large(stream.deframer->announced(), connection_.options()));
+          stream.deframer = std::make_unique<MessageDeframer>(0);  // takes nothing more
+          return;
+        case MessageDeframer::Result::message:
+          if (compressed) {
+            stream.call->fail({StatusCode::unimplemented, "compressed messages are not accepted"});
+            return;
+          }
+          stream.call->push(std::move(message));
+          break;
+      }
+    }
+  }
+
+  // Sends what a streaming call has ready: the response headers with its
+  // first message (or the status alone, when it ends without one), then the
+  // messages as they come, then the trailers.
+  void pump(std::int32_t id) {
+    if (closing_) return;
+    Stream* stream = find(id);
+    if (stream == nullptr || !stream->call) return;
+    if (stream->response_started) {
+      nghttp2_session_resume_data(session_, id);
+      flush();
+      return;
+    }
+    StreamCall::Snapshot now = stream->call->snapshot();
+    if (!now.has_data && !now.finished) return;
+    stream->response_started = true;
+    if (now.finished && !now.wrote) {
+      answer_status(*stream, now.status, now.headers, now.trailers);
+      return;
+    }
+    std::vector<nghttp2_nv> headers = {header(":status", "200"),
+                                       header("content-type", "application/grpc"),
+                                       header("grpc-accept-encoding", "identity")};
+    const auto encoded = wire_metadata(now.headers);
+    for (const auto& [key, value] : encoded) headers.push_back(header(key, value));
+    nghttp2_data_provider body{};
+    body.source.ptr = stream;
+    body.read_callback = &read_stream_body;
+    nghttp2_submit_response(session_, id, headers.data(), headers.size(), &body);
+    flush();
+  }
+
+  static ssize_t read_stream_body(nghttp2_session* session, std::int32_t id, std::uint8_t* buffer,
+                                  std::size_t length, std::uint32_t* flags,
+                                  nghttp2_data_source* source, void*) {
+    Stream& stream = *static_cast<Stream*>(source->ptr);
+    bool done = false;
+    const std::size_t n = stream.call->take(buffer, length, done);
+    if (!done) return n > 0 ? static_cast<ssize_t>(n) : NGHTTP2_ERR_DEFERRED;
+    *flags |= NGHTTP2_DATA_FLAG_EOF | NGHTTP2_DATA_FLAG_NO_END_STREAM;
+    StreamCall::Snapshot end = stream.call->snapshot();
+    stream.trailers = {{"grpc-status", std::to_string(static_cast<int>(end.status.code()))}};
+    if (!end.status.message().empty())
+      stream.trailers.emplace_back("grpc-message", percent_encode(end.status.message()));
+    for (auto& trailer : wire_metadata(end.trailers)) stream.trailers.push_back(std::move(trailer));
+    std::vector<nghttp2_nv> trailers;
+    for (const auto& [key, value] : stream.trailers) trailers.push_back(header(key, value));
+    nghttp2_submit_trailer(session, id, trailers.data(), trailers.size());
+    return static_cast<ssize_t>(n);
   }
 
   void finish_call(std::int32_t id, Status status, std::string response,
