@@ -10,6 +10,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -85,6 +86,16 @@ class Connection : public std::enable_shared_from_this<Connection> {
   // Between requests (the server may close the connection at once).
   bool idle() const { return idle_.load(); }
   void set_idle(bool idle) { idle_.store(idle); }
+  // What the server does to an idle connection when it shuts down, on the
+  // connection's executor: close() unless the protocol says goodbye its own
+  // way first (HTTP/2's GOAWAY), with set_on_shutdown().
+  void set_on_shutdown(std::function<void()> goodbye) { on_shutdown_ = std::move(goodbye); }
+  void shut_down_idle() {
+    if (on_shutdown_)
+      on_shutdown_();
+    else
+      close();
+  }
   const asio::any_io_executor& executor() const { return executor_; }
   const asio::any_io_executor& call_executor() const { return call_executor_; }
 
@@ -92,6 +103,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
   std::unique_ptr<ByteStream> stream_;
   asio::any_io_executor executor_;
   asio::any_io_executor call_executor_;
+  std::function<void()> on_shutdown_;
   asio::steady_timer timer_;
   const ServiceTable& services_;
   const ServerOptions& options_;

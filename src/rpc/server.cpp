@@ -530,8 +530,12 @@ class Server::Impl {
     std::lock_guard lock(mutex_);
     for (const auto& connection : connections_) {
       if (only_idle && !connection->idle()) continue;
-      if (!only_idle) connection->abort();
-      asio::post(connection->executor(), [connection] { connection->close(); });
+      if (!only_idle) {
+        connection->abort();
+        asio::post(connection->executor(), [connection] { connection->close(); });
+      } else {
+        asio::post(connection->executor(), [connection] { connection->shut_down_idle(); });
+      }
     }
   }
 

@@ -8,6 +8,7 @@
 
 #include <google/protobuf/struct.pb.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <fstream>
@@ -64,6 +65,7 @@ class RecordingServer {
   ~RecordingServer() { server_->shutdown(1s); }
 
   std::uint16_t port() const { return port_; }
+  Server& server() { return *server_; }
   std::multimap<std::string, std::string> metadata() {
     std::lock_guard lock(mutex_);
     return metadata_;
@@ -182,6 +184,60 @@ TEST(GrpcServer, ClientResetCancelsTheCallInTheHandler) {
             static_cast<ssize_t>(reset.size()));
   EXPECT_TRUE(testing::eventually([&] { return server.saw_cancel(); }, 3s))
       << "the handler never saw the reset";
+}
+
+// Frames read until the peer closes or `timeout`: (type, payload) pairs.
+std::vector<std::pair<int, std::string>> read_frames(int fd, std::chrono::milliseconds timeout,
+                                                     bool& closed) {
+  std::string bytes;
+  closed = false;
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  for (;;) {
+    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+        deadline - std::chrono::steady_clock::now());
+    pollfd ready{fd, POLLIN, 0};
+    if (left.count() <= 0 || ::poll(&ready, 1, static_cast<int>(left.count())) != 1) break;
+    char chunk[4096];
+    const ssize_t n = ::recv(fd, chunk, sizeof chunk, 0);
+    if (n <= 0) {
+      closed = true;
+      break;
+    }
+    bytes.append(chunk, static_cast<std::size_t>(n));
+  }
+  std::vector<std::pair<int, std::string>> frames;
+  while (bytes.size() >= 9) {
+    const std::size_t length = (std::size_t{static_cast<std::uint8_t>(bytes[0])} << 16) |
+                               (std::size_t{static_cast<std::uint8_t>(bytes[1])} << 8) |
+                               static_cast<std::uint8_t>(bytes[2]);
+    if (bytes.size() < 9 + length) break;
+    frames.emplace_back(static_cast<std::uint8_t>(bytes[3]), bytes.substr(9, length));
+    bytes.erase(0, 9 + length);
+  }
+  return frames;
+}
+
+TEST(GrpcServer, ShutdownSaysGoawayToAnIdleConnectionAndDoesNotWaitTheGrace) {
+  RecordingServer server;
+  auto socket = ipc::TcpSocket::connect("127.0.0.1", server.port());
+  const std::string hello = std::string(grpc::kPreface) + frame(4, 0, 0, "");
+  ASSERT_EQ(::send(socket.fd(), hello.data(), hello.size(), MSG_NOSIGNAL),
+            static_cast<ssize_t>(hello.size()));
+  bool closed = false;
+  auto first = read_frames(socket.fd(), 300ms, closed);  // the server's SETTINGS
+  ASSERT_FALSE(first.empty());
+  ASSERT_FALSE(closed);
+  const auto started = std::chrono::steady_clock::now();
+  std::thread stopper([&] { server.server().shutdown(5s); });
+  auto frames = read_frames(socket.fd(), 3s, closed);
+  stopper.join();
+  EXPECT_TRUE(closed) << "the connection stayed open";
+  auto goaway = std::find_if(frames.begin(), frames.end(),
+                             [](const auto& frame) { return frame.first == 7; });
+  ASSERT_NE(goaway, frames.end()) << "no GOAWAY before the close";
+  ASSERT_EQ(goaway->second.size(), 8u);
+  EXPECT_EQ(goaway->second.substr(4), std::string(4, '\0')) << "GOAWAY with an error code";
+  EXPECT_LT(std::chrono::steady_clock::now() - started, 2s) << "shutdown waited out its grace";
 }
 
 }  // namespace

@@ -261,6 +261,10 @@ class GrpcConnection : public std::enable_shared_from_this<GrpcConnection> {
 
   asio::awaitable<void> run(std::string pending) {
     if (!start_session()) co_return;
+    // A server shutting down says GOAWAY before it closes an idle connection.
+    connection_.set_on_shutdown([weak = weak_from_this()] {
+      if (auto self = weak.lock()) self->say_goodbye();
+    });
     std::exception_ptr failure;
     try {
       co_await serve(std::move(pending));
@@ -334,6 +338,16 @@ class GrpcConnection : public std::enable_shared_from_this<GrpcConnection> {
     while (writing_) co_await changed();
   }
 
+  // GOAWAY (NO_ERROR, naming the last stream served), then the connection
+  // closes once it is sent.
+  void say_goodbye() {
+    if (goodbye_) return;
+    goodbye_ = true;
+    nghttp2_session_terminate_session(session_, NGHTTP2_NO_ERROR);
+    flush();
+    if (!writing_) connection_.close();
+  }
+
   // Hands bytes to nghttp2; false when the connection must end (a protocol
   // error: nghttp2 has queued a GOAWAY, which is sent first).
   bool receive(std::string_view bytes) {
@@ -376,6 +390,10 @@ class GrpcConnection : public std::enable_shared_from_this<GrpcConnection> {
     }
     self->writing_ = false;
     self->wake_.cancel();
+    // The last call of a stopping server's connection has answered.
+    if (self->connection_.stopping() && self->streams_.empty() && !self->closing_)
+      self->say_goodbye();
+    if (self->goodbye_ && !self->writing_) self->connection_.close();
   }
 
   asio::awaitable<void> changed() {
@@ -804,6 +822,7 @@ class GrpcConnection : public std::enable_shared_from_this<GrpcConnection> {
   bool writing_ = false;
   bool broken_ = false;
   bool closing_ = false;
+  bool goodbye_ = false;
 };
 
 class GrpcProtocol : public ServerProtocol {
