@@ -11,6 +11,7 @@
 #include "conduit/rpc/jsonrpc_client.hpp"
 #include "conduit/rpc/server.hpp"
 #include "conduit/rpc/service.hpp"
+#include "rpc/services/grpc_health.hpp"
 #include "rpc/services/grpc_testing.hpp"
 #include "rpc/services/jsonrpc_examples.hpp"
 
@@ -74,6 +75,7 @@ int serve() {
   rpc::ServiceTable services;
   rpc::add_jsonrpc_examples(services);
   rpc::add_grpc_testing(services);
+  rpc::add_grpc_health(services);
   rpc::ServerOptions options;
   options.threads = settings.threads;
   options.max_connections = settings.max_connections;

@@ -1,7 +1,8 @@
 #!/usr/bin/python3
 """gRPC's interoperability test cases (doc/interop-test-descriptions.md in
 gRPC's repository), run by Debian's grpcio against
-grpc.testing.TestService in `conduit serve`, over TCP and a UNIX socket.
+grpc.testing.TestService in `conduit serve`, over TCP and a UNIX socket, and
+the health service (grpc.health.v1.Health) there too.
 The Python classes of grpc/testing/*.proto are generated at start with
 protoc from Debian's grpc-proto.
 
@@ -25,13 +26,15 @@ PROTO_ROOT = "/usr/share/grpc-proto"
 
 def load_messages(directory, proto_root):
     subprocess.run(["protoc", "-I", proto_root, f"--python_out={directory}",
-                    "grpc/testing/empty.proto", "grpc/testing/messages.proto"], check=True)
+                    "grpc/testing/empty.proto", "grpc/testing/messages.proto",
+                    "grpc/health/v1/health.proto"], check=True)
     # Loaded by path: as a package, grpc/testing would clash with grpcio's
     # own `grpc` package.
     modules = []
-    for name in ("empty_pb2", "messages_pb2"):
+    for name, where in (("empty_pb2", "testing"), ("messages_pb2", "testing"),
+                        ("health_pb2", "health/v1")):
         spec = importlib.util.spec_from_file_location(
-            "grpc_testing_" + name, os.path.join(directory, "grpc", "testing", name + ".py"))
+            "grpc_" + name, os.path.join(directory, "grpc", where, name + ".py"))
         module = importlib.util.module_from_spec(spec)
         spec.loader.exec_module(module)
         modules.append(module)
@@ -259,18 +262,57 @@ def cases(channel, empty_pb2, messages_pb2):
             custom_metadata_streaming, status_code_and_message_streaming]
 
 
+def health_cases(channel, health_pb2):
+    """grpc.health.v1.Health, as grpc_health_probe and load balancers ask it."""
+    serialize = lambda message: message.SerializeToString()  # noqa: E731
+    check = channel.unary_unary("/grpc.health.v1.Health/Check", request_serializer=serialize,
+                                response_deserializer=health_pb2.HealthCheckResponse.FromString)
+    watch = channel.unary_stream("/grpc.health.v1.Health/Watch", request_serializer=serialize,
+                                 response_deserializer=health_pb2.HealthCheckResponse.FromString)
+    serving = health_pb2.HealthCheckResponse.SERVING
+
+    def health_check():
+        for service in ("", "grpc.testing.TestService", "conduit.interop.JsonRpcExamples"):
+            response = check(health_pb2.HealthCheckRequest(service=service), timeout=10)
+            assert response.status == serving, (service, response)
+        try:
+            check(health_pb2.HealthCheckRequest(service="no.such.Service"), timeout=10)
+        except grpc.RpcError as error:
+            assert error.code() == grpc.StatusCode.NOT_FOUND, error.code()
+            return
+        raise AssertionError("an unknown service was reported healthy")
+
+    def health_watch():
+        responses = watch(health_pb2.HealthCheckRequest(service="grpc.testing.TestService"),
+                          timeout=10)
+        assert next(responses).status == serving
+        unknown = watch(health_pb2.HealthCheckRequest(service="no.such.Service"), timeout=10)
+        assert next(unknown).status == health_pb2.HealthCheckResponse.SERVICE_UNKNOWN
+        for stream in (responses, unknown):
+            stream.cancel()
+            try:
+                next(stream)
+            except grpc.RpcError as error:
+                assert error.code() == grpc.StatusCode.CANCELLED, error.code()
+                continue
+            raise AssertionError("a second status came without a change")
+
+    return [health_check, health_watch]
+
+
 def main():
     if len(sys.argv) not in (2, 3):
         raise SystemExit(__doc__)
     proto_root = sys.argv[2] if len(sys.argv) == 3 else PROTO_ROOT
     failed = 0
     with tempfile.TemporaryDirectory() as directory:
-        empty_pb2, messages_pb2 = load_messages(directory, proto_root)
+        empty_pb2, messages_pb2, health_pb2 = load_messages(directory, proto_root)
         server, targets = start_server(sys.argv[1], os.path.join(directory, "grpc.sock"))
         try:
             for target in targets:
                 with grpc.insecure_channel(target) as channel:
-                    for case in cases(channel, empty_pb2, messages_pb2):
+                    for case in (cases(channel, empty_pb2, messages_pb2) +
+                                 health_cases(channel, health_pb2)):
                         try:
                             case()
                             print(f"ok {case.__name__} over {target}")
