@@ -12,6 +12,7 @@
 #include "conduit/rpc/server.hpp"
 #include "conduit/rpc/service.hpp"
 #include "rpc/services/grpc_health.hpp"
+#include "rpc/services/grpc_reflection.hpp"
 #include "rpc/services/grpc_testing.hpp"
 #include "rpc/services/jsonrpc_examples.hpp"
 
@@ -76,6 +77,7 @@ int serve() {
   rpc::add_jsonrpc_examples(services);
   rpc::add_grpc_testing(services);
   rpc::add_grpc_health(services);
+  rpc::add_grpc_reflection(services);
   rpc::ServerOptions options;
   options.threads = settings.threads;
   options.max_connections = settings.max_connections;

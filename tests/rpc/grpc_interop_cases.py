@@ -2,7 +2,8 @@
 """gRPC's interoperability test cases (doc/interop-test-descriptions.md in
 gRPC's repository), run by Debian's grpcio against
 grpc.testing.TestService in `conduit serve`, over TCP and a UNIX socket, and
-the health service (grpc.health.v1.Health) there too.
+the health service (grpc.health.v1.Health) and server reflection (v1 and
+v1alpha) there too.
 The Python classes of grpc/testing/*.proto are generated at start with
 protoc from Debian's grpc-proto.
 
@@ -20,6 +21,7 @@ import tempfile
 import threading
 
 import grpc
+from google.protobuf import descriptor_pb2, descriptor_pool
 
 PROTO_ROOT = "/usr/share/grpc-proto"
 
@@ -27,14 +29,17 @@ PROTO_ROOT = "/usr/share/grpc-proto"
 def load_messages(directory, proto_root):
     subprocess.run(["protoc", "-I", proto_root, f"--python_out={directory}",
                     "grpc/testing/empty.proto", "grpc/testing/messages.proto",
-                    "grpc/health/v1/health.proto"], check=True)
+                    "grpc/health/v1/health.proto", "grpc/reflection/v1/reflection.proto",
+                    "grpc/reflection/v1alpha/reflection.proto"], check=True)
     # Loaded by path: as a package, grpc/testing would clash with grpcio's
     # own `grpc` package.
     modules = []
     for name, where in (("empty_pb2", "testing"), ("messages_pb2", "testing"),
-                        ("health_pb2", "health/v1")):
+                        ("health_pb2", "health/v1"), ("reflection_pb2", "reflection/v1"),
+                        ("reflection_pb2", "reflection/v1alpha")):
         spec = importlib.util.spec_from_file_location(
-            "grpc_" + name, os.path.join(directory, "grpc", where, name + ".py"))
+            "grpc_" + where.replace("/", "_") + "_" + name,
+            os.path.join(directory, "grpc", where, name + ".py"))
         module = importlib.util.module_from_spec(spec)
         spec.loader.exec_module(module)
         modules.append(module)
@@ -300,19 +305,64 @@ def health_cases(channel, health_pb2):
     return [health_check, health_watch]
 
 
+def reflection_cases(channel, reflection_pb2, version):
+    """Server reflection as grpcurl uses it: list the services, fetch the
+    file of a symbol with its imports, and build a working descriptor pool
+    from what came back."""
+    info = channel.stream_stream(
+        f"/grpc.reflection.{version}.ServerReflection/ServerReflectionInfo",
+        request_serializer=lambda message: message.SerializeToString(),
+        response_deserializer=reflection_pb2.ServerReflectionResponse.FromString)
+    Request = reflection_pb2.ServerReflectionRequest
+
+    def reflection():
+        requests = [Request(list_services=""),
+                    Request(file_containing_symbol="grpc.testing.TestService"),
+                    Request(file_by_filename="grpc/testing/messages.proto"),
+                    Request(file_containing_symbol="no.such.Symbol")]
+        answers = list(info(iter(requests), timeout=10))
+        assert len(answers) == 4, answers
+        services = {service.name for service in answers[0].list_services_response.service}
+        for expected in ("grpc.testing.TestService", "grpc.health.v1.Health",
+                         f"grpc.reflection.{version}.ServerReflection",
+                         "conduit.interop.JsonRpcExamples"):
+            assert expected in services, services
+        files = [descriptor_pb2.FileDescriptorProto.FromString(raw)
+                 for raw in answers[1].file_descriptor_response.file_descriptor_proto]
+        names = [file.name for file in files]
+        assert names[0] == "grpc/testing/test.proto", names
+        assert {"grpc/testing/empty.proto", "grpc/testing/messages.proto"} <= set(names), names
+        pool = descriptor_pool.DescriptorPool()
+        for file in reversed(files):  # imports first
+            pool.Add(file)
+        method = pool.FindMethodByName("grpc.testing.TestService.UnaryCall")
+        assert method.input_type.full_name == "grpc.testing.SimpleRequest"
+        by_name = answers[2].file_descriptor_response.file_descriptor_proto
+        assert descriptor_pb2.FileDescriptorProto.FromString(by_name[0]).name == \
+            "grpc/testing/messages.proto"
+        assert answers[3].error_response.error_code == grpc.StatusCode.NOT_FOUND.value[0], \
+            answers[3]
+
+    reflection.__name__ = f"reflection_{version}"
+    return [reflection]
+
+
 def main():
     if len(sys.argv) not in (2, 3):
         raise SystemExit(__doc__)
     proto_root = sys.argv[2] if len(sys.argv) == 3 else PROTO_ROOT
     failed = 0
     with tempfile.TemporaryDirectory() as directory:
-        empty_pb2, messages_pb2, health_pb2 = load_messages(directory, proto_root)
+        empty_pb2, messages_pb2, health_pb2, reflection_v1, reflection_v1alpha = \
+            load_messages(directory, proto_root)
         server, targets = start_server(sys.argv[1], os.path.join(directory, "grpc.sock"))
         try:
             for target in targets:
                 with grpc.insecure_channel(target) as channel:
                     for case in (cases(channel, empty_pb2, messages_pb2) +
-                                 health_cases(channel, health_pb2)):
+                                 health_cases(channel, health_pb2) +
+                                 reflection_cases(channel, reflection_v1, "v1") +
+                                 reflection_cases(channel, reflection_v1alpha, "v1alpha")):
                         try:
                             case()
                             print(f"ok {case.__name__} over {target}")
