@@ -514,9 +514,11 @@ Status json_params_to_message(std::string_view params, pb::Message& out) {
   // params must be strict JSON. Iterative parsing: no recursion on deep input.
   // From a NUL-terminated copy: RapidJSON scans strings sixteen bytes at a
   // time only from a StringStream, which ends at a NUL (so a NUL inside the
-  // text must be caught after the parse).
+  // text must be caught after the parse). The scan reads whole aligned
+  // 16-byte blocks: 16 NULs of padding keep the last one inside the buffer.
   rapidjson::Document document;
-  const std::string terminated(text);
+  std::string terminated(text);
+  terminated.append(16, '\0');
   rapidjson::StringStream stream(terminated.c_str());
   document.ParseStream<rapidjson::kParseIterativeFlag>(stream);
   if (document.HasParseError()) {

@@ -100,7 +100,7 @@ class JsonRpcServer : public ::testing::Test {
 
   static int error_code_of(const std::string& text) {
     rapidjson::Document document;
-    document.Parse(text.c_str());
+    document.Parse(text.data(), text.size());
     if (!document.IsObject() || !document.HasMember("error")) return 0;
     return document["error"]["code"].GetInt();
   }

@@ -35,8 +35,8 @@ const std::string kPeer = JSONRPCCPP_PEER;
 // True when both texts are JSON holding the same value, however written.
 bool same_json(const std::string& left, const std::string& right) {
   rapidjson::Document a, b;
-  a.Parse(left.c_str());
-  b.Parse(right.c_str());
+  a.Parse(left.data(), left.size());
+  b.Parse(right.data(), right.size());
   return !a.HasParseError() && !b.HasParseError() && a == b;
 }
 

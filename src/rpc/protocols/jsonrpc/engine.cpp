@@ -255,15 +255,20 @@ class JsonCopier {
 
 // Parses `text` into `handler`; a value followed by anything but JSON
 // whitespace is an error (kParseErrorDocumentRootNotSingular).
+constexpr std::size_t kSimdPadding = 16;
+
 template <typename Handler>
 rapidjson::ParseResult parse(std::string_view text, Handler& handler) {
   if (const std::size_t bad = invalid_utf8_at(text); bad != std::string_view::npos)
     return rapidjson::ParseResult(rapidjson::kParseErrorStringInvalidEncoding, bad);
   // RapidJSON scans strings sixteen bytes at a time only from a StringStream,
   // which ends at a NUL: parse a NUL-terminated copy. A NUL inside the text
-  // ends the parse early, and the check below turns that into an error.
+  // ends the parse early, and the check below turns that into an error. The
+  // scan reads whole aligned 16-byte blocks, so the one holding the final
+  // NUL must lie inside the buffer: 16 NULs of padding.
   thread_local std::string terminated;
   terminated.assign(text);
+  terminated.append(kSimdPadding, '\0');
   rapidjson::StringStream stream(terminated.c_str());
   rapidjson::Reader reader;
   const rapidjson::ParseResult result = reader.Parse<kParseFlags>(stream, handler);
