@@ -1,0 +1,379 @@
+// The gRPC client: one nghttp2 client session on a blocking socket, driven
+// by poll() with the call's deadline.
+#include "conduit/rpc/grpc_channel.hpp"
+
+#include <nghttp2/nghttp2.h>
+#include <poll.h>
+#include <sys/socket.h>
+
+#include <cerrno>
+#include <cstring>
+
+#include "conduit/error.hpp"
+#include "conduit/ipc/file_descriptor.hpp"
+#include "conduit/ipc/tcp_socket.hpp"
+#include "conduit/ipc/unix_socket.hpp"
+#include "rpc/protocols/grpc/wire.hpp"
+
+namespace conduit::rpc {
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+nghttp2_nv header(std::string_view name, std::string_view value) {
+  return {reinterpret_cast<std::uint8_t*>(const_cast<char*>(name.data())),
+          reinterpret_cast<std::uint8_t*>(const_cast<char*>(value.data())), name.size(),
+          value.size(), NGHTTP2_NV_FLAG_NONE};
+}
+
+// gRPC's mapping of an HTTP status that came without a grpc-status.
+StatusCode code_for_http_status(int status) {
+  switch (status) {
+    case 400:
+      return StatusCode::internal;
+    case 401:
+      return StatusCode::unauthenticated;
+    case 403:
+      return StatusCode::permission_denied;
+    case 404:
+      return StatusCode::unimplemented;
+    case 429:
+    case 502:
+    case 503:
+    case 504:
+      return StatusCode::unavailable;
+    default:
+      return StatusCode::unknown;
+  }
+}
+
+struct Target {
+  bool unix_socket = false;
+  std::string host;  // or the UNIX socket's path ("@name": abstract)
+  std::uint16_t port = 0;
+  std::string authority;
+};
+
+Target parse_target(std::string_view text) {
+  Target target;
+  std::string_view rest = text;
+  if (rest.starts_with("unix:")) {
+    target.unix_socket = true;
+    rest.remove_prefix(5);
+    if (rest.starts_with("//")) rest.remove_prefix(2);  // unix:///path
+    if (rest.empty()) throw InvalidUri(std::string(text) + ": unix: needs a socket path");
+    target.host = rest;
+    target.authority = "localhost";
+    return target;
+  }
+  if (rest.starts_with("grpc://")) rest.remove_prefix(7);
+  std::size_t colon = rest.rfind(':');
+  if (colon == std::string_view::npos || colon + 1 == rest.size())
+    throw InvalidUri(std::string(text) + ": expected HOST:PORT, [IPv6]:PORT or unix:/path");
+  std::string_view host = rest.substr(0, colon);
+  if (host.starts_with('[') && host.ends_with(']')) host = host.substr(1, host.size() - 2);
+  const std::string port(rest.substr(colon + 1));
+  if (port.find_first_not_of("0123456789") != std::string::npos || port.size() > 5 ||
+      std::stoul(port) == 0 || std::stoul(port) > 65535)
+    throw InvalidUri(std::string(text) + ": the port must be a number from 1 to 65535");
+  target.host = host;
+  target.port = static_cast<std::uint16_t>(std::stoul(port));
+  target.authority = std::string(rest);
+  return target;
+}
+
+// What came back for the call in flight.
+struct Exchange {
+  std::int32_t stream = -1;
+  std::string request;  // framed, as the data provider sends it
+  std::size_t sent = 0;
+  int http_status = 0;
+  std::multimap<std::string, std::string> received;  // headers and trailers
+  std::string body;
+  bool closed = false;
+  std::uint32_t reset_code = 0;
+};
+
+}  // namespace
+
+class GrpcChannel::Impl {
+ public:
+  Impl(std::string_view target, std::chrono::milliseconds timeout)
+      : target_(parse_target(target)), text_(target), timeout_(timeout) {}
+
+  ~Impl() { disconnect(); }
+
+  Status call(std::string_view path, std::string_view request, std::string& response,
+              std::chrono::milliseconds timeout,
+              const std::multimap<std::string, std::string>& metadata,
+              std::multimap<std::string, std::string>* received) {
+    const auto deadline = Clock::now() + timeout;
+    // A kept connection may have been closed by the server meanwhile: then
+    // the call is made once more on a new one.
+    for (int attempt = 0; attempt < 2; ++attempt) {
+      const bool reused = session_ != nullptr;
+      if (!session_) {
+        if (Status connected = connect(deadline); !connected.ok()) return connected;
+      }
+      Exchange exchange;
+      exchange.request = grpc::frame_message(request);
+      exchange_ = &exchange;
+      Status status = run(path, timeout, metadata, deadline, exchange);
+      exchange_ = nullptr;
+      if (status.code() == StatusCode::unavailable && reused && exchange.http_status == 0 &&
+          attempt == 0) {
+        disconnect();
+        continue;
+      }
+      if (received) *received = exchange.received;
+      if (status.ok()) status = answer(exchange, response);
+      return status;
+    }
+    return {StatusCode::unavailable, text_ + " closed the connection"};
+  }
+
+  std::chrono::milliseconds timeout() const { return timeout_; }
+
+ private:
+  Status connect(Clock::time_point deadline) {
+    try {
+      const auto left = std::max(std::chrono::duration_cast<std::chrono::milliseconds>(
+                                     deadline - Clock::now()),
+                                 std::chrono::milliseconds(1));
+      if (target_.unix_socket) {
+        fd_ = ipc::UnixSocket::connect(ipc::UnixAddress::parse(target_.host),
+                                       ipc::UnixSocketType::stream)
+                  .release();
+      } else {
+        fd_ = ipc::TcpSocket::connect(target_.host, target_.port, left).release();
+      }
+    } catch (const Error& error) {
+      return {StatusCode::unavailable, error.what()};
+    }
+    nghttp2_session_callbacks* callbacks = nullptr;
+    nghttp2_session_callbacks_new(&callbacks);
+    nghttp2_session_callbacks_set_on_header_callback(callbacks, &on_header);
+    nghttp2_session_callbacks_set_on_data_chunk_recv_callback(callbacks, &on_data_chunk);
+    nghttp2_session_callbacks_set_on_stream_close_callback(callbacks, &on_stream_close);
+    const int created = nghttp2_session_client_new(&session_, callbacks, this);
+    nghttp2_session_callbacks_del(callbacks);
+    if (created != 0) {
+      disconnect();
+      return {StatusCode::internal, "nghttp2 could not make a session"};
+    }
+    const nghttp2_settings_entry settings[] = {
+        {NGHTTP2_SETTINGS_ENABLE_PUSH, 0},
+        {NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE, 1u << 20},
+    };
+    nghttp2_submit_settings(session_, NGHTTP2_FLAG_NONE, settings, std::size(settings));
+    nghttp2_session_set_local_window_size(session_, NGHTTP2_FLAG_NONE, 0, 8 << 20);
+    return {};
+  }
+
+  void disconnect() {
+    if (session_ != nullptr) nghttp2_session_del(session_);
+    session_ = nullptr;
+    fd_.reset();
+  }
+
+  Status run(std::string_view path, std::chrono::milliseconds timeout,
+             const std::multimap<std::string, std::string>& metadata, Clock::time_point deadline,
+             Exchange& exchange) {
+    const std::string path_text(path);
+    const std::string grpc_timeout = grpc::format_timeout(timeout);
+    std::vector<std::pair<std::string, std::string>> extra;
+    for (const auto& [key, value] : metadata)
+      extra.emplace_back(key, grpc::is_binary_header(key) ? grpc::base64_encode(value) : value);
+    std::vector<nghttp2_nv> headers = {
+        header(":method", "POST"),           header(":scheme", "http"),
+        header(":path", path_text),          header(":authority", target_.authority),
+        header("content-type", "application/grpc"), header("te", "trailers"),
+        header("grpc-timeout", grpc_timeout), header("user-agent", "conduit-grpc")};
+    for (const auto& [key, value] : extra) headers.push_back(header(key, value));
+    nghttp2_data_provider body{};
+    body.source.ptr = &exchange;
+    body.read_callback = &read_request;
+    exchange.stream = nghttp2_submit_request(session_, nullptr, headers.data(), headers.size(),
+                                             &body, nullptr);
+    if (exchange.stream < 0) {
+      disconnect();
+      return {StatusCode::internal, "nghttp2 refused the request"};
+    }
+    std::uint8_t chunk[16384];
+    while (!exchange.closed) {
+      if (Status sent = send_pending(); !sent.ok()) return sent;
+      if (nghttp2_session_want_read(session_) == 0) {
+        disconnect();
+        return {StatusCode::unavailable, text_ + " ended the connection (GOAWAY)"};
+      }
+      const auto left =
+          std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now());
+      pollfd ready{fd_.get(), POLLIN, 0};
+      const int polled = left.count() > 0 ? ::poll(&ready, 1, static_cast<int>(left.count())) : 0;
+      if (polled < 0 && errno == EINTR) continue;
+      if (polled <= 0) {
+        // Given up on: the server hears of it, and the connection stays.
+        nghttp2_submit_rst_stream(session_, NGHTTP2_FLAG_NONE, exchange.stream, NGHTTP2_CANCEL);
+        (void)send_pending();
+        return {StatusCode::deadline_exceeded,
+                "no answer from " + text_ + " within " + std::to_string(timeout.count()) + " ms"};
+      }
+      const ssize_t n = ::recv(fd_.get(), chunk, sizeof chunk, 0);
+      if (n <= 0) {
+        disconnect();
+        return {StatusCode::unavailable, text_ + " closed the connection"};
+      }
+      if (nghttp2_session_mem_recv(session_, chunk, static_cast<std::size_t>(n)) < 0) {
+        disconnect();
+        return {StatusCode::internal, text_ + " broke the HTTP/2 protocol"};
+      }
+    }
+    (void)send_pending();  // WINDOW_UPDATEs and the like
+    if (nghttp2_session_want_read(session_) == 0) disconnect();
+    return {};
+  }
+
+  Status send_pending() {
+    for (;;) {
+      const std::uint8_t* data = nullptr;
+      const ssize_t n = nghttp2_session_mem_send(session_, &data);
+      if (n < 0) {
+        disconnect();
+        return {StatusCode::internal, "nghttp2 failed to send"};
+      }
+      if (n == 0) return {};
+      std::size_t done = 0;
+      while (done < static_cast<std::size_t>(n)) {
+        const ssize_t wrote = ::send(fd_.get(), data + done, static_cast<std::size_t>(n) - done,
+                                     MSG_NOSIGNAL);
+        if (wrote < 0 && errno == EINTR) continue;
+        if (wrote <= 0) {
+          disconnect();
+          return {StatusCode::unavailable, text_ + " closed the connection"};
+        }
+        done += static_cast<std::size_t>(wrote);
+      }
+    }
+  }
+
+  // The call's status as the server sent it, and its one response message.
+  static Status answer(const Exchange& exchange, std::string& response) {
+    auto status_field = exchange.received.find("grpc-status");
+    if (status_field == exchange.received.end()) {
+      if (exchange.reset_code != 0)
+        return {StatusCode::internal,
+                "the server reset the call (HTTP/2 error " + std::to_string(exchange.reset_code) +
+                    ")"};
+      return {exchange.http_status == 200 ? StatusCode::internal
+                                          : code_for_http_status(exchange.http_status),
+              "no grpc-status in the answer (HTTP " + std::to_string(exchange.http_status) + ")"};
+    }
+    int code = -1;
+    try {
+      code = std::stoi(status_field->second);
+    } catch (const std::exception&) {
+    }
+    if (code < 0 || code > static_cast<int>(StatusCode::unauthenticated)) code = 2;  // UNKNOWN
+    std::string message;
+    if (auto found = exchange.received.find("grpc-message"); found != exchange.received.end())
+      message = grpc::percent_decode(found->second);
+    if (code != 0) return {static_cast<StatusCode>(code), message};
+    grpc::MessageDeframer deframer(std::size_t{1} << 31);
+    deframer.append(exchange.body);
+    bool compressed = false;
+    if (deframer.next(compressed, response) != grpc::MessageDeframer::Result::message)
+      return {StatusCode::internal, "the answer holds no response message"};
+    if (compressed) return {StatusCode::internal, "the response came compressed unasked"};
+    return {};
+  }
+
+  // ---- nghttp2 callbacks ----
+
+  static Impl& self(void* user_data) { return *static_cast<Impl*>(user_data); }
+
+  static ssize_t read_request(nghttp2_session*, std::int32_t, std::uint8_t* buffer,
+                              std::size_t length, std::uint32_t* flags,
+                              nghttp2_data_source* source, void*) {
+    Exchange& exchange = *static_cast<Exchange*>(source->ptr);
+    const std::size_t n = std::min(length, exchange.request.size() - exchange.sent);
+    std::memcpy(buffer, exchange.request.data() + exchange.sent, n);
+    exchange.sent += n;
+    if (exchange.sent == exchange.request.size()) *flags |= NGHTTP2_DATA_FLAG_EOF;
+    return static_cast<ssize_t>(n);
+  }
+
+  static int on_header(nghttp2_session*, const nghttp2_frame* frame, const std::uint8_t* name,
+                       std::size_t name_length, const std::uint8_t* value,
+                       std::size_t value_length, std::uint8_t, void* user_data) {
+    Exchange* exchange = self(user_data).exchange_;
+    if (exchange == nullptr || frame->hd.stream_id != exchange->stream) return 0;
+    const std::string key(reinterpret_cast<const char*>(name), name_length);
+    std::string text(reinterpret_cast<const char*>(value), value_length);
+    if (key == ":status") {
+      exchange->http_status = std::atoi(text.c_str());
+      return 0;
+    }
+    if (grpc::is_binary_header(key)) {
+      if (auto bytes = grpc::base64_decode(text)) text = std::move(*bytes);
+    }
+    exchange->received.emplace(key, std::move(text));
+    return 0;
+  }
+
+  static int on_data_chunk(nghttp2_session*, std::uint8_t, std::int32_t stream_id,
+                           const std::uint8_t* data, std::size_t length, void* user_data) {
+    Exchange* exchange = self(user_data).exchange_;
+    if (exchange != nullptr && stream_id == exchange->stream)
+      exchange->body.append(reinterpret_cast<const char*>(data), length);
+    return 0;
+  }
+
+  static int on_stream_close(nghttp2_session*, std::int32_t stream_id, std::uint32_t error_code,
+                             void* user_data) {
+    Exchange* exchange = self(user_data).exchange_;
+    if (exchange != nullptr && stream_id == exchange->stream) {
+      exchange->closed = true;
+      exchange->reset_code = error_code;
+    }
+    return 0;
+  }
+
+  Target target_;
+  std::string text_;
+  std::chrono::milliseconds timeout_;
+  ipc::FileDescriptor fd_;
+  nghttp2_session* session_ = nullptr;
+  Exchange* exchange_ = nullptr;
+};
+
+GrpcChannel::GrpcChannel(std::string_view target, std::chrono::milliseconds timeout)
+    : impl_(std::make_unique<Impl>(target, timeout)) {}
+
+GrpcChannel::~GrpcChannel() = default;
+
+Status GrpcChannel::call(const google::protobuf::MethodDescriptor& method,
+                         const google::protobuf::Message& request,
+                         google::protobuf::Message& response, const CallOptions& options) {
+  if (method.client_streaming() || method.server_streaming())
+    return {StatusCode::unimplemented,
+            "GrpcChannel makes unary calls; " + method.full_name() + " streams"};
+  std::string bytes;
+  const Status status =
+      call_raw("/" + method.service()->full_name() + "/" + method.name(),
+               request.SerializeAsString(), bytes,
+               options.timeout.count() > 0 ? options.timeout : impl_->timeout());
+  if (!status.ok()) return status;
+  if (!response.ParseFromString(bytes))
+    return {StatusCode::internal, "the response is not a valid " + response.GetTypeName()};
+  return {};
+}
+
+Status GrpcChannel::call_raw(std::string_view path, std::string_view request,
+                             std::string& response, std::chrono::milliseconds timeout,
+                             const std::multimap<std::string, std::string>& metadata,
+                             std::multimap<std::string, std::string>* received) {
+  return impl_->call(path, request, response, timeout, metadata, received);
+}
+
+}  // namespace conduit::rpc

@@ -1,0 +1,250 @@
+// conduit's gRPC client (GrpcChannel): generated stubs over gRPC to conduit's
+// own server on TCP and a UNIX socket, status, metadata, deadlines,
+// reconnection, and calls to a server written with Debian's grpcio alone.
+#include <gtest/gtest.h>
+#include <poll.h>
+#include <unistd.h>
+
+#include <google/protobuf/struct.pb.h>
+
+#include <chrono>
+#include <thread>
+
+#include "conduit/interop/jsonrpc_examples.conduit.h"
+#include "conduit/ipc/pipe.hpp"
+#include "conduit/ipc/process.hpp"
+#include "conduit/rpc/grpc_channel.hpp"
+#include "conduit/rpc/server.hpp"
+#include "grpc/testing/messages.pb.h"
+#include "rpc/services/grpc_testing.hpp"
+#include "test_support.hpp"
+
+namespace conduit::rpc {
+namespace {
+
+using namespace std::chrono_literals;
+using interop::JsonRpcExamplesStub;
+using testing::TempDir;
+
+// subtract and echo of the examples (echo of "sleep" sleeps 500 ms first),
+// and grpc.testing.TestService, on loopback TCP and a UNIX socket.
+class GrpcClient : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    services_.add<interop::SubtractRequest, google::protobuf::Value>(
+        "conduit.interop.JsonRpcExamples/subtract",
+        [](CallContext&, const interop::SubtractRequest& request, google::protobuf::Value& out) {
+          out.set_number_value(request.minuend() - request.subtrahend());
+          return Status();
+        });
+    services_.add<google::protobuf::Value, google::protobuf::Value>(
+        "conduit.interop.JsonRpcExamples/echo",
+        [](CallContext&, const google::protobuf::Value& request, google::protobuf::Value& out) {
+          if (request.string_value() == "sleep") std::this_thread::sleep_for(500ms);
+          if (request.string_value() == "fail")
+            return Status(StatusCode::failed_precondition, "asked to fail: ünïcode\n%");
+          out.CopyFrom(request);
+          return Status();
+        });
+    add_grpc_testing(services_);
+    start();
+  }
+  void TearDown() override { server_->shutdown(1s); }
+
+  void start() {
+    server_ = std::make_unique<Server>(services_);
+    tcp_ = server_->listen(tcp_.empty() ? "tcp://127.0.0.1:0" : tcp_);
+    unix_ = server_->listen("unix:" + dir_.path() + "/grpc.sock");
+    server_->start();
+  }
+
+  std::string tcp_target() const { return tcp_.substr(6); }  // HOST:PORT
+  std::string unix_target() const { return unix_; }           // unix:/path
+
+  TempDir dir_;
+  ServiceTable services_;
+  std::unique_ptr<Server> server_;
+  std::string tcp_, unix_;
+};
+
+TEST_F(GrpcClient, GeneratedStubCallsOverTcpAndUnixSockets) {
+  for (const std::string& target : {tcp_target(), unix_target()}) {
+    GrpcChannel channel(target, 5s);
+    JsonRpcExamplesStub stub(channel);
+    interop::SubtractRequest request;
+    request.set_minuend(42);
+    request.set_subtrahend(23);
+    EXPECT_EQ(stub.subtract(request).number_value(), 19) << target;
+    google::protobuf::Value nested;
+    (*nested.mutable_struct_value()->mutable_fields())["list"].mutable_list_value()->add_values()->set_string_value("x");
+    google::protobuf::Value echoed;
+    ASSERT_TRUE(stub.echo(nested, &echoed).ok()) << target;
+    EXPECT_EQ(echoed.SerializeAsString(), nested.SerializeAsString());
+    google::protobuf::Value big;
+    big.set_string_value(std::string(3 << 20, 'b'));
+    EXPECT_EQ(stub.echo(big).string_value().size(), big.string_value().size()) << target;
+  }
+}
+
+TEST_F(GrpcClient, ServerStatusAndMessageComeBackAsTheyWereSet) {
+  GrpcChannel channel(tcp_target(), 5s);
+  JsonRpcExamplesStub stub(channel);
+  google::protobuf::Value fail;
+  fail.set_string_value("fail");
+  google::protobuf::Value out;
+  Status status = stub.echo(fail, &out);
+  EXPECT_EQ(status.code(), StatusCode::failed_precondition);
+  EXPECT_EQ(status.message(), "asked to fail: ünïcode\n%");
+  std::string response;
+  status = channel.call_raw("/no.such.Service/Method", "", response, 5s);
+  EXPECT_EQ(status.code(), StatusCode::unimplemented) << status.to_string();
+}
+
+TEST_F(GrpcClient, MetadataGoesOutAndComesBackWithBinaryValues) {
+  GrpcChannel channel(unix_target(), 5s);
+  ::grpc::testing::SimpleRequest request;
+  request.set_response_size(10);
+  std::string response;
+  std::multimap<std::string, std::string> received;
+  Status status = channel.call_raw(
+      "/grpc.testing.TestService/UnaryCall", request.SerializeAsString(), response, 5s,
+      {{"x-grpc-test-echo-initial", "initial value"},
+       {"x-grpc-test-echo-trailing-bin", std::string("\x00\x01\xfe\xff", 4)}},
+      &received);
+  ASSERT_TRUE(status.ok()) << status.to_string();
+  ::grpc::testing::SimpleResponse parsed;
+  ASSERT_TRUE(parsed.ParseFromString(response));
+  EXPECT_EQ(parsed.payload().body().size(), 10u);
+  ASSERT_EQ(received.count("x-grpc-test-echo-initial"), 1u);
+  EXPECT_EQ(received.find("x-grpc-test-echo-initial")->second, "initial value");
+  ASSERT_EQ(received.count("x-grpc-test-echo-trailing-bin"), 1u);
+  EXPECT_EQ(received.find("x-grpc-test-echo-trailing-bin")->second,
+            std::string("\x00\x01\xfe\xff", 4));
+}
+
+TEST_F(GrpcClient, SlowCallIsDeadlineExceededAndTheNextCallIsServed) {
+  GrpcChannel channel(tcp_target(), 5s);
+  JsonRpcExamplesStub stub(channel);
+  google::protobuf::Value sleep;
+  sleep.set_string_value("sleep");
+  google::protobuf::Value out;
+  CallOptions quick;
+  quick.timeout = 100ms;
+  const auto started = std::chrono::steady_clock::now();
+  EXPECT_EQ(stub.echo(sleep, &out, quick).code(), StatusCode::deadline_exceeded);
+  EXPECT_LT(std::chrono::steady_clock::now() - started, 400ms);
+  interop::SubtractRequest request;
+  request.set_minuend(2);
+  request.set_subtrahend(1);
+  EXPECT_EQ(stub.subtract(request).number_value(), 1) << "the late answer was taken for this one";
+}
+
+TEST_F(GrpcClient, NothingListeningIsUnavailable) {
+  GrpcChannel channel("unix:" + dir_.path() + "/nobody.sock", 2s);
+  std::string response;
+  EXPECT_EQ(channel.call_raw("/grpc.testing.TestService/EmptyCall", "", response, 2s).code(),
+            StatusCode::unavailable);
+  EXPECT_THROW(GrpcChannel("no-port-here"), InvalidUri);
+}
+
+TEST_F(GrpcClient, ReconnectsAfterTheServerRestarted) {
+  GrpcChannel channel(tcp_target(), 5s);
+  JsonRpcExamplesStub stub(channel);
+  interop::SubtractRequest request;
+  request.set_minuend(5);
+  request.set_subtrahend(3);
+  EXPECT_EQ(stub.subtract(request).number_value(), 2);
+  server_->shutdown(0ms);
+  start();  // the same TCP port
+  EXPECT_EQ(stub.subtract(request).number_value(), 2);
+}
+
+// ---- against a server written with grpcio ----
+
+class GrpcioServer {
+ public:
+  GrpcioServer() {
+    ipc::PipePair input = ipc::PipePair::create();
+    ipc::PipePair output = ipc::PipePair::create();
+    ipc::SpawnOptions options;
+    options.argv = {"/usr/bin/python3", std::string(CONDUIT_SOURCE_DIR) +
+                                            "/tests/rpc/interop/grpcio_server.py",
+                    GRPC_PROTO_DIR};
+    options.stdin_fd = input.read_end.get();
+    options.stdout_fd = output.write_end.get();
+    process_.emplace(ipc::Process::spawn(options));
+    stdin_ = std::move(input.write_end);
+    input.read_end.reset();
+    output.write_end.reset();
+    std::string line;
+    const auto deadline = std::chrono::steady_clock::now() + 20s;
+    while (line.find('\n') == std::string::npos && std::chrono::steady_clock::now() < deadline) {
+      pollfd ready{output.read_end.get(), POLLIN, 0};
+      if (::poll(&ready, 1, 1000) != 1) continue;
+      char c;
+      if (::read(output.read_end.get(), &c, 1) != 1) break;
+      line += c;
+    }
+    if (line.rfind("ready ", 0) == 0) port_ = line.substr(6, line.size() - 7);
+  }
+  ~GrpcioServer() {
+    stdin_.reset();  // end of stdin: the server stops
+    if (!process_->wait_for(10s)) process_->kill(SIGKILL);
+  }
+  std::string target() const { return "127.0.0.1:" + port_; }
+  bool ready() const { return !port_.empty(); }
+
+ private:
+  std::optional<ipc::Process> process_;
+  ipc::FileDescriptor stdin_;
+  std::string port_;
+};
+
+TEST(GrpcClientInterop, CallsAGrpcioServer) {
+  GrpcioServer peer;
+  ASSERT_TRUE(peer.ready()) << "the grpcio server did not start";
+  GrpcChannel channel(peer.target(), 10s);
+  std::string response;
+  ASSERT_TRUE(channel.call_raw("/grpc.testing.TestService/EmptyCall", "", response, 10s).ok());
+
+  ::grpc::testing::SimpleRequest large;
+  large.set_response_size(314159);
+  large.mutable_payload()->set_body(std::string(271828, '\0'));
+  std::multimap<std::string, std::string> received;
+  Status status = channel.call_raw(
+      "/grpc.testing.TestService/UnaryCall", large.SerializeAsString(), response, 10s,
+      {{"x-grpc-test-echo-initial", "test_initial_metadata_value"},
+       {"x-grpc-test-echo-trailing-bin", std::string("\x0a\x0b\x0a\x0b\x0a\x0b", 6)}},
+      &received);
+  ASSERT_TRUE(status.ok()) << status.to_string();
+  ::grpc::testing::SimpleResponse parsed;
+  ASSERT_TRUE(parsed.ParseFromString(response));
+  EXPECT_EQ(parsed.payload().body().size(), 314159u);
+  EXPECT_EQ(received.find("x-grpc-test-echo-initial")->second, "test_initial_metadata_value");
+  EXPECT_EQ(received.find("x-grpc-test-echo-trailing-bin")->second,
+            std::string("\x0a\x0b\x0a\x0b\x0a\x0b", 6));
+
+  ::grpc::testing::SimpleRequest failing;
+  failing.mutable_response_status()->set_code(2);
+  failing.mutable_response_status()->set_message(
+      "\t\ntest with whitespace\r\nand Unicode BMP \u263a and non-BMP \U0001f608\t\n");
+  status = channel.call_raw("/grpc.testing.TestService/UnaryCall", failing.SerializeAsString(),
+                            response, 10s);
+  EXPECT_EQ(status.code(), StatusCode::unknown);
+  EXPECT_EQ(status.message(), failing.response_status().message());
+
+  EXPECT_EQ(channel.call_raw("/grpc.testing.TestService/UnimplementedCall", "", response, 10s)
+                .code(),
+            StatusCode::unimplemented);
+
+  ::grpc::testing::SimpleRequest slow;
+  slow.set_response_size(1000);  // the server sleeps 1 s
+  EXPECT_EQ(channel.call_raw("/grpc.testing.TestService/SlowCall", slow.SerializeAsString(),
+                             response, 100ms)
+                .code(),
+            StatusCode::deadline_exceeded);
+  EXPECT_TRUE(channel.call_raw("/grpc.testing.TestService/EmptyCall", "", response, 10s).ok());
+}
+
+}  // namespace
+}  // namespace conduit::rpc
