@@ -11,6 +11,7 @@
 #include "conduit/rpc/jsonrpc_client.hpp"
 #include "conduit/rpc/server.hpp"
 #include "conduit/rpc/service.hpp"
+#include "cli/grpc_call.hpp"
 #include "rpc/services/grpc_health.hpp"
 #include "rpc/services/grpc_reflection.hpp"
 #include "rpc/services/grpc_testing.hpp"
@@ -30,6 +31,7 @@ struct RpcSettings {
   long grace_ms = 5'000;
   std::string uri, method, params;
   bool notify = false;
+  bool list = false;
   long timeout_ms = 30'000;
 };
 
@@ -113,6 +115,18 @@ int serve() {
 }
 
 int call() {
+  if (is_grpc_uri(settings.uri)) {
+    return grpc_call(settings.uri, settings.method, settings.params, settings.list,
+                     std::chrono::milliseconds(settings.timeout_ms));
+  }
+  if (settings.list) {
+    print_error("--list asks a gRPC server's reflection: give a grpc:// or grpc+unix: URI");
+    return kExitUsage;
+  }
+  if (settings.method.empty()) {
+    print_error("name the method to call");
+    return kExitUsage;
+  }
   try {
     rpc::JsonRpcClient client(settings.uri, std::chrono::milliseconds(settings.timeout_ms));
     if (settings.notify) {
@@ -168,19 +182,31 @@ void add_rpc_commands(CLI::App& app) {
       "  conduit serve --listen tcp://127.0.0.1:8080 --listen unix:/tmp/rpc.sock\n"
       "  conduit call http://127.0.0.1:8080/jsonrpc subtract '[42,23]'");
 
-  call_command = app.add_subcommand("call", "Call a JSON-RPC method and print its result as JSON");
+  call_command = app.add_subcommand(
+      "call", "Call a JSON-RPC or gRPC method and print its result as JSON");
   call_command->add_option("URI", settings.uri,
-                           "http://HOST:PORT/jsonrpc, tcp://HOST:PORT or unix:/path")
+                           "http://HOST:PORT/jsonrpc, tcp://HOST:PORT or unix:/path (JSON-RPC);\n"
+                           "grpc://HOST:PORT or grpc+unix:/path (gRPC, via server reflection)")
       ->required();
-  call_command->add_option("METHOD", settings.method, "The method")->required();
-  call_command->add_option("PARAMS", settings.params, "Params: a JSON array or object");
+  call_command->add_option("METHOD", settings.method,
+                           "The method (gRPC: package.Service/Method)");
+  call_command->add_option("PARAMS", settings.params,
+                           "Params: a JSON array or object (gRPC: the request in proto3 JSON;\n"
+                           "a client stream without PARAMS reads one request per stdin line)");
   call_command->add_flag("--notify", settings.notify, "Send a notification (no reply)");
+  call_command->add_flag("--list", settings.list,
+                         "gRPC: list the server's services and methods (server reflection)");
   call_command->add_option("--timeout", settings.timeout_ms, "Milliseconds to wait for the reply")
       ->capture_default_str()
       ->check(CLI::PositiveNumber);
   call_command->footer(
+      "Examples:\n"
+      "  conduit call http://127.0.0.1:8080/jsonrpc subtract '[42,23]'\n"
+      "  conduit call grpc://127.0.0.1:8080 grpc.testing.TestService/UnaryCall '{\"responseSize\": 10}'\n"
+      "  conduit call --list grpc://127.0.0.1:8080\n"
       "Exit code: 0 the result was printed; 1 the server answered with an error (printed as\n"
-      "JSON) or no reply came; 2 the server could not be reached or the URI is wrong.");
+      "JSON; gRPC: the status on stderr) or no reply came; 2 the server could not be reached or\n"
+      "the URI is wrong.");
 }
 
 std::optional<int> run_rpc_commands() {

@@ -4,6 +4,9 @@
 // "unix:/path" (or "unix:@name" for an abstract socket). The connection is
 // kept between calls and made again when the server has closed it (a
 // restart, an idle timeout, GOAWAY). One call at a time.
+//
+// Streaming methods are called with all their requests at once
+// (call_stream_raw); reading and writing a stream as it goes is not there yet.
 #pragma once
 
 #include <chrono>
@@ -11,6 +14,7 @@
 #include <memory>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "conduit/rpc/client_channel.hpp"
 
@@ -40,6 +44,15 @@ class GrpcChannel : public ClientChannel {
                   std::chrono::milliseconds timeout,
                   const std::multimap<std::string, std::string>& metadata = {},
                   std::multimap<std::string, std::string>* received = nullptr);
+
+  // A call of any kind, with all of its requests sent at once: each of
+  // `requests` (serialized), then the end of the stream; every response
+  // message the server sends lands in `responses`. For a unary or
+  // server-streaming method, give exactly one request.
+  Status call_stream_raw(std::string_view path, const std::vector<std::string>& requests,
+                         std::vector<std::string>& responses, std::chrono::milliseconds timeout,
+                         const std::multimap<std::string, std::string>& metadata = {},
+                         std::multimap<std::string, std::string>* received = nullptr);
 
  private:
   class Impl;

@@ -8,6 +8,7 @@
 
 #include <cerrno>
 #include <cstring>
+#include <vector>
 
 #include "conduit/error.hpp"
 #include "conduit/ipc/file_descriptor.hpp"
@@ -104,8 +105,10 @@ class GrpcChannel::Impl {
 
   ~Impl() { disconnect(); }
 
-  Status call(std::string_view path, std::string_view request, std::string& response,
-              std::chrono::milliseconds timeout,
+  // Sends every request (then the end of the stream) and collects every
+  // response message.
+  Status call(std::string_view path, const std::vector<std::string>& requests,
+              std::vector<std::string>& responses, std::chrono::milliseconds timeout,
               const std::multimap<std::string, std::string>& metadata,
               std::multimap<std::string, std::string>* received) {
     const auto deadline = Clock::now() + timeout;
@@ -117,7 +120,7 @@ class GrpcChannel::Impl {
         if (Status connected = connect(deadline); !connected.ok()) return connected;
       }
       Exchange exchange;
-      exchange.request = grpc::frame_message(request);
+      for (const std::string& request : requests) exchange.request += grpc::frame_message(request);
       exchange_ = &exchange;
       Status status = run(path, timeout, metadata, deadline, exchange);
       exchange_ = nullptr;
@@ -127,7 +130,7 @@ class GrpcChannel::Impl {
         continue;
       }
       if (received) *received = exchange.received;
-      if (status.ok()) status = answer(exchange, response);
+      if (status.ok()) status = answer(exchange, responses);
       return status;
     }
     return {StatusCode::unavailable, text_ + " closed the connection"};
@@ -257,8 +260,8 @@ class GrpcChannel::Impl {
     }
   }
 
-  // The call's status as the server sent it, and its one response message.
-  static Status answer(const Exchange& exchange, std::string& response) {
+  // The call's status as the server sent it, and its response messages.
+  static Status answer(const Exchange& exchange, std::vector<std::string>& responses) {
     auto status_field = exchange.received.find("grpc-status");
     if (status_field == exchange.received.end()) {
       if (exchange.reset_code != 0)
@@ -282,9 +285,12 @@ class GrpcChannel::Impl {
     grpc::MessageDeframer deframer(std::size_t{1} << 31);
     deframer.append(exchange.body);
     bool compressed = false;
-    if (deframer.next(compressed, response) != grpc::MessageDeframer::Result::message)
-      return {StatusCode::internal, "the answer holds no response message"};
-    if (compressed) return {StatusCode::internal, "the response came compressed unasked"};
+    std::string payload;
+    while (deframer.next(compressed, payload) == grpc::MessageDeframer::Result::message) {
+      if (compressed) return {StatusCode::internal, "a response came compressed unasked"};
+      responses.push_back(std::move(payload));
+    }
+    if (deframer.partial()) return {StatusCode::internal, "the last response message is cut short"};
     return {};
   }
 
@@ -373,7 +379,23 @@ Status GrpcChannel::call_raw(std::string_view path, std::string_view request,
                              std::string& response, std::chrono::milliseconds timeout,
                              const std::multimap<std::string, std::string>& metadata,
                              std::multimap<std::string, std::string>* received) {
-  return impl_->call(path, request, response, timeout, metadata, received);
+  std::vector<std::string> responses;
+  Status status = impl_->call(path, {std::string(request)}, responses, timeout, metadata, received);
+  if (!status.ok()) return status;
+  if (responses.size() != 1) {
+    return {StatusCode::internal, "a unary call answered with " +
+                                      std::to_string(responses.size()) + " messages"};
+  }
+  response = std::move(responses.front());
+  return {};
+}
+
+Status GrpcChannel::call_stream_raw(std::string_view path, const std::vector<std::string>& requests,
+                                    std::vector<std::string>& responses,
+                                    std::chrono::milliseconds timeout,
+                                    const std::multimap<std::string, std::string>& metadata,
+                                    std::multimap<std::string, std::string>* received) {
+  return impl_->call(path, requests, responses, timeout, metadata, received);
 }
 
 }  // namespace conduit::rpc

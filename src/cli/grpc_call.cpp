@@ -1,0 +1,197 @@
+// `conduit call grpc://...`: any method of any gRPC server that offers
+// server reflection, with proto3 JSON in and out (as grpcurl does).
+#include "cli/grpc_call.hpp"
+
+#include <fmt/core.h>
+#include <google/protobuf/descriptor.h>
+#include <google/protobuf/descriptor.pb.h>
+#include <google/protobuf/descriptor_database.h>
+#include <google/protobuf/dynamic_message.h>
+
+#include <iostream>
+#include <memory>
+#include <set>
+#include <vector>
+
+#include "conduit/error.hpp"
+#include "conduit/rpc/grpc_channel.hpp"
+#include "conduit/rpc/service.hpp"
+#include "grpc/reflection/v1/reflection.pb.h"
+#include "grpc/reflection/v1alpha/reflection.pb.h"
+
+namespace conduit::cli {
+
+namespace {
+
+namespace pb = google::protobuf;
+using rpc::Status;
+using rpc::StatusCode;
+
+constexpr int kExitOk = 0;
+constexpr int kExitFailure = 1;
+constexpr int kExitUsage = 2;
+
+// "grpc://HOST:PORT" → "HOST:PORT"; "grpc+unix:/path" → "unix:/path".
+std::string grpc_target(const std::string& uri) {
+  if (uri.rfind("grpc://", 0) == 0) return uri.substr(7);
+  if (uri.rfind("grpc+unix:", 0) == 0) return uri.substr(5);
+  throw InvalidUri(uri + ": expected grpc://HOST:PORT or grpc+unix:/path");
+}
+
+// Asks the server's reflection service, v1 first and v1alpha when the
+// server has only that.
+class Reflection {
+ public:
+  Reflection(rpc::GrpcChannel& channel, std::chrono::milliseconds timeout)
+      : channel_(channel), timeout_(timeout) {}
+
+  std::vector<std::string> services() {
+    ::grpc::reflection::v1::ServerReflectionRequest request;
+    request.set_list_services("");
+    auto response = ask(request);
+    std::vector<std::string> names;
+    for (const auto& service : response.list_services_response().service())
+      names.push_back(service.name());
+    return names;
+  }
+
+  // The files defining `symbol`, with their imports, into the database.
+  void load_symbol(const std::string& symbol) {
+    ::grpc::reflection::v1::ServerReflectionRequest request;
+    request.set_file_containing_symbol(symbol);
+    auto response = ask(request);
+    if (response.has_error_response())
+      throw Error("the server does not know " + symbol + ": " +
+                  response.error_response().error_message());
+    for (const std::string& bytes : response.file_descriptor_response().file_descriptor_proto()) {
+      pb::FileDescriptorProto file;
+      if (!file.ParseFromString(bytes)) throw ProtocolError("reflection sent a malformed file");
+      if (loaded_.insert(file.name()).second) database_.Add(file);
+    }
+  }
+
+  pb::DescriptorPool& pool() { return pool_; }
+
+ private:
+  ::grpc::reflection::v1::ServerReflectionResponse ask(
+      const ::grpc::reflection::v1::ServerReflectionRequest& request) {
+    // Both versions have the same messages, field for field.
+    for (const char* service : {"/grpc.reflection.v1.ServerReflection/ServerReflectionInfo",
+                                "/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo"}) {
+      std::vector<std::string> responses;
+      Status status = channel_.call_stream_raw(service, {request.SerializeAsString()}, responses,
+                                               timeout_);
+      if (status.code() == StatusCode::unimplemented) continue;
+      if (!status.ok()) throw rpc::RpcError(status);
+      ::grpc::reflection::v1::ServerReflectionResponse response;
+      if (responses.size() != 1 || !response.ParseFromString(responses.front()))
+        throw ProtocolError("reflection answered with something other than one response");
+      return response;
+    }
+    throw rpc::RpcError({StatusCode::unimplemented,
+                         "the server offers no reflection (grpc.reflection.v1 or v1alpha), so "
+                         "conduit cannot learn its methods' types"});
+  }
+
+  rpc::GrpcChannel& channel_;
+  std::chrono::milliseconds timeout_;
+  pb::SimpleDescriptorDatabase database_;
+  pb::DescriptorPool pool_{&database_};
+  std::set<std::string> loaded_;
+};
+
+std::string signature(const pb::MethodDescriptor& method) {
+  return fmt::format("{}({}{}) returns ({}{})", method.name(),
+                     method.client_streaming() ? "stream " : "", method.input_type()->full_name(),
+                     method.server_streaming() ? "stream " : "", method.output_type()->full_name());
+}
+
+int list(rpc::GrpcChannel& channel, std::chrono::milliseconds timeout) {
+  Reflection reflection(channel, timeout);
+  for (const std::string& name : reflection.services()) {
+    fmt::print("{}\n", name);
+    reflection.load_symbol(name);
+    const pb::ServiceDescriptor* service = reflection.pool().FindServiceByName(name);
+    if (service == nullptr) continue;
+    for (int i = 0; i < service->method_count(); ++i)
+      fmt::print("  {}\n", signature(*service->method(i)));
+  }
+  return kExitOk;
+}
+
+int call(rpc::GrpcChannel& channel, const std::string& method_name, const std::string& params,
+         std::chrono::milliseconds timeout) {
+  std::string dotted = method_name;
+  if (!dotted.empty() && dotted.front() == '/') dotted.erase(0, 1);
+  const auto slash = dotted.rfind('/');
+  if (slash != std::string::npos) dotted[slash] = '.';
+  const auto dot = dotted.rfind('.');
+  if (dot == std::string::npos || dot == 0)
+    throw InvalidUri(method_name + ": name the method as package.Service/Method");
+  Reflection reflection(channel, timeout);
+  reflection.load_symbol(dotted.substr(0, dot));
+  const pb::MethodDescriptor* method = reflection.pool().FindMethodByName(dotted);
+  if (method == nullptr) throw Error("the server has no method " + method_name);
+
+  pb::DynamicMessageFactory factory(&reflection.pool());
+  const pb::Message& request_type = *factory.GetPrototype(method->input_type());
+  std::vector<std::string> texts;
+  if (!params.empty() || !method->client_streaming()) {
+    texts.push_back(params.empty() ? "{}" : params);
+  } else {
+    // A client stream: one request per line of standard input.
+    for (std::string line; std::getline(std::cin, line);)
+      if (line.find_first_not_of(" \t\r") != std::string::npos) texts.push_back(line);
+  }
+  std::vector<std::string> requests;
+  for (const std::string& text : texts) {
+    std::unique_ptr<pb::Message> request(request_type.New());
+    if (Status parsed = rpc::json_params_to_message(text, *request); !parsed.ok())
+      throw Error("the request does not fit " + method->input_type()->full_name() + ": " +
+                  parsed.message());
+    requests.push_back(request->SerializeAsString());
+  }
+  std::vector<std::string> responses;
+  Status status =
+      channel.call_stream_raw("/" + method->service()->full_name() + "/" + method->name(),
+                              requests, responses, timeout);
+  const pb::Message& response_type = *factory.GetPrototype(method->output_type());
+  for (const std::string& bytes : responses) {
+    std::unique_ptr<pb::Message> response(response_type.New());
+    if (!response->ParseFromString(bytes))
+      throw ProtocolError("a response is not a valid " + method->output_type()->full_name());
+    fmt::print("{}\n", rpc::message_to_json(*response));
+  }
+  if (!status.ok()) {
+    fmt::print(stderr, "conduit call: {}\n", status.to_string());
+    return status.code() == StatusCode::unavailable ? kExitUsage : kExitFailure;
+  }
+  return kExitOk;
+}
+
+}  // namespace
+
+bool is_grpc_uri(const std::string& uri) {
+  return uri.rfind("grpc://", 0) == 0 || uri.rfind("grpc+unix:", 0) == 0;
+}
+
+int grpc_call(const std::string& uri, const std::string& method, const std::string& params,
+              bool list_only, std::chrono::milliseconds timeout) {
+  try {
+    rpc::GrpcChannel channel(grpc_target(uri), timeout);
+    if (list_only) return list(channel, timeout);
+    if (method.empty()) throw InvalidUri("name a method (package.Service/Method), or use --list");
+    return call(channel, method, params, timeout);
+  } catch (const InvalidUri& error) {
+    fmt::print(stderr, "conduit call: {}\n", error.what());
+    return kExitUsage;
+  } catch (const rpc::RpcError& error) {
+    fmt::print(stderr, "conduit call: {}\n", error.what());
+    return error.status().code() == StatusCode::unavailable ? kExitUsage : kExitFailure;
+  } catch (const Error& error) {
+    fmt::print(stderr, "conduit call: {}\n", error.what());
+    return kExitFailure;
+  }
+}
+
+}  // namespace conduit::cli
