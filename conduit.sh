@@ -16,7 +16,7 @@ cd "$(dirname "${BASH_SOURCE[0]}")"
 PACKAGES=(
   g++ cmake ninja-build ccache pkg-config
   libcli11-dev libfmt-dev
-  libboost1.81-dev libnghttp2-dev libprotobuf-dev libprotoc-dev protobuf-compiler grpc-proto rapidjson-dev
+  libboost1.81-dev libnghttp2-dev zlib1g-dev libprotobuf-dev libprotoc-dev protobuf-compiler grpc-proto rapidjson-dev
   libgtest-dev libgmock-dev libbenchmark-dev libjsonrpccpp-dev
   socat python3 python3-grpcio nghttp2-client procps util-linux
 )

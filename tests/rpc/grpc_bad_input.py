@@ -6,6 +6,7 @@ frames written by hand on a socket, and requests made with nghttp
 Usage: grpc_bad_input.py CONDUIT_BINARY
 Prints one line per check; exits 0 only when all passed.
 """
+import gzip
 import re
 import signal
 import socket
@@ -175,6 +176,21 @@ class Checks:
         assert re.search(r"grpc-status: 8\b", output), output
         assert "larger than the server's limit" in output, output
 
+    def gzip_bomb(self):
+        # 20 MB of zeros in about 20 kB of gzip: refused once it expands
+        # past the 4 MiB limit, without the server holding 20 MB.
+        bomb = gzip.compress(b"\0" * (20 << 20))
+        output = self.nghttp(["-H", "content-type: application/grpc", "-H", "te: trailers",
+                              "-H", "grpc-encoding: gzip"],
+                             b"\x01" + struct.pack(">I", len(bomb)) + bomb)
+        assert re.search(r"grpc-status: 8\b", output), output
+        assert "expands beyond" in output, output
+
+    def unknown_encoding(self):
+        output = self.nghttp(["-H", "content-type: application/grpc", "-H", "te: trailers",
+                              "-H", "grpc-encoding: snappy"], b"\x01\x00\x00\x00\x01x")
+        assert re.search(r"grpc-status: 12\b", output), output
+
     def nghttp(self, headers, body):
         with tempfile.NamedTemporaryFile() as data:
             data.write(body)
@@ -204,7 +220,8 @@ def main():
     try:
         for check in (checks.garbage_after_the_preface, checks.frame_larger_than_max_frame_size,
                       checks.hpack_header_list_bomb, checks.rapid_reset_flood,
-                      checks.wrong_content_type_gets_415, checks.length_prefix_over_the_limit):
+                      checks.wrong_content_type_gets_415, checks.length_prefix_over_the_limit,
+                      checks.gzip_bomb, checks.unknown_encoding):
             checks.run(check)
     finally:
         server.send_signal(signal.SIGTERM)

@@ -122,6 +122,23 @@ TEST_F(GrpcClient, MetadataGoesOutAndComesBackWithBinaryValues) {
             std::string("\x00\x01\xfe\xff", 4));
 }
 
+TEST_F(GrpcClient, CompressedResponseIsExpanded) {
+  GrpcChannel channel(tcp_target(), 5s);
+  ::grpc::testing::SimpleRequest request;
+  request.set_response_size(100000);
+  request.mutable_response_compressed()->set_value(true);
+  std::string response;
+  std::multimap<std::string, std::string> received;
+  Status status = channel.call_raw("/grpc.testing.TestService/UnaryCall",
+                                   request.SerializeAsString(), response, 5s, {}, &received);
+  ASSERT_TRUE(status.ok()) << status.to_string();
+  ASSERT_EQ(received.count("grpc-encoding"), 1u) << "the server did not compress";
+  EXPECT_EQ(received.find("grpc-encoding")->second, "gzip");
+  ::grpc::testing::SimpleResponse parsed;
+  ASSERT_TRUE(parsed.ParseFromString(response));
+  EXPECT_EQ(parsed.payload().body(), std::string(100000, '\0'));
+}
+
 TEST_F(GrpcClient, SlowCallIsDeadlineExceededAndTheNextCallIsServed) {
   GrpcChannel channel(tcp_target(), 5s);
   JsonRpcExamplesStub stub(channel);

@@ -96,13 +96,43 @@ def cases(channel, empty_pb2, messages_pb2):
         assert response.payload.type == messages_pb2.COMPRESSABLE
         assert response.payload.body == b"\0" * 314159
 
-    def client_compressed_unary_probe():
-        # The case's first step: a server that cannot see compression must
-        # refuse a request that expects it.
+    def client_compressed_unary():
         request = messages_pb2.SimpleRequest(response_size=314159,
                                              payload=messages_pb2.Payload(body=b"\0" * 271828))
+        # The probe: a request that expects compression, sent without it.
         request.expect_compressed.value = True
         expect_failure(lambda: unary_call(request, timeout=10), grpc.StatusCode.INVALID_ARGUMENT)
+        response = unary_call(request, timeout=10, compression=grpc.Compression.Gzip)
+        assert len(response.payload.body) == 314159
+        request.expect_compressed.value = False
+        assert len(unary_call(request, timeout=10).payload.body) == 314159
+
+    def server_compressed_unary():
+        for compressed in (True, False):
+            request = messages_pb2.SimpleRequest(
+                response_size=314159, payload=messages_pb2.Payload(body=b"\0" * 271828))
+            request.response_compressed.value = compressed
+            assert len(unary_call(request, timeout=10).payload.body) == 314159
+
+    def client_compressed_streaming():
+        first = messages_pb2.StreamingInputCallRequest(
+            payload=messages_pb2.Payload(body=b"\0" * 27182))
+        first.expect_compressed.value = True
+        expect_failure(lambda: streaming_input(iter([first]), timeout=10),
+                       grpc.StatusCode.INVALID_ARGUMENT)
+        second = messages_pb2.StreamingInputCallRequest(
+            payload=messages_pb2.Payload(body=b"\0" * 45904))
+        total = streaming_input(iter([first, second]), timeout=10,
+                                compression=grpc.Compression.Gzip)
+        assert total.aggregated_payload_size == 73086, total
+
+    def server_compressed_streaming():
+        request = messages_pb2.StreamingOutputCallRequest(response_parameters=[
+            messages_pb2.ResponseParameters(size=31415),
+            messages_pb2.ResponseParameters(size=92653)])
+        request.response_parameters[0].compressed.value = True
+        got = [len(response.payload.body) for response in streaming_output(request, timeout=10)]
+        assert got == [31415, 92653], got
 
     def custom_metadata():
         request = messages_pb2.SimpleRequest(response_size=314159,
@@ -260,7 +290,8 @@ def cases(channel, empty_pb2, messages_pb2):
         expect_failure(lambda: list(full_duplex(iter([request]), timeout=10)),
                        grpc.StatusCode.UNKNOWN, "test status message")
 
-    return [empty_unary, large_unary, client_compressed_unary_probe, custom_metadata,
+    return [empty_unary, large_unary, client_compressed_unary, server_compressed_unary,
+            client_compressed_streaming, server_compressed_streaming, custom_metadata,
             status_code_and_message, special_status_message, unimplemented_method,
             unimplemented_service, client_streaming, server_streaming, ping_pong, empty_stream,
             timeout_on_sleeping_server, cancel_after_begin, cancel_after_first_response,

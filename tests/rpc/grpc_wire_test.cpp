@@ -84,5 +84,22 @@ TEST(GrpcMessage, AnnouncedLengthOverTheLimitIsRefusedBeforeTheBytes) {
   EXPECT_EQ(exact.next(compressed, payload), MessageDeframer::Result::message);
 }
 
+TEST(GrpcGzip, RoundTripsAndRefusesWhatIsBrokenOrTooLarge) {
+  bool too_large = false;
+  for (const std::string& text : {std::string(), std::string("hello"), std::string(100000, 'z')}) {
+    const std::string packed = gzip_compress(text);
+    EXPECT_EQ(gzip_decompress(packed, 1 << 20, too_large), text);
+    EXPECT_FALSE(too_large);
+  }
+  const std::string zeros = gzip_compress(std::string(1 << 20, '\0'));
+  EXPECT_LT(zeros.size(), 5000u);
+  EXPECT_FALSE(gzip_decompress(zeros, 1000, too_large));
+  EXPECT_TRUE(too_large) << "a bomb must be stopped at the limit";
+  const std::string packed = gzip_compress("some text to cut");
+  EXPECT_FALSE(gzip_decompress(packed.substr(0, packed.size() / 2), 1 << 20, too_large));
+  EXPECT_FALSE(too_large);
+  EXPECT_FALSE(gzip_decompress("not gzip at all", 1 << 20, too_large));
+}
+
 }  // namespace
 }  // namespace conduit::rpc::grpc

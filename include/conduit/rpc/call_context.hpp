@@ -35,6 +35,11 @@ class CallContext {
   // Metadata sent after the response (gRPC trailers); protocols without
   // trailers drop it.
   std::multimap<std::string, std::string> response_trailers;
+  // Whether the request came compressed (gRPC's grpc-encoding), and whether
+  // the handler wants its response compressed: it is, when the client
+  // accepts an encoding the server has.
+  bool request_compressed = false;
+  bool compress_response = false;
   // When the caller stops waiting; std::nullopt: never.
   std::optional<Clock::time_point> deadline;
 

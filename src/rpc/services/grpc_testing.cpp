@@ -30,10 +30,11 @@ Status unary_call(CallContext& context, const testing::SimpleRequest& request,
     return {static_cast<StatusCode>(request.response_status().code()),
             request.response_status().message()};
   }
-  if (request.expect_compressed().value()) {
+  if (request.expect_compressed().value() && !context.request_compressed) {
     return {StatusCode::invalid_argument,
             "expect_compressed is set, but the request came uncompressed"};
   }
+  context.compress_response = request.response_compressed().value();
   if (request.response_size() < 0)
     return {StatusCode::invalid_argument, "response_size is negative"};
   testing::Payload& payload = *response.mutable_payload();
@@ -78,6 +79,9 @@ Status streaming_output_call(CallContext& context,
                              const testing::StreamingOutputCallRequest& request,
                              StreamWriter<testing::StreamingOutputCallResponse>& responses) {
   echo_metadata(context);
+  // Compression is chosen for the whole call: any response asking for it.
+  for (const auto& parameters : request.response_parameters())
+    if (parameters.compressed().value()) context.compress_response = true;
   if (!respond(context, request, responses))
     return {StatusCode::cancelled, "the call ended while responses were being sent"};
   return status_asked(request);
@@ -89,7 +93,13 @@ Status streaming_input_call(CallContext& context,
   echo_metadata(context);
   std::int64_t total = 0;
   testing::StreamingInputCallRequest request;
-  while (requests.read(request)) total += static_cast<std::int64_t>(request.payload().body().size());
+  while (requests.read(request)) {
+    if (request.expect_compressed().value() && !context.request_compressed) {
+      return {StatusCode::invalid_argument,
+              "expect_compressed is set, but a request came uncompressed"};
+    }
+    total += static_cast<std::int64_t>(request.payload().body().size());
+  }
   if (context.cancelled()) return {StatusCode::cancelled, "the client cancelled the call"};
   response.set_aggregated_payload_size(static_cast<std::int32_t>(total));
   return {};

@@ -8,13 +8,14 @@ namespace conduit::rpc {
 
 // Adds grpc.testing.TestService to `table`:
 //   EmptyCall           Empty in, Empty out
-//   UnaryCall,          a payload of response_size zero bytes; the status
-//   CacheableUnaryCall  in response_status when it is set; INVALID_ARGUMENT
-//                       when expect_compressed is set (conduit takes no
-//                       compressed requests yet)
+//   UnaryCall,          a payload of response_size zero bytes (compressed
+//   CacheableUnaryCall  when response_compressed asks); the status in
+//                       response_status when it is set; INVALID_ARGUMENT when
+//                       expect_compressed is set and the request was not
 //   StreamingOutputCall one response per response_parameters entry, each
 //                       after its interval, with a payload of its size
-//   StreamingInputCall  the total payload size of every request
+//   StreamingInputCall  the total payload size of every request (checking
+//                       expect_compressed as UnaryCall does)
 //   FullDuplexCall      for each request as it comes, its responses (and
 //                       its response_status, which ends the call)
 //   HalfDuplexCall      the same, once the client has sent every request

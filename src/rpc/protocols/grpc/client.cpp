@@ -192,7 +192,8 @@ class GrpcChannel::Impl {
         header(":method", "POST"),           header(":scheme", "http"),
         header(":path", path_text),          header(":authority", target_.authority),
         header("content-type", "application/grpc"), header("te", "trailers"),
-        header("grpc-timeout", grpc_timeout), header("user-agent", "conduit-grpc")};
+        header("grpc-timeout", grpc_timeout), header("user-agent", "conduit-grpc"),
+        header("grpc-accept-encoding", "identity,gzip")};
     for (const auto& [key, value] : extra) headers.push_back(header(key, value));
     nghttp2_data_provider body{};
     body.source.ptr = &exchange;
@@ -286,8 +287,17 @@ class GrpcChannel::Impl {
     deframer.append(exchange.body);
     bool compressed = false;
     std::string payload;
+    const auto encoding = exchange.received.find("grpc-encoding");
+    const bool gzip = encoding != exchange.received.end() && encoding->second == "gzip";
     while (deframer.next(compressed, payload) == grpc::MessageDeframer::Result::message) {
-      if (compressed) return {StatusCode::internal, "a response came compressed unasked"};
+      if (compressed) {
+        if (!gzip) return {StatusCode::internal, "a response is compressed with no known encoding"};
+        bool too_large = false;
+        std::optional<std::string> plain =
+            grpc::gzip_decompress(payload, std::size_t{1} << 31, too_large);
+        if (!plain) return {StatusCode::internal, "a response's gzip data is malformed"};
+        payload = std::move(*plain);
+      }
       responses.push_back(std::move(payload));
     }
     if (deframer.partial()) return {StatusCode::internal, "the last response message is cut short"};

@@ -39,6 +39,7 @@ constexpr std::uint32_t kMaxConcurrentStreams = 100;
 constexpr std::int32_t kStreamWindow = 1 << 20;
 constexpr std::int32_t kConnectionWindow = 8 << 20;
 constexpr std::uint32_t kMaxHeaderListBytes = 64 * 1024;
+constexpr std::string_view kAcceptedEncodings = "identity,gzip";
 
 nghttp2_nv header(std::string_view name, std::string_view value) {
   return {reinterpret_cast<std::uint8_t*>(const_cast<char*>(name.data())),
@@ -76,8 +77,16 @@ class StreamCall final : public MessageReader, public MessageWriter {
  public:
   // `wake` asks the connection to send what was queued; called from the
   // handler's thread.
-  StreamCall(CallContext context, std::function<void()> wake)
-      : context_(std::move(context)), wake_(std::move(wake)) {}
+  // `client_accepts_gzip`: responses may be compressed when the handler
+  // asks (CallContext::compress_response) before its first write.
+  StreamCall(CallContext context, bool client_accepts_gzip, std::function<void()> wake)
+      : context_(std::move(context)), wake_(std::move(wake)), accepts_gzip_(client_accepts_gzip) {}
+
+  // Whether the responses go compressed (known once the first is written).
+  bool compresses() {
+    std::lock_guard lock(mutex_);
+    return compress_;
+  }
 
   CallContext& context() { return context_; }
 
@@ -99,7 +108,8 @@ class StreamCall final : public MessageReader, public MessageWriter {
         changed_.wait(lock);
       }
     }
-    const std::string bytes = std::move(inbound_.front());
+    const std::string bytes = std::move(inbound_.front().first);
+    context_.request_compressed = inbound_.front().second;
     inbound_.pop_front();
     lock.unlock();
     if (message.ParseFromString(bytes)) return true;
@@ -108,7 +118,13 @@ class StreamCall final : public MessageReader, public MessageWriter {
   }
 
   bool write(const google::protobuf::Message& message) override {
-    const std::string framed = frame_message(message.SerializeAsString());
+    {
+      std::lock_guard lock(mutex_);
+      if (!headers_taken_) compress_ = accepts_gzip_ && context_.compress_response;
+    }
+    const std::string framed = compress_
+                                   ? frame_message(gzip_compress(message.SerializeAsString()), true)
+                                   : frame_message(message.SerializeAsString());
     {
       std::unique_lock lock(mutex_);
       // Backpressure: a handler that writes faster than the client reads
@@ -139,9 +155,9 @@ class StreamCall final : public MessageReader, public MessageWriter {
 
   // ---- the connection's side ----
 
-  void push(std::string message) {
+  void push(std::string message, bool came_compressed) {
     std::lock_guard lock(mutex_);
-    inbound_.push_back(std::move(message));
+    inbound_.emplace_back(std::move(message), came_compressed);
     changed_.notify_all();
   }
   void close_inbound() {
@@ -208,7 +224,9 @@ class StreamCall final : public MessageReader, public MessageWriter {
   std::function<void()> wake_;
   std::mutex mutex_;
   std::condition_variable changed_;
-  std::deque<std::string> inbound_;
+  std::deque<std::pair<std::string, bool>> inbound_;  // message, came compressed
+  bool accepts_gzip_;
+  bool compress_ = false;
   bool inbound_closed_ = false;
   std::string outbound_;
   std::size_t sent_ = 0;
@@ -226,7 +244,8 @@ struct Stream {
   std::string method;  // :method
   std::string path;    // :path, "/package.Service/Method"
   std::string content_type;
-  std::string encoding;  // grpc-encoding
+  std::string encoding;         // grpc-encoding
+  std::string accept_encoding;  // grpc-accept-encoding
   std::optional<std::chrono::nanoseconds> timeout;
   bool bad_timeout = false;
   std::multimap<std::string, std::string> metadata;
@@ -438,6 +457,8 @@ class GrpcConnection : public std::enable_shared_from_this<GrpcConnection> {
       stream->content_type = text;
     } else if (key == "grpc-encoding") {
       stream->encoding = text;
+    } else if (key == "grpc-accept-encoding") {
+      stream->accept_encoding = text;
     } else if (key == "grpc-timeout") {
       stream->timeout = parse_timeout(text);
       stream->bad_timeout = !stream->timeout;
@@ -482,6 +503,45 @@ class GrpcConnection : public std::enable_shared_from_this<GrpcConnection> {
                                 NGHTTP2_NO_ERROR);
     }
     return 0;
+  }
+
+  // Whether a grpc-accept-encoding list names `encoding`.
+  static bool accepts(std::string_view list, std::string_view encoding) {
+    while (!list.empty()) {
+      const std::size_t comma = list.find(',');
+      std::string_view item = list.substr(0, comma);
+      while (!item.empty() && item.front() == ' ') item.remove_prefix(1);
+      while (!item.empty() && item.back() == ' ') item.remove_suffix(1);
+      if (item == encoding) return true;
+      if (comma == std::string_view::npos) break;
+      list.remove_prefix(comma + 1);
+    }
+    return false;
+  }
+
+  static Status unaccepted(const std::string& encoding) {
+    return {StatusCode::unimplemented, "grpc-encoding " + encoding +
+                                           " is not accepted; this server accepts " +
+                                           std::string(kAcceptedEncodings)};
+  }
+
+  // A message whose compressed flag is set, expanded in place.
+  Status decompress(const std::string& encoding, std::string& message) const {
+    if (encoding.empty() || encoding == "identity")
+      return {StatusCode::internal, "a message is flagged compressed, but grpc-encoding is " +
+                                        (encoding.empty() ? std::string("absent") : encoding)};
+    if (encoding != "gzip") return unaccepted(encoding);
+    bool too_large = false;
+    std::optional<std::string> plain = gzip_decompress(
+        message, connection_.options().grpc_max_message_bytes, too_large);
+    if (too_large) {
+      return {StatusCode::resource_exhausted,
+              "the request message expands beyond the server's limit of " +
+                  std::to_string(connection_.options().grpc_max_message_bytes) + " bytes"};
+    }
+    if (!plain) return {StatusCode::internal, "a message's gzip data is malformed"};
+    message = std::move(*plain);
+    return {};
   }
 
   static bool is_grpc_request(const Stream& stream) {
@@ -584,23 +644,24 @@ class GrpcConnection : public std::enable_shared_from_this<GrpcConnection> {
       return;
     }
     if (compressed) {
-      answer_status(stream, {StatusCode::unimplemented,
-                             "compressed messages (grpc-encoding " +
-                                 (stream.encoding.empty() ? std::string("none") : stream.encoding) +
-                                 ") are not accepted"});
-      return;
+      if (Status expanded = decompress(stream.encoding, request); !expanded.ok()) {
+        answer_status(stream, expanded);
+        return;
+      }
     }
 
     CallContext context;
     context.protocol = "grpc";
     context.peer = connection_.peer();
     context.metadata = std::move(stream.metadata);
+    context.request_compressed = compressed;
     if (stream.timeout) context.deadline = CallContext::Clock::now() + *stream.timeout;
     context.share_cancellation(stream.cancelled);
 
     ++running_;
+    const bool accepts_gzip = accepts(stream.accept_encoding, "gzip");
     asio::post(connection_.call_executor(), [self = shared_from_this(), id = stream.id, method,
-                                             request = std::move(request),
+                                             request = std::move(request), accepts_gzip,
                                              context = std::move(context)]() mutable {
       std::string response_bytes;
       Status status;
@@ -615,12 +676,13 @@ class GrpcConnection : public std::enable_shared_from_this<GrpcConnection> {
           status = {StatusCode::deadline_exceeded, "the deadline passed during the call"};
         if (status.ok()) out->SerializeToString(&response_bytes);
       }
+      const bool compress = context.compress_response && accepts_gzip;
       asio::post(self->connection_.executor(),
                  [self, id, status = std::move(status), response_bytes = std::move(response_bytes),
-                  headers = std::move(context.response_metadata),
+                  compress, headers = std::move(context.response_metadata),
                   trailers = std::move(context.response_trailers)]() mutable {
-                   self->finish_call(id, std::move(status), std::move(response_bytes), headers,
-                                     trailers);
+                   self->finish_call(id, std::move(status), std::move(response_bytes), compress,
+                                     headers, trailers);
                  });
     });
   }
@@ -633,9 +695,8 @@ class GrpcConnection : public std::enable_shared_from_this<GrpcConnection> {
       answer_status(stream, {StatusCode::internal, "malformed grpc-timeout"});
       return;
     }
-    if (!stream.encoding.empty() && stream.encoding != "identity") {
-      answer_status(stream, {StatusCode::unimplemented,
-                             "grpc-encoding " + stream.encoding + " is not accepted"});
+    if (!stream.encoding.empty() && stream.encoding != "identity" && stream.encoding != "gzip") {
+      answer_status(stream, unaccepted(stream.encoding));
       return;
     }
     stream.deframer = std::make_unique<MessageDeframer>(connection_.options().grpc_max_message_bytes);
@@ -647,7 +708,7 @@ class GrpcConnection : public std::enable_shared_from_this<GrpcConnection> {
     context.share_cancellation(stream.cancelled);
     const std::int32_t id = stream.id;
     std::weak_ptr<GrpcConnection> weak = weak_from_this();
-    auto call = std::make_shared<StreamCall>(std::move(context), [weak, id] {
+    auto call = std::make_shared<StreamCall>(std::move(context), accepts(stream.accept_encoding, "gzip"), [weak, id] {
       if (auto self = weak.lock())
         asio::post(self->connection_.executor(), [self, id] { self->pump(id); });
     });
@@ -680,10 +741,12 @@ class GrpcConnection : public std::enable_shared_from_this<GrpcConnection> {
           return;
         case MessageDeframer::Result::message:
           if (compressed) {
-            stream.call->fail({StatusCode::unimplemented, "compressed messages are not accepted"});
-            return;
+            if (Status expanded = decompress(stream.encoding, message); !expanded.ok()) {
+              stream.call->fail(expanded);
+              return;
+            }
           }
-          stream.call->push(std::move(message));
+          stream.call->push(std::move(message), compressed);
           break;
       }
     }
@@ -710,7 +773,8 @@ class GrpcConnection : public std::enable_shared_from_this<GrpcConnection> {
     }
     std::vector<nghttp2_nv> headers = {header(":status", "200"),
                                        header("content-type", "application/grpc"),
-                                       header("grpc-accept-encoding", "identity")};
+                                       header("grpc-accept-encoding", kAcceptedEncodings)};
+    if (stream->call->compresses()) headers.push_back(header("grpc-encoding", "gzip"));
     const auto encoded = wire_metadata(now.headers);
     for (const auto& [key, value] : encoded) headers.push_back(header(key, value));
     nghttp2_data_provider body{};
@@ -726,7 +790,7 @@ class GrpcConnection : public std::enable_shared_from_this<GrpcConnection> {
     Stream& stream = *static_cast<Stream*>(source->ptr);
     bool done = false;
     const std::size_t n = stream.call->take(buffer, length, done);
-    if (!done) return n > 0 ? static_cast<ssize_t>(n) : NGHTTP2_ERR_DEFERRED;
+    if (!done) return n > 0 ? static_cast<ssize_t>(n) : ssize_t{NGHTTP2_ERR_DEFERRED};
     *flags |= NGHTTP2_DATA_FLAG_EOF | NGHTTP2_DATA_FLAG_NO_END_STREAM;
     StreamCall::Snapshot end = stream.call->snapshot();
     stream.trailers = {{"grpc-status", std::to_string(static_cast<int>(end.status.code()))}};
@@ -739,7 +803,7 @@ class GrpcConnection : public std::enable_shared_from_this<GrpcConnection> {
     return static_cast<ssize_t>(n);
   }
 
-  void finish_call(std::int32_t id, Status status, std::string response,
+  void finish_call(std::int32_t id, Status status, std::string response, bool compress,
                    const std::multimap<std::string, std::string>& reply_metadata,
                    const std::multimap<std::string, std::string>& reply_trailers) {
     --running_;
@@ -750,12 +814,14 @@ class GrpcConnection : public std::enable_shared_from_this<GrpcConnection> {
     if (!status.ok()) {
       answer_status(*stream, status, reply_metadata, reply_trailers);
     } else {
-      stream->out = frame_message(response);
+      stream->out = compress ? frame_message(gzip_compress(response), true)
+                             : frame_message(response);
       stream->status = status;
       stream->extra_trailers = wire_metadata(reply_trailers);
       std::vector<nghttp2_nv> headers = {header(":status", "200"),
                                          header("content-type", "application/grpc"),
-                                         header("grpc-accept-encoding", "identity")};
+                                         header("grpc-accept-encoding", kAcceptedEncodings)};
+      if (compress) headers.push_back(header("grpc-encoding", "gzip"));
       const auto encoded = wire_metadata(reply_metadata);
       for (const auto& [key, value] : encoded) headers.push_back(header(key, value));
       nghttp2_data_provider body{};

@@ -4,6 +4,8 @@
 #include <iterator>
 #include <utility>
 
+#include <zlib.h>
+
 namespace conduit::rpc::grpc {
 
 std::optional<std::chrono::nanoseconds> parse_timeout(std::string_view text) {
@@ -150,6 +152,50 @@ std::optional<std::string> base64_decode(std::string_view text) {
     }
   }
   return bytes;
+}
+
+std::string gzip_compress(std::string_view bytes) {
+  z_stream stream{};
+  // 16 + MAX_WBITS: a gzip header and trailer around the deflate data.
+  if (deflateInit2(&stream, Z_DEFAULT_COMPRESSION, Z_DEFLATED, 16 + MAX_WBITS, 8,
+                   Z_DEFAULT_STRATEGY) != Z_OK)
+    return {};
+  std::string out(deflateBound(&stream, static_cast<uLong>(bytes.size())) + 32, '\0');
+  stream.next_in = reinterpret_cast<Bytef*>(const_cast<char*>(bytes.data()));
+  stream.avail_in = static_cast<uInt>(bytes.size());
+  stream.next_out = reinterpret_cast<Bytef*>(out.data());
+  stream.avail_out = static_cast<uInt>(out.size());
+  deflate(&stream, Z_FINISH);
+  out.resize(stream.total_out);
+  deflateEnd(&stream);
+  return out;
+}
+
+std::optional<std::string> gzip_decompress(std::string_view bytes, std::size_t max_output,
+                                           bool& too_large) {
+  too_large = false;
+  z_stream stream{};
+  if (inflateInit2(&stream, 16 + MAX_WBITS) != Z_OK) return std::nullopt;
+  stream.next_in = reinterpret_cast<Bytef*>(const_cast<char*>(bytes.data()));
+  stream.avail_in = static_cast<uInt>(bytes.size());
+  std::string out;
+  char chunk[16384];
+  int result = Z_OK;
+  while (result == Z_OK) {
+    stream.next_out = reinterpret_cast<Bytef*>(chunk);
+    stream.avail_out = sizeof chunk;
+    result = inflate(&stream, Z_NO_FLUSH);
+    if (result != Z_OK && result != Z_STREAM_END) break;
+    out.append(chunk, sizeof chunk - stream.avail_out);
+    if (out.size() > max_output) {
+      too_large = true;
+      break;
+    }
+    if (result == Z_OK && stream.avail_in == 0 && stream.avail_out != 0) break;  // cut short
+  }
+  inflateEnd(&stream);
+  if (result != Z_STREAM_END || too_large) return std::nullopt;
+  return out;
 }
 
 std::string frame_message(std::string_view payload, bool compressed) {

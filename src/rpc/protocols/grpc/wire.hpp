@@ -34,6 +34,13 @@ bool is_binary_header(std::string_view key);
 std::string base64_encode(std::string_view bytes);
 std::optional<std::string> base64_decode(std::string_view text);
 
+// grpc-encoding "gzip". Decompression stops (std::nullopt) at malformed
+// input and at output beyond `max_output` bytes (a gzip bomb), `too_large`
+// telling which.
+std::string gzip_compress(std::string_view bytes);
+std::optional<std::string> gzip_decompress(std::string_view bytes, std::size_t max_output,
+                                           bool& too_large);
+
 // One message as it travels: a compressed flag, a 4-byte big-endian length,
 // then the bytes.
 std::string frame_message(std::string_view payload, bool compressed = false);
