@@ -12,6 +12,7 @@
 #include "conduit/rpc/server.hpp"
 #include "conduit/rpc/service.hpp"
 #include "cli/grpc_call.hpp"
+#include "rpc/services/echo_service.hpp"
 #include "rpc/services/grpc_health.hpp"
 #include "rpc/services/grpc_reflection.hpp"
 #include "rpc/services/grpc_testing.hpp"
@@ -80,6 +81,7 @@ int serve() {
   rpc::add_grpc_testing(services);
   rpc::add_grpc_health(services);
   rpc::add_grpc_reflection(services);
+  rpc::add_echo_service(services);
   rpc::ServerOptions options;
   options.threads = settings.threads;
   options.max_connections = settings.max_connections;

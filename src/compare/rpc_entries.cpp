@@ -13,9 +13,13 @@
 
 #include "compare/registry.hpp"
 #include "conduit/error.hpp"
+#include "conduit/rpc/grpc_channel.hpp"
 #include "conduit/rpc/jsonrpc_client.hpp"
 #include "conduit/rpc/server.hpp"
+#include "rpc/services/echo_service.hpp"
 #include "rpc/services/jsonrpc_examples.hpp"
+
+#include <google/protobuf/wrappers.pb.h>
 
 namespace conduit::compare {
 
@@ -121,11 +125,53 @@ class ClientEndpoint : public Endpoint {
   MessageBuffer out_, in_;
 };
 
+// The gRPC client side: each message is the bytes of a BytesValue sent to
+// conduit.interop.Echo/bytes, and comes back the same way.
+class GrpcClientEndpoint : public Endpoint {
+ public:
+  GrpcClientEndpoint(std::string target, int quit_fd)
+      : channel_(target, std::chrono::seconds(20)), quit_fd_(quit_fd) {}
+  std::span<std::byte> prepare(std::size_t size) override { return out_.take(size); }
+  void send(std::size_t size) override {
+    std::span<const std::byte> message{out_.data(), size};
+    if (Pattern::index_of(message) == Pattern::kQuit) {
+      ::close(quit_fd_);  // the server's process ends
+      quit_fd_ = -1;
+      return;
+    }
+    google::protobuf::BytesValue request;
+    request.set_value(reinterpret_cast<const char*>(message.data()), size);
+    request_ = request.SerializeAsString();
+    pending_ = size;
+  }
+  std::span<const std::byte> receive() override {
+    rpc::Status status = channel_.call_raw("/conduit.interop.Echo/bytes", request_, response_,
+                                           std::chrono::seconds(20));
+    if (!status.ok()) throw Error("the gRPC echo failed: " + status.to_string());
+    google::protobuf::BytesValue echoed;
+    if (!echoed.ParseFromString(response_) || echoed.value().size() != pending_)
+      throw Error("the gRPC echo's response is not the message sent");
+    std::span<std::byte> into = in_.take(pending_);
+    std::memcpy(into.data(), echoed.value().data(), pending_);
+    return into;
+  }
+
+ private:
+  rpc::GrpcChannel channel_;
+  int quit_fd_;
+  std::string request_, response_;
+  std::size_t pending_ = 0;
+  MessageBuffer out_, in_;
+};
+
+enum class Protocol { jsonrpc, grpc };
+
 // A conduit server in the peer, reached over `transport`.
 class JsonRpcLink : public Link {
  public:
-  JsonRpcLink(const Transport& transport, const RunContext& context, std::size_t size)
-      : transport_(transport), size_(size) {
+  JsonRpcLink(const Transport& transport, const RunContext& context, std::size_t size,
+              Protocol protocol = Protocol::jsonrpc)
+      : transport_(transport), size_(size), protocol_(protocol) {
     static std::atomic<int> counter{0};
     path_ = fmt::format("{}/rpc-{}-{}.sock", context.scratch.directory, transport.key, counter++);
     if (::pipe2(ready_, O_CLOEXEC) != 0 || ::pipe2(quit_, O_CLOEXEC) != 0)
@@ -142,6 +188,7 @@ class JsonRpcLink : public Link {
     ready_[0] = quit_[1] = -1;
     auto services = std::make_unique<rpc::ServiceTable>();
     rpc::add_jsonrpc_examples(*services);
+    rpc::add_echo_service(*services);
     rpc::ServerOptions options;
     options.threads = 1;
     options.max_message_bytes = 64 << 20;
@@ -164,6 +211,11 @@ class JsonRpcLink : public Link {
     if (std::string(transport_.key) == "http") uri = "http://" + bound.substr(6) + "/jsonrpc";
     int quit = quit_[1];
     quit_[1] = -1;  // the endpoint closes it
+    if (protocol_ == Protocol::grpc) {
+      // "tcp://HOST:PORT" → "HOST:PORT"; "unix:/path" as it is.
+      return std::make_unique<GrpcClientEndpoint>(
+          bound.rfind("tcp://", 0) == 0 ? bound.substr(6) : bound, quit);
+    }
     return std::make_unique<ClientEndpoint>(uri, quit);
   }
 
@@ -175,10 +227,10 @@ class JsonRpcLink : public Link {
       auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now());
       pollfd ready{fd, POLLIN, 0};
       if (left.count() <= 0 || ::poll(&ready, 1, static_cast<int>(left.count())) == 0)
-        throw Error("the JSON-RPC server did not start within 10 s");
+        throw Error("the RPC server did not start within 10 s");
       char c;
       ssize_t n = ::read(fd, &c, 1);
-      if (n == 0) throw Error("the JSON-RPC server's process ended before it listened");
+      if (n == 0) throw Error("the RPC server's process ended before it listened");
       if (n > 0) line += c;
     }
     line.pop_back();
@@ -187,6 +239,7 @@ class JsonRpcLink : public Link {
 
   const Transport& transport_;
   std::size_t size_;
+  Protocol protocol_;
   std::string path_;
   int ready_[2] = {-1, -1};
   int quit_[2] = {-1, -1};
@@ -283,10 +336,47 @@ Entry jsonrpc_entry(const Transport& transport) {
   return entry;
 }
 
+constexpr Transport kGrpcTransports[] = {
+    {"tcp", "HTTP/2 over TCP (h2c)", "write/read on a loopback connection"},
+    {"unix", "HTTP/2 over a UNIX socket", "write/read on an accepted UNIX connection"},
+};
+
+// gRPC: conduit.interop.Echo/bytes through GrpcChannel.
+Entry grpc_entry(const Transport& transport) {
+  Entry entry;
+  entry.family = "RPC";
+  entry.key = std::string("grpc-") + transport.key;
+  entry.name = "gRPC";
+  entry.transport = transport.name;
+  entry.raw_name = transport.raw_name;
+  auto make = [&transport](Side side, std::size_t size, const RunContext& context) {
+    return [&transport, side, size, &context]() -> std::unique_ptr<Link> {
+      if (side == Side::raw) return raw_link_for(transport, size, context);
+      return std::make_unique<JsonRpcLink>(transport, context, size, Protocol::grpc);
+    };
+  };
+  entry.latency = [make](Side side, std::size_t size, const RunContext& context) {
+    return echo_latency(make(side, size, context), size, context);
+  };
+  entry.throughput = [make](Side side, std::size_t size, const RunContext& context) {
+    Pattern pattern(size);
+    return in_two_processes<Throughput>(
+        make(side, size, context), [](Endpoint& peer) { echo_until_quit(peer); },
+        [&](Endpoint& driver) {
+          Throughput throughput = call_rate(driver, pattern, size, context.loop);
+          send_quit(driver, pattern, size);
+          return throughput;
+        },
+        context.placement, context.watchdog);
+  };
+  return entry;
+}
+
 }  // namespace
 
 void add_rpc_entries(Registry& registry) {
   for (const Transport& transport : kTransports) registry.add(jsonrpc_entry(transport));
+  for (const Transport& transport : kGrpcTransports) registry.add(grpc_entry(transport));
 }
 
 }  // namespace conduit::compare

@@ -343,6 +343,7 @@ class ServiceWriter {
       text += "\ninline void " + name + "::add_to(::conduit::rpc::ServiceTable&) {}\n";
     } else {
       text += "\ninline void " + name + "::add_to(::conduit::rpc::ServiceTable& table) {\n";
+      text += "  (void)descriptor();  // the methods are found in the generated pool\n";
       for (const Method& method : methods_) {
         text += wrapped("  table.add<" + method.request_type + ", " + method.response_type + ">(",
                         {"\"" + method.full_name + "\"",
@@ -361,7 +362,23 @@ class ServiceWriter {
       text += "      *" + cpp_type(*file.message_type(0), file.package()) +
               "::descriptor()->file()->service(" + std::to_string(service_.index()) + ");\n";
     } else {
-      text += "  // Found when the file's .pb.cc is linked in.\n";
+      // No message to name: the file's descriptor table, named as protoc's
+      // C++ generator names it, keeps its generated code linked in.
+      std::string table = "descriptor_table_";
+      for (unsigned char c : file.name()) {
+        if (std::isalnum(c) || c == '_') {
+          table += static_cast<char>(c);
+        } else {
+          static constexpr char kHex[] = "0123456789abcdef";
+          table += '_';
+          table += kHex[c >> 4];
+          table += kHex[c & 15];
+        }
+      }
+      text += "  // The file's generated code (and its descriptors) is linked in as long\n";
+      text += "  // as something refers to it; this pointer does.\n";
+      text += "  static const void* volatile linked = &::" + table + ";\n";
+      text += "  (void)linked;\n";
       text += "  static const ::google::protobuf::ServiceDescriptor& service =\n";
       text +=
           wrapped("      *::google::protobuf::DescriptorPool::generated_pool()->FindServiceByName(",
