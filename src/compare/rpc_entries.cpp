@@ -166,10 +166,11 @@ class GrpcClientEndpoint : public Endpoint {
 
 enum class Protocol { jsonrpc, grpc };
 
-// A conduit server in the peer, reached over `transport`.
-class JsonRpcLink : public Link {
+// A conduit server in the peer, reached over `transport` with `protocol`'s
+// client.
+class RpcLink : public Link {
  public:
-  JsonRpcLink(const Transport& transport, const RunContext& context, std::size_t size,
+  RpcLink(const Transport& transport, const RunContext& context, std::size_t size,
               Protocol protocol = Protocol::jsonrpc)
       : transport_(transport), size_(size), protocol_(protocol) {
     static std::atomic<int> counter{0};
@@ -177,7 +178,7 @@ class JsonRpcLink : public Link {
     if (::pipe2(ready_, O_CLOEXEC) != 0 || ::pipe2(quit_, O_CLOEXEC) != 0)
       throw Error(std::string("pipe2: ") + std::strerror(errno));
   }
-  ~JsonRpcLink() override {
+  ~RpcLink() override {
     for (int fd : {ready_[0], ready_[1], quit_[0], quit_[1]})
       if (fd >= 0) ::close(fd);
   }
@@ -282,17 +283,13 @@ Throughput call_rate(Endpoint& endpoint, const Pattern& pattern, std::size_t siz
   return throughput;
 }
 
-Entry jsonrpc_entry(const Transport& transport) {
-  Entry entry;
-  entry.family = "RPC";
-  entry.key = std::string("jsonrpc-") + transport.key;
-  entry.name = "JSON-RPC 2.0";
-  entry.transport = transport.name;
-  entry.raw_name = transport.raw_name;
-  auto make = [&transport](Side side, std::size_t size, const RunContext& context) {
-    return [&transport, side, size, &context]() -> std::unique_ptr<Link> {
+// The latency and throughput of echo calls of `protocol` over `transport`,
+// beside the raw loop of the same transport.
+void measure_echo_calls(Entry& entry, const Transport& transport, Protocol protocol) {
+  auto make = [&transport, protocol](Side side, std::size_t size, const RunContext& context) {
+    return [&transport, protocol, side, size, &context]() -> std::unique_ptr<Link> {
       if (side == Side::raw) return raw_link_for(transport, size, context);
-      return std::make_unique<JsonRpcLink>(transport, context, size);
+      return std::make_unique<RpcLink>(transport, context, size, protocol);
     };
   };
   entry.latency = [make](Side side, std::size_t size, const RunContext& context) {
@@ -309,13 +306,23 @@ Entry jsonrpc_entry(const Transport& transport) {
         },
         context.placement, context.watchdog);
   };
+}
+
+Entry jsonrpc_entry(const Transport& transport) {
+  Entry entry;
+  entry.family = "RPC";
+  entry.key = std::string("jsonrpc-") + transport.key;
+  entry.name = "JSON-RPC 2.0";
+  entry.transport = transport.name;
+  entry.raw_name = transport.raw_name;
+  measure_echo_calls(entry, transport, Protocol::jsonrpc);
   entry.extra = [&transport](const RunContext& context) {
     std::map<std::string, double> figures;
     constexpr std::size_t kSize = 64;
     constexpr int kCalls = 100;
     Pattern pattern(kSize);
     Outcome<Latency> outcome = in_two_processes<Latency>(
-        [&] { return std::make_unique<JsonRpcLink>(transport, context, kSize); },
+        [&] { return std::make_unique<RpcLink>(transport, context, kSize); },
         [](Endpoint& peer) { echo_until_quit(peer); },
         [&](Endpoint& driver) {
           auto& client = static_cast<ClientEndpoint&>(driver).client();
@@ -349,26 +356,7 @@ Entry grpc_entry(const Transport& transport) {
   entry.name = "gRPC";
   entry.transport = transport.name;
   entry.raw_name = transport.raw_name;
-  auto make = [&transport](Side side, std::size_t size, const RunContext& context) {
-    return [&transport, side, size, &context]() -> std::unique_ptr<Link> {
-      if (side == Side::raw) return raw_link_for(transport, size, context);
-      return std::make_unique<JsonRpcLink>(transport, context, size, Protocol::grpc);
-    };
-  };
-  entry.latency = [make](Side side, std::size_t size, const RunContext& context) {
-    return echo_latency(make(side, size, context), size, context);
-  };
-  entry.throughput = [make](Side side, std::size_t size, const RunContext& context) {
-    Pattern pattern(size);
-    return in_two_processes<Throughput>(
-        make(side, size, context), [](Endpoint& peer) { echo_until_quit(peer); },
-        [&](Endpoint& driver) {
-          Throughput throughput = call_rate(driver, pattern, size, context.loop);
-          send_quit(driver, pattern, size);
-          return throughput;
-        },
-        context.placement, context.watchdog);
-  };
+  measure_echo_calls(entry, transport, Protocol::grpc);
   return entry;
 }
 

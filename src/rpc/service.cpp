@@ -413,8 +413,11 @@ ServiceTable::ServiceTable() : state_(std::make_unique<State>()) {}
 
 ServiceTable::~ServiceTable() = default;
 
-void ServiceTable::add_method(const std::string& full_name, const pb::Message& request,
-                              const pb::Message& response, Handler handler) {
+namespace {
+
+// A method of the generated pool by "package.Service/Method"; throws Error
+// naming it when there is none.
+const pb::MethodDescriptor& generated_method(const std::string& full_name) {
   // "package.Service/Method" as the pool spells it: "package.Service.Method".
   std::string pool_name = full_name;
   if (const auto slash = pool_name.rfind('/'); slash != std::string::npos) pool_name[slash] = '.';
@@ -424,7 +427,14 @@ void ServiceTable::add_method(const std::string& full_name, const pb::Message& r
     throw Error("ServiceTable::add(" + full_name +
                 "): no such method in the generated descriptor pool (is its .pb.cc linked in?)");
   }
-  state_->insert(*descriptor, request, response, std::move(handler));
+  return *descriptor;
+}
+
+}  // namespace
+
+void ServiceTable::add_method(const std::string& full_name, const pb::Message& request,
+                              const pb::Message& response, Handler handler) {
+  state_->insert(generated_method(full_name), request, response, std::move(handler));
 }
 
 void ServiceTable::add_dynamic(const pb::MethodDescriptor& method, Handler handler) {
@@ -439,15 +449,7 @@ void ServiceTable::add_dynamic(const pb::MethodDescriptor& method, StreamHandler
 
 void ServiceTable::add_stream_method(const std::string& full_name, const pb::Message& request,
                                      const pb::Message& response, StreamHandler handler) {
-  std::string pool_name = full_name;
-  if (const auto slash = pool_name.rfind('/'); slash != std::string::npos) pool_name[slash] = '.';
-  const pb::MethodDescriptor* descriptor =
-      pb::DescriptorPool::generated_pool()->FindMethodByName(pool_name);
-  if (descriptor == nullptr) {
-    throw Error("ServiceTable::add(" + full_name +
-                "): no such method in the generated descriptor pool (is its .pb.cc linked in?)");
-  }
-  state_->insert(*descriptor, request, response, std::move(handler));
+  state_->insert(generated_method(full_name), request, response, std::move(handler));
 }
 
 const Method* ServiceTable::find(std::string_view name) const {

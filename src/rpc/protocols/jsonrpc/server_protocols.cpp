@@ -309,6 +309,29 @@ class ConcurrentCalls {
   std::shared_ptr<State> state_;
 };
 
+// Serves a connection whose requests `read_calls` reads and starts as
+// calls side by side, each reply framed by `frame`. When reading ends (the
+// peer's end of file, an error, shutdown), the calls already read still
+// answer; then the connection ends.
+asio::awaitable<void> serve_concurrently(
+    Connection& connection, std::string pending,
+    asio::awaitable<void> (*read_calls)(Connection&, std::string, ConcurrentCalls&),
+    std::string (*frame)(std::string_view reply)) {
+  ConcurrentCalls calls(
+      connection,
+      std::make_shared<const Engine>(connection.services(), limits_of(connection.options())),
+      frame);
+  std::exception_ptr failure;
+  try {
+    co_await read_calls(connection, std::move(pending), calls);
+  } catch (...) {
+    failure = std::current_exception();
+  }
+  calls.set_waiting_for_request(false);
+  co_await calls.finish();
+  if (failure) std::rethrow_exception(failure);
+}
+
 // ---- one JSON text per line ------------------------------------------------------
 
 class LineProtocol : public ServerProtocol {
@@ -322,21 +345,8 @@ class LineProtocol : public ServerProtocol {
   }
 
   asio::awaitable<void> serve(Connection& connection, std::string pending) const override {
-    ConcurrentCalls calls(connection,
-                          std::make_shared<const Engine>(connection.services(),
-                                                         limits_of(connection.options())),
-                          [](std::string_view reply) { return std::string(reply) + "\n"; });
-    std::exception_ptr failure;
-    try {
-      co_await read_calls(connection, std::move(pending), calls);
-    } catch (...) {
-      failure = std::current_exception();
-    }
-    // Calls already read still answer (the peer may have only shut down its
-    // sending side); then the connection ends.
-    calls.set_waiting_for_request(false);
-    co_await calls.finish();
-    if (failure) std::rethrow_exception(failure);
+    co_await serve_concurrently(connection, std::move(pending), &read_calls,
+                                [](std::string_view reply) { return std::string(reply) + "\n"; });
   }
 
  private:
@@ -393,19 +403,7 @@ class ContentLengthProtocol : public ServerProtocol {
   }
 
   asio::awaitable<void> serve(Connection& connection, std::string pending) const override {
-    ConcurrentCalls calls(connection,
-                          std::make_shared<const Engine>(connection.services(),
-                                                         limits_of(connection.options())),
-                          &framed);
-    std::exception_ptr failure;
-    try {
-      co_await read_calls(connection, std::move(pending), calls);
-    } catch (...) {
-      failure = std::current_exception();
-    }
-    calls.set_waiting_for_request(false);
-    co_await calls.finish();
-    if (failure) std::rethrow_exception(failure);
+    co_await serve_concurrently(connection, std::move(pending), &read_calls, &framed);
   }
 
  private:
