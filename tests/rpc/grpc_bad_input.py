@@ -8,17 +8,17 @@ Prints one line per check; exits 0 only when all passed.
 """
 import gzip
 import re
-import signal
 import socket
 import struct
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 
 import grpc
 from google.protobuf import struct_pb2
+
+from conduit_serve import ConduitServe
 
 PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
 DATA, HEADERS, RST_STREAM, SETTINGS, GOAWAY = 0, 1, 3, 4, 7
@@ -205,31 +205,13 @@ class Checks:
 def main():
     if len(sys.argv) != 2:
         raise SystemExit(__doc__)
-    server = subprocess.Popen([sys.argv[1], "serve", "--listen", "tcp://127.0.0.1:0"],
-                              stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                              stderr=subprocess.PIPE, text=True)
-    timer = threading.Timer(10, server.kill)
-    timer.start()
-    line = server.stderr.readline()
-    timer.cancel()
-    found = re.search(r"listening on tcp://127\.0\.0\.1:(\d+)", line)
-    if not found:
-        server.kill()
-        raise SystemExit(f"conduit serve did not start: {line!r}")
-    checks = Checks(sys.argv[1], int(found.group(1)))
-    try:
+    with ConduitServe(sys.argv[1], ["tcp://127.0.0.1:0"]) as server:
+        checks = Checks(sys.argv[1], server.port())
         for check in (checks.garbage_after_the_preface, checks.frame_larger_than_max_frame_size,
                       checks.hpack_header_list_bomb, checks.rapid_reset_flood,
                       checks.wrong_content_type_gets_415, checks.length_prefix_over_the_limit,
                       checks.gzip_bomb, checks.unknown_encoding):
             checks.run(check)
-    finally:
-        server.send_signal(signal.SIGTERM)
-        try:
-            server.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait()
     print(f"{checks.failed} check(s) failed" if checks.failed else "all checks passed")
     return 1 if checks.failed else 0
 

@@ -7,12 +7,11 @@ Usage: grpc_cli_call.py CONDUIT_BINARY
 """
 import json
 import os
-import re
-import signal
 import subprocess
 import sys
 import tempfile
-import threading
+
+from conduit_serve import ConduitServe
 
 
 def main():
@@ -20,72 +19,59 @@ def main():
     failed = 0
     with tempfile.TemporaryDirectory() as directory:
         socket_path = os.path.join(directory, "grpc.sock")
-        server = subprocess.Popen(
-            [binary, "serve", "--listen", "tcp://127.0.0.1:0", "--listen", "unix:" + socket_path],
-            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-            text=True)
-        timer = threading.Timer(10, server.kill)
-        timer.start()
-        port = re.search(r"tcp://127\.0\.0\.1:(\d+)", server.stderr.readline()).group(1)
-        server.stderr.readline()  # the UNIX socket's line
-        timer.cancel()
+        with ConduitServe(binary, ["tcp://127.0.0.1:0", "unix:" + socket_path]) as server:
+            port = server.port()
 
-        def call(*arguments, stdin=""):
-            result = subprocess.run([binary, "call"] + list(arguments), input=stdin,
-                                    capture_output=True, text=True, timeout=30)
-            return result.returncode, result.stdout, result.stderr
+            def call(*arguments, stdin=""):
+                result = subprocess.run([binary, "call"] + list(arguments), input=stdin,
+                                        capture_output=True, text=True, timeout=30)
+                return result.returncode, result.stdout, result.stderr
 
-        tcp = f"grpc://127.0.0.1:{port}"
-        unix = "grpc+unix:" + socket_path
-        checks = []
+            tcp = f"grpc://127.0.0.1:{port}"
+            unix = "grpc+unix:" + socket_path
+            checks = []
 
-        def check(name, condition, detail):
-            checks.append((name, condition, detail))
+            def check(name, condition, detail):
+                checks.append((name, condition, detail))
 
-        for uri in (tcp, unix):
-            code, out, err = call(uri, "grpc.testing.TestService/UnaryCall", '{"responseSize": 10}')
-            body = json.loads(out)["payload"]["body"] if code == 0 else None
-            check(f"unary call over {uri}", code == 0 and body == "AAAAAAAAAAAAAA==", (out, err))
+            for uri in (tcp, unix):
+                code, out, err = call(uri, "grpc.testing.TestService/UnaryCall", '{"responseSize": 10}')
+                body = json.loads(out)["payload"]["body"] if code == 0 else None
+                check(f"unary call over {uri}", code == 0 and body == "AAAAAAAAAAAAAA==", (out, err))
 
-        code, out, err = call("--list", tcp)
-        check("list shows services and streaming methods",
-              code == 0 and "grpc.testing.TestService\n" in out and
-              "  FullDuplexCall(stream grpc.testing.StreamingOutputCallRequest) returns "
-              "(stream grpc.testing.StreamingOutputCallResponse)" in out and
-              "grpc.health.v1.Health\n" in out, (out, err))
+            code, out, err = call("--list", tcp)
+            check("list shows services and streaming methods",
+                  code == 0 and "grpc.testing.TestService\n" in out and
+                  "  FullDuplexCall(stream grpc.testing.StreamingOutputCallRequest) returns "
+                  "(stream grpc.testing.StreamingOutputCallResponse)" in out and
+                  "grpc.health.v1.Health\n" in out, (out, err))
 
-        code, out, err = call(tcp, "grpc.testing.TestService/StreamingOutputCall",
-                              '{"responseParameters":[{"size":3},{"size":1}]}')
-        check("server stream prints one line per response",
-              code == 0 and out.splitlines() == ['{"payload":{"body":"AAAA"}}',
-                                                 '{"payload":{"body":"AA=="}}'], (out, err))
+            code, out, err = call(tcp, "grpc.testing.TestService/StreamingOutputCall",
+                                  '{"responseParameters":[{"size":3},{"size":1}]}')
+            check("server stream prints one line per response",
+                  code == 0 and out.splitlines() == ['{"payload":{"body":"AAAA"}}',
+                                                     '{"payload":{"body":"AA=="}}'], (out, err))
 
-        code, out, err = call(tcp, "grpc.testing.TestService/StreamingInputCall",
-                              stdin='{"payload":{"body":"AAAA"}}\n{"payload":{"body":"AAAAAAAA"}}\n')
-        check("client stream reads requests from stdin",
-              code == 0 and json.loads(out) == {"aggregatedPayloadSize": 9}, (out, err))
+            code, out, err = call(tcp, "grpc.testing.TestService/StreamingInputCall",
+                                  stdin='{"payload":{"body":"AAAA"}}\n{"payload":{"body":"AAAAAAAA"}}\n')
+            check("client stream reads requests from stdin",
+                  code == 0 and json.loads(out) == {"aggregatedPayloadSize": 9}, (out, err))
 
-        code, out, err = call(tcp, "grpc.testing.TestService/UnaryCall",
-                              '{"responseStatus":{"code":5,"message":"nope"}}')
-        check("a failed call prints its status and exits 1",
-              code == 1 and "NOT_FOUND: nope" in err, (code, out, err))
+            code, out, err = call(tcp, "grpc.testing.TestService/UnaryCall",
+                                  '{"responseStatus":{"code":5,"message":"nope"}}')
+            check("a failed call prints its status and exits 1",
+                  code == 1 and "NOT_FOUND: nope" in err, (code, out, err))
 
-        code, out, err = call(tcp, "grpc.testing.TestService/UnaryCall", '{"noSuchField": 1}')
-        check("a request that does not fit is refused before sending",
-              code == 1 and "noSuchField" in err, (code, out, err))
+            code, out, err = call(tcp, "grpc.testing.TestService/UnaryCall", '{"noSuchField": 1}')
+            check("a request that does not fit is refused before sending",
+                  code == 1 and "noSuchField" in err, (code, out, err))
 
-        code, out, err = call(tcp, "no.such.Service/Method")
-        check("an unknown service is named", code == 1 and "no.such.Service" in err, (code, err))
+            code, out, err = call(tcp, "no.such.Service/Method")
+            check("an unknown service is named", code == 1 and "no.such.Service" in err, (code, err))
 
-        code, out, err = call("grpc://127.0.0.1:1", "a.B/C")
-        check("nothing listening exits 2", code == 2 and "UNAVAILABLE" in err, (code, err))
+            code, out, err = call("grpc://127.0.0.1:1", "a.B/C")
+            check("nothing listening exits 2", code == 2 and "UNAVAILABLE" in err, (code, err))
 
-        server.send_signal(signal.SIGTERM)
-        try:
-            server.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait()
 
     for name, condition, detail in checks:
         print(f"ok {name}" if condition else f"FAIL {name}: {detail!r}")

@@ -9,11 +9,11 @@ Usage: grpc_h2load.py CONDUIT_BINARY
 """
 import os
 import re
-import signal
 import subprocess
 import sys
 import tempfile
-import threading
+
+from conduit_serve import ConduitServe
 
 CALLS = 4000
 
@@ -21,34 +21,16 @@ CALLS = 4000
 def main():
     if len(sys.argv) != 2:
         raise SystemExit(__doc__)
-    server = subprocess.Popen([sys.argv[1], "serve", "--listen", "tcp://127.0.0.1:0"],
-                              stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                              stderr=subprocess.PIPE, text=True)
-    timer = threading.Timer(10, server.kill)
-    timer.start()
-    line = server.stderr.readline()
-    timer.cancel()
-    found = re.search(r"listening on tcp://127\.0\.0\.1:(\d+)", line)
-    if not found:
-        server.kill()
-        raise SystemExit(f"conduit serve did not start: {line!r}")
-    try:
-        with tempfile.TemporaryDirectory() as directory:
-            body = os.path.join(directory, "empty-call")
-            with open(body, "wb") as out:
-                out.write(b"\x00\x00\x00\x00\x00")  # one empty message, uncompressed
-            result = subprocess.run(
-                ["h2load", "-n", str(CALLS), "-c", "8", "-m", "32", "-d", body,
-                 "-H", "content-type: application/grpc", "-H", "te: trailers",
-                 f"http://127.0.0.1:{found.group(1)}/grpc.testing.TestService/EmptyCall"],
-                capture_output=True, text=True, timeout=120)
-    finally:
-        server.send_signal(signal.SIGTERM)
-        try:
-            server.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait()
+    with ConduitServe(sys.argv[1], ["tcp://127.0.0.1:0"]) as server, \
+            tempfile.TemporaryDirectory() as directory:
+        body = os.path.join(directory, "empty-call")
+        with open(body, "wb") as out:
+            out.write(b"\x00\x00\x00\x00\x00")  # one empty message, uncompressed
+        result = subprocess.run(
+            ["h2load", "-n", str(CALLS), "-c", "8", "-m", "32", "-d", body,
+             "-H", "content-type: application/grpc", "-H", "te: trailers",
+             f"http://127.0.0.1:{server.port()}/grpc.testing.TestService/EmptyCall"],
+            capture_output=True, text=True, timeout=120)
     output = result.stdout + result.stderr
     print(output)
     requests = re.search(r"requests: (\d+) total, \d+ started, (\d+) done, (\d+) succeeded, "

@@ -13,15 +13,14 @@ Prints one line per case and target; exits 0 only when every case passed.
 import importlib.util
 import os
 import queue
-import re
-import signal
 import subprocess
 import sys
 import tempfile
-import threading
 
 import grpc
 from google.protobuf import descriptor_pb2, descriptor_pool
+
+from conduit_serve import ConduitServe
 
 PROTO_ROOT = "/usr/share/grpc-proto"
 
@@ -44,26 +43,6 @@ def load_messages(directory, proto_root):
         spec.loader.exec_module(module)
         modules.append(module)
     return modules
-
-
-def start_server(binary, socket_path):
-    server = subprocess.Popen(
-        [binary, "serve", "--listen", "tcp://127.0.0.1:0", "--listen", "unix:" + socket_path],
-        stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    listening = []
-    timer = threading.Timer(10, server.kill)
-    timer.start()
-    try:
-        while len(listening) < 2:
-            line = server.stderr.readline()
-            if not line:
-                raise SystemExit("conduit serve ended before it listened")
-            found = re.search(r"listening on (\S+)", line)
-            if found:
-                listening.append(found.group(1).replace("tcp://", ""))
-    finally:
-        timer.cancel()
-    return server, listening
 
 
 def cases(channel, empty_pb2, messages_pb2):
@@ -386,9 +365,9 @@ def main():
     with tempfile.TemporaryDirectory() as directory:
         empty_pb2, messages_pb2, health_pb2, reflection_v1, reflection_v1alpha = \
             load_messages(directory, proto_root)
-        server, targets = start_server(sys.argv[1], os.path.join(directory, "grpc.sock"))
-        try:
-            for target in targets:
+        listeners = ["tcp://127.0.0.1:0", "unix:" + os.path.join(directory, "grpc.sock")]
+        with ConduitServe(sys.argv[1], listeners) as server:
+            for target in server.grpc_targets():
                 with grpc.insecure_channel(target) as channel:
                     for case in (cases(channel, empty_pb2, messages_pb2) +
                                  health_cases(channel, health_pb2) +
@@ -400,13 +379,6 @@ def main():
                         except Exception as error:  # every failure is reported, then counted
                             failed += 1
                             print(f"FAIL {case.__name__} over {target}: {error!r}")
-        finally:
-            server.send_signal(signal.SIGTERM)
-            try:
-                server.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                server.kill()
-                server.wait()
     print(f"{failed} case(s) failed" if failed else "all cases passed")
     return 1 if failed else 0
 

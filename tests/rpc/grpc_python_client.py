@@ -8,38 +8,16 @@ directory, runs every check over both, prints one line per check and exits
 0 only when all passed.
 """
 import os
-import re
-import signal
 import struct
-import subprocess
 import sys
 import tempfile
-import threading
 
 import grpc
 from google.protobuf import empty_pb2, struct_pb2
 
+from conduit_serve import ConduitServe
+
 SERVICE = "/conduit.interop.JsonRpcExamples/"
-
-
-def start_server(binary, socket_path):
-    server = subprocess.Popen(
-        [binary, "serve", "--listen", "tcp://127.0.0.1:0", "--listen", "unix:" + socket_path],
-        stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    listening = []
-    timer = threading.Timer(10, server.kill)
-    timer.start()
-    try:
-        while len(listening) < 2:
-            line = server.stderr.readline()
-            if not line:
-                raise SystemExit("conduit serve ended before it listened")
-            found = re.search(r"listening on (\S+)", line)
-            if found:
-                listening.append(found.group(1))
-    finally:
-        timer.cancel()
-    return server, listening
 
 
 def method(channel, name, response_type):
@@ -137,11 +115,9 @@ def main():
         raise SystemExit(__doc__)
     failed = 0
     with tempfile.TemporaryDirectory() as directory:
-        socket_path = os.path.join(directory, "grpc.sock")
-        server, listening = start_server(sys.argv[1], socket_path)
-        try:
-            targets = [address.replace("tcp://", "") for address in listening]
-            for target in targets:
+        listeners = ["tcp://127.0.0.1:0", "unix:" + os.path.join(directory, "grpc.sock")]
+        with ConduitServe(sys.argv[1], listeners) as server:
+            for target in server.grpc_targets():
                 with grpc.insecure_channel(target) as channel:
                     for check in checks(channel):
                         try:
@@ -150,13 +126,6 @@ def main():
                         except Exception as error:  # every failure is reported, then counted
                             failed += 1
                             print(f"FAIL {check.__name__} over {target}: {error!r}")
-        finally:
-            server.send_signal(signal.SIGTERM)
-            try:
-                server.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                server.kill()
-                server.wait()
     print(f"{failed} check(s) failed" if failed else "all checks passed")
     return 1 if failed else 0
 
