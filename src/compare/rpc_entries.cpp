@@ -283,9 +283,16 @@ Throughput call_rate(Endpoint& endpoint, const Pattern& pattern, std::size_t siz
   return throughput;
 }
 
-// The latency and throughput of echo calls of `protocol` over `transport`,
-// beside the raw loop of the same transport.
-void measure_echo_calls(Entry& entry, const Transport& transport, Protocol protocol) {
+// A row of echo calls of `protocol` over `transport` ("KEY_PREFIX-tcp"):
+// latency and throughput beside the raw loop of the same transport.
+Entry echo_call_entry(const std::string& key_prefix, const std::string& name,
+                      const Transport& transport, Protocol protocol) {
+  Entry entry;
+  entry.family = "RPC";
+  entry.key = key_prefix + "-" + transport.key;
+  entry.name = name;
+  entry.transport = transport.name;
+  entry.raw_name = transport.raw_name;
   auto make = [&transport, protocol](Side side, std::size_t size, const RunContext& context) {
     return [&transport, protocol, side, size, &context]() -> std::unique_ptr<Link> {
       if (side == Side::raw) return raw_link_for(transport, size, context);
@@ -306,16 +313,11 @@ void measure_echo_calls(Entry& entry, const Transport& transport, Protocol proto
         },
         context.placement, context.watchdog);
   };
+  return entry;
 }
 
 Entry jsonrpc_entry(const Transport& transport) {
-  Entry entry;
-  entry.family = "RPC";
-  entry.key = std::string("jsonrpc-") + transport.key;
-  entry.name = "JSON-RPC 2.0";
-  entry.transport = transport.name;
-  entry.raw_name = transport.raw_name;
-  measure_echo_calls(entry, transport, Protocol::jsonrpc);
+  Entry entry = echo_call_entry("jsonrpc", "JSON-RPC 2.0", transport, Protocol::jsonrpc);
   entry.extra = [&transport](const RunContext& context) {
     std::map<std::string, double> figures;
     constexpr std::size_t kSize = 64;
@@ -350,14 +352,7 @@ constexpr Transport kGrpcTransports[] = {
 
 // gRPC: conduit.interop.Echo/bytes through GrpcChannel.
 Entry grpc_entry(const Transport& transport) {
-  Entry entry;
-  entry.family = "RPC";
-  entry.key = std::string("grpc-") + transport.key;
-  entry.name = "gRPC";
-  entry.transport = transport.name;
-  entry.raw_name = transport.raw_name;
-  measure_echo_calls(entry, transport, Protocol::grpc);
-  return entry;
+  return echo_call_entry("grpc", "gRPC", transport, Protocol::grpc);
 }
 
 }  // namespace
