@@ -31,11 +31,12 @@ constexpr int kExitOk = 0;
 constexpr int kExitFailure = 1;
 constexpr int kExitUsage = 2;
 
-// "grpc://HOST:PORT" → "HOST:PORT"; "grpc+unix:/path" → "unix:/path".
+// "grpc://HOST:PORT" → "HOST:PORT"; "grpc+unix:/path" → "unix:/path";
+// "grpc+shm:/path" → "shm:/path" (a conduit server's shm: listener).
 std::string grpc_target(const std::string& uri) {
   if (uri.rfind("grpc://", 0) == 0) return uri.substr(7);
-  if (uri.rfind("grpc+unix:", 0) == 0) return uri.substr(5);
-  throw InvalidUri(uri + ": expected grpc://HOST:PORT or grpc+unix:/path");
+  if (uri.rfind("grpc+unix:", 0) == 0 || uri.rfind("grpc+shm:", 0) == 0) return uri.substr(5);
+  throw InvalidUri(uri + ": expected grpc://HOST:PORT, grpc+unix:/path or grpc+shm:/path");
 }
 
 // Asks the server's reflection service, v1 first and v1alpha when the
@@ -172,7 +173,8 @@ int call(rpc::GrpcChannel& channel, const std::string& method_name, const std::s
 }  // namespace
 
 bool is_grpc_uri(const std::string& uri) {
-  return uri.rfind("grpc://", 0) == 0 || uri.rfind("grpc+unix:", 0) == 0;
+  return uri.rfind("grpc://", 0) == 0 || uri.rfind("grpc+unix:", 0) == 0 ||
+         uri.rfind("grpc+shm:", 0) == 0;
 }
 
 int grpc_call(const std::string& uri, const std::string& method, const std::string& params,

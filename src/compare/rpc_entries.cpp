@@ -213,7 +213,7 @@ class RpcLink : public Link {
     int quit = quit_[1];
     quit_[1] = -1;  // the endpoint closes it
     if (protocol_ == Protocol::grpc) {
-      // "tcp://HOST:PORT" → "HOST:PORT"; "unix:/path" as it is.
+      // "tcp://HOST:PORT" → "HOST:PORT"; "unix:/path" and "shm:/path" as they are.
       return std::make_unique<GrpcClientEndpoint>(
           bound.rfind("tcp://", 0) == 0 ? bound.substr(6) : bound, quit);
     }
@@ -348,6 +348,7 @@ Entry jsonrpc_entry(const Transport& transport) {
 constexpr Transport kGrpcTransports[] = {
     {"tcp", "HTTP/2 over TCP (h2c)", "write/read on a loopback connection"},
     {"unix", "HTTP/2 over a UNIX socket", "write/read on an accepted UNIX connection"},
+    {"shm", "HTTP/2 over shared memory", "busy-polled slots, copy in, read in place"},
 };
 
 // gRPC: conduit.interop.Echo/bytes through GrpcChannel.

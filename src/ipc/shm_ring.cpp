@@ -184,6 +184,7 @@ ShmRing::ShmRing(ShmRing&& other) noexcept
       loan_size_(other.loan_size_),
       loaned_(other.loaned_),
       pending_release_(other.pending_release_),
+      interrupted_(std::move(other.interrupted_)),
       peer_(std::move(other.peer_)),
       peer_pid_(other.peer_pid_),
       spin_(other.spin_) {}
@@ -240,6 +241,15 @@ bool ShmRing::peer_alive() {
 void ShmRing::wake_peer() {
   std::atomic_thread_fence(std::memory_order_seq_cst);
   auto& flag = role_ == Role::producer ? header_->consumer_waiting : header_->producer_waiting;
+  if (flag.load(std::memory_order_relaxed) != 0 && flag.exchange(0) != 0)
+    futex(&flag, FUTEX_WAKE, 1, nullptr);
+}
+
+void ShmRing::interrupt() noexcept {
+  if (!header_ || role_ != Role::consumer) return;
+  interrupted_->store(true);
+  std::atomic_thread_fence(std::memory_order_seq_cst);
+  auto& flag = header_->consumer_waiting;
   if (flag.load(std::memory_order_relaxed) != 0 && flag.exchange(0) != 0)
     futex(&flag, FUTEX_WAKE, 1, nullptr);
 }
@@ -357,15 +367,23 @@ Received ShmRing::consume(std::chrono::nanoseconds timeout) {
   release();
   Deadline deadline(timeout);
   for (;;) {
+    bool interrupted = false;
     auto available = [&] {
       if (peer_position_ != position_) return true;
       std::uint64_t head = header_->head.load(std::memory_order_acquire);
       if (head - position_ > capacity_) corrupted("the write position is beyond the ring");
       peer_position_ = head;
-      return head != position_;
+      if (head != position_) return true;
+      // Checked after the consumer's waiting flag is raised (wait() raises
+      // it before it asks again), so an interrupt() either sees the flag or
+      // is seen here.
+      if (interrupted_->load() && interrupted_->exchange(false))
+        interrupted = true;
+      return interrupted;
     };
     switch (wait(available, deadline)) {
       case Wait::ready:
+        if (interrupted) return Received{ReceiveStatus::timed_out, {}};
         break;
       case Wait::timed_out:
         return Received{ReceiveStatus::timed_out, {}};

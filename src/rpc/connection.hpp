@@ -5,6 +5,7 @@
 
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/buffer.hpp>
+#include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/any_io_executor.hpp>
 
@@ -41,6 +42,10 @@ class ByteStream {
   // here fail. Does nothing where the transport cannot (pipes).
   virtual void abort() noexcept = 0;
   virtual const Peer& peer() const = 0;
+  // Called after work was posted to the connection's executor from another
+  // thread: a transport whose thread waits outside the executor (a shared
+  // memory ring) turns back to it. Any thread.
+  virtual void wake() noexcept {}
 };
 
 // Thrown by Connection::read_some when a request or idle timeout expired.
@@ -71,6 +76,14 @@ class Connection : public std::enable_shared_from_this<Connection> {
   asio::awaitable<std::size_t> read_some(asio::mutable_buffer into, Awaiting awaiting);
   asio::awaitable<void> write(std::string_view bytes);
   void close();
+  // Runs `work` on the connection's executor; from any thread. Threads other
+  // than the connection's post with this rather than asio::post, so that a
+  // transport waiting outside the executor is woken (ByteStream::wake).
+  template <typename Work>
+  void post(Work&& work) {
+    asio::post(executor_, std::forward<Work>(work));
+    stream_->wake();
+  }
   // From any thread: cancels the calls of this connection (CallContext::
   // cancelled()) and cuts the peer off (ByteStream::abort()).
   void abort() noexcept;

@@ -15,7 +15,7 @@ using namespace std::chrono_literals;
 
 const char* kEveryMechanism =
     "pipe,fifo,mq,sysvmq,shm,shm-loan,unix,unix-seqpacket,unix-dgram,tcp,"
-    "jsonrpc-http,jsonrpc-tcp,jsonrpc-unix,jsonrpc-shm,grpc-tcp,grpc-unix";
+    "jsonrpc-http,jsonrpc-tcp,jsonrpc-unix,jsonrpc-shm,grpc-tcp,grpc-unix,grpc-shm";
 
 std::string read_file(const std::string& path) {
   std::ifstream in(path);

@@ -306,6 +306,42 @@ TEST(ShmRing, CancellationStopsABlockedConsume) {
   canceller.join();
 }
 
+TEST(ShmRing, InterruptEndsAConsumeSleepingOnTheFutexAtOnce) {
+  SharedRing ring(4096);
+  ShmRing producer = ring.producer();
+  // Liveness checks every 10 s: only the interrupt can end the wait early.
+  ShmRing consumer = ring.consumer(ShmRingOptions{0ns, 10s});
+  std::thread interrupter([&] {
+    std::this_thread::sleep_for(50ms);
+    consumer.interrupt();
+  });
+  auto started = std::chrono::steady_clock::now();
+  EXPECT_EQ(consumer.consume(20s).status, ReceiveStatus::timed_out);
+  EXPECT_LT(std::chrono::steady_clock::now() - started, 5s);
+  interrupter.join();
+  // It was used up: the next consume waits as usual.
+  started = std::chrono::steady_clock::now();
+  EXPECT_EQ(consumer.consume(30ms).status, ReceiveStatus::timed_out);
+  EXPECT_GE(std::chrono::steady_clock::now() - started, 25ms);
+}
+
+TEST(ShmRing, InterruptBeforeConsumeEndsTheNextWaitButNotAWaitingMessage) {
+  SharedRing ring(4096);
+  ShmRing producer = ring.producer();
+  ShmRing consumer = ring.consumer();
+  consumer.interrupt();
+  auto started = std::chrono::steady_clock::now();
+  EXPECT_EQ(consumer.consume(10s).status, ReceiveStatus::timed_out);
+  EXPECT_LT(std::chrono::steady_clock::now() - started, 5s);
+  // A message that is there is delivered, interrupt or not.
+  auto message = message_for(1, 10);
+  ASSERT_TRUE(producer.send(message));
+  consumer.interrupt();
+  Received received = consumer.consume(10s);
+  ASSERT_EQ(received.status, ReceiveStatus::message);
+  EXPECT_TRUE(matches(received.message, 1, 10));
+}
+
 TEST(ShmRing, AttachRefusesMemoryThatIsNotARing) {
   std::vector<std::byte> garbage(ShmRing::footprint(4096), std::byte{0x5a});
   EXPECT_THROW(ShmRing::attach(garbage.data(), garbage.size(), ShmRing::Role::consumer),

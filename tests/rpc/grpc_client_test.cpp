@@ -1,5 +1,5 @@
 // conduit's gRPC client (GrpcChannel): generated stubs over gRPC to conduit's
-// own server on TCP and a UNIX socket, status, metadata, deadlines,
+// own server on TCP, a UNIX socket and shared memory, status, metadata, deadlines,
 // reconnection, and calls to a server written with Debian's grpcio alone.
 #include <gtest/gtest.h>
 #include <poll.h>
@@ -8,6 +8,7 @@
 #include <google/protobuf/struct.pb.h>
 
 #include <chrono>
+#include <csignal>
 #include <thread>
 
 #include "conduit/interop/jsonrpc_examples.conduit.h"
@@ -16,6 +17,7 @@
 #include "conduit/rpc/grpc_channel.hpp"
 #include "conduit/rpc/server.hpp"
 #include "grpc/testing/messages.pb.h"
+#include "rpc/services/grpc_reflection.hpp"
 #include "rpc/services/grpc_testing.hpp"
 #include "test_support.hpp"
 
@@ -47,6 +49,7 @@ class GrpcClient : public ::testing::Test {
           return Status();
         });
     add_grpc_testing(services_);
+    add_grpc_reflection(services_);
     start();
   }
   void TearDown() override { server_->shutdown(1s); }
@@ -55,20 +58,22 @@ class GrpcClient : public ::testing::Test {
     server_ = std::make_unique<Server>(services_);
     tcp_ = server_->listen(tcp_.empty() ? "tcp://127.0.0.1:0" : tcp_);
     unix_ = server_->listen("unix:" + dir_.path() + "/grpc.sock");
+    shm_ = server_->listen("shm:" + dir_.path() + "/grpc-shm.sock");
     server_->start();
   }
 
   std::string tcp_target() const { return tcp_.substr(6); }  // HOST:PORT
   std::string unix_target() const { return unix_; }           // unix:/path
+  std::string shm_target() const { return shm_; }             // shm:/path
 
   TempDir dir_;
   ServiceTable services_;
   std::unique_ptr<Server> server_;
-  std::string tcp_, unix_;
+  std::string tcp_, unix_, shm_;
 };
 
-TEST_F(GrpcClient, GeneratedStubCallsOverTcpAndUnixSockets) {
-  for (const std::string& target : {tcp_target(), unix_target()}) {
+TEST_F(GrpcClient, GeneratedStubCallsOverTcpUnixSocketsAndSharedMemory) {
+  for (const std::string& target : {tcp_target(), unix_target(), shm_target()}) {
     GrpcChannel channel(target, 5s);
     JsonRpcExamplesStub stub(channel);
     interop::SubtractRequest request;
@@ -87,39 +92,45 @@ TEST_F(GrpcClient, GeneratedStubCallsOverTcpAndUnixSockets) {
 }
 
 TEST_F(GrpcClient, ServerStatusAndMessageComeBackAsTheyWereSet) {
-  GrpcChannel channel(tcp_target(), 5s);
-  JsonRpcExamplesStub stub(channel);
-  google::protobuf::Value fail;
-  fail.set_string_value("fail");
-  google::protobuf::Value out;
-  Status status = stub.echo(fail, &out);
-  EXPECT_EQ(status.code(), StatusCode::failed_precondition);
-  EXPECT_EQ(status.message(), "asked to fail: ünïcode\n%");
-  std::string response;
-  status = channel.call_raw("/no.such.Service/Method", "", response, 5s);
-  EXPECT_EQ(status.code(), StatusCode::unimplemented) << status.to_string();
+  for (const std::string& target : {tcp_target(), shm_target()}) {
+    SCOPED_TRACE(target);
+    GrpcChannel channel(target, 5s);
+    JsonRpcExamplesStub stub(channel);
+    google::protobuf::Value fail;
+    fail.set_string_value("fail");
+    google::protobuf::Value out;
+    Status status = stub.echo(fail, &out);
+    EXPECT_EQ(status.code(), StatusCode::failed_precondition);
+    EXPECT_EQ(status.message(), "asked to fail: ünïcode\n%");
+    std::string response;
+    status = channel.call_raw("/no.such.Service/Method", "", response, 5s);
+    EXPECT_EQ(status.code(), StatusCode::unimplemented) << status.to_string();
+  }
 }
 
 TEST_F(GrpcClient, MetadataGoesOutAndComesBackWithBinaryValues) {
-  GrpcChannel channel(unix_target(), 5s);
-  ::grpc::testing::SimpleRequest request;
-  request.set_response_size(10);
-  std::string response;
-  std::multimap<std::string, std::string> received;
-  Status status = channel.call_raw(
-      "/grpc.testing.TestService/UnaryCall", request.SerializeAsString(), response, 5s,
-      {{"x-grpc-test-echo-initial", "initial value"},
-       {"x-grpc-test-echo-trailing-bin", std::string("\x00\x01\xfe\xff", 4)}},
-      &received);
-  ASSERT_TRUE(status.ok()) << status.to_string();
-  ::grpc::testing::SimpleResponse parsed;
-  ASSERT_TRUE(parsed.ParseFromString(response));
-  EXPECT_EQ(parsed.payload().body().size(), 10u);
-  ASSERT_EQ(received.count("x-grpc-test-echo-initial"), 1u);
-  EXPECT_EQ(received.find("x-grpc-test-echo-initial")->second, "initial value");
-  ASSERT_EQ(received.count("x-grpc-test-echo-trailing-bin"), 1u);
-  EXPECT_EQ(received.find("x-grpc-test-echo-trailing-bin")->second,
-            std::string("\x00\x01\xfe\xff", 4));
+  for (const std::string& target : {unix_target(), shm_target()}) {
+    SCOPED_TRACE(target);
+    GrpcChannel channel(target, 5s);
+    ::grpc::testing::SimpleRequest request;
+    request.set_response_size(10);
+    std::string response;
+    std::multimap<std::string, std::string> received;
+    Status status = channel.call_raw(
+        "/grpc.testing.TestService/UnaryCall", request.SerializeAsString(), response, 5s,
+        {{"x-grpc-test-echo-initial", "initial value"},
+         {"x-grpc-test-echo-trailing-bin", std::string("\x00\x01\xfe\xff", 4)}},
+        &received);
+    ASSERT_TRUE(status.ok()) << status.to_string();
+    ::grpc::testing::SimpleResponse parsed;
+    ASSERT_TRUE(parsed.ParseFromString(response));
+    EXPECT_EQ(parsed.payload().body().size(), 10u);
+    ASSERT_EQ(received.count("x-grpc-test-echo-initial"), 1u);
+    EXPECT_EQ(received.find("x-grpc-test-echo-initial")->second, "initial value");
+    ASSERT_EQ(received.count("x-grpc-test-echo-trailing-bin"), 1u);
+    EXPECT_EQ(received.find("x-grpc-test-echo-trailing-bin")->second,
+              std::string("\x00\x01\xfe\xff", 4));
+  }
 }
 
 TEST_F(GrpcClient, CompressedResponseIsExpanded) {
@@ -140,20 +151,23 @@ TEST_F(GrpcClient, CompressedResponseIsExpanded) {
 }
 
 TEST_F(GrpcClient, SlowCallIsDeadlineExceededAndTheNextCallIsServed) {
-  GrpcChannel channel(tcp_target(), 5s);
-  JsonRpcExamplesStub stub(channel);
-  google::protobuf::Value sleep;
-  sleep.set_string_value("sleep");
-  google::protobuf::Value out;
-  CallOptions quick;
-  quick.timeout = 100ms;
-  const auto started = std::chrono::steady_clock::now();
-  EXPECT_EQ(stub.echo(sleep, &out, quick).code(), StatusCode::deadline_exceeded);
-  EXPECT_LT(std::chrono::steady_clock::now() - started, 400ms);
-  interop::SubtractRequest request;
-  request.set_minuend(2);
-  request.set_subtrahend(1);
-  EXPECT_EQ(stub.subtract(request).number_value(), 1) << "the late answer was taken for this one";
+  for (const std::string& target : {tcp_target(), shm_target()}) {
+    SCOPED_TRACE(target);
+    GrpcChannel channel(target, 5s);
+    JsonRpcExamplesStub stub(channel);
+    google::protobuf::Value sleep;
+    sleep.set_string_value("sleep");
+    google::protobuf::Value out;
+    CallOptions quick;
+    quick.timeout = 100ms;
+    const auto started = std::chrono::steady_clock::now();
+    EXPECT_EQ(stub.echo(sleep, &out, quick).code(), StatusCode::deadline_exceeded);
+    EXPECT_LT(std::chrono::steady_clock::now() - started, 400ms);
+    interop::SubtractRequest request;
+    request.set_minuend(2);
+    request.set_subtrahend(1);
+    EXPECT_EQ(stub.subtract(request).number_value(), 1) << "the late answer was taken for this one";
+  }
 }
 
 TEST_F(GrpcClient, NothingListeningIsUnavailable) {
@@ -174,6 +188,89 @@ TEST_F(GrpcClient, ReconnectsAfterTheServerRestarted) {
   server_->shutdown(0ms);
   start();  // the same TCP port
   EXPECT_EQ(stub.subtract(request).number_value(), 2);
+}
+
+// ---- over shared memory (the server's shm: listener) ----
+
+TEST_F(GrpcClient, StreamsOverSharedMemory) {
+  GrpcChannel channel(shm_target(), 5s);
+  // Server streaming: one response per size asked for, in order.
+  ::grpc::testing::StreamingOutputCallRequest out_request;
+  for (int size : {1, 100, 70000, 0, 2 << 20}) out_request.add_response_parameters()->set_size(size);
+  std::vector<std::string> responses;
+  Status status = channel.call_stream_raw("/grpc.testing.TestService/StreamingOutputCall",
+                                          {out_request.SerializeAsString()}, responses, 10s);
+  ASSERT_TRUE(status.ok()) << status.to_string();
+  ASSERT_EQ(responses.size(), 5u);
+  for (std::size_t i = 0; i < responses.size(); ++i) {
+    ::grpc::testing::StreamingOutputCallResponse parsed;
+    ASSERT_TRUE(parsed.ParseFromString(responses[i]));
+    EXPECT_EQ(parsed.payload().body().size(),
+              static_cast<std::size_t>(out_request.response_parameters(i).size()));
+  }
+  // Client streaming: the sizes of every request, added up.
+  std::vector<std::string> requests;
+  std::size_t total = 0;
+  for (int size : {27182, 8, 1828, 45904, 3 << 20}) {
+    ::grpc::testing::StreamingInputCallRequest in_request;
+    in_request.mutable_payload()->set_body(std::string(size, 'i'));
+    requests.push_back(in_request.SerializeAsString());
+    total += size;
+  }
+  responses.clear();
+  status = channel.call_stream_raw("/grpc.testing.TestService/StreamingInputCall", requests,
+                                   responses, 10s);
+  ASSERT_TRUE(status.ok()) << status.to_string();
+  ASSERT_EQ(responses.size(), 1u);
+  ::grpc::testing::StreamingInputCallResponse aggregated;
+  ASSERT_TRUE(aggregated.ParseFromString(responses[0]));
+  EXPECT_EQ(static_cast<std::size_t>(aggregated.aggregated_payload_size()), total);
+}
+
+TEST_F(GrpcClient, ClientKilledMidStreamOverSharedMemoryLeavesTheServerServing) {
+  // `conduit call` over shm asks reflection first, then the stream, whose
+  // second message comes 2 s after the first; it is killed in between.
+  ipc::SpawnOptions options;
+  options.argv = {CONDUIT_BINARY, "call", "grpc+" + shm_target(),
+                  "grpc.testing.TestService/StreamingOutputCall",
+                  R"({"responseParameters":[{"size":5},{"size":5,"intervalUs":2000000}]})"};
+  ipc::PipePair output = ipc::PipePair::create();
+  options.stdout_fd = output.write_end.get();
+  ipc::Process caller = ipc::Process::spawn(options);
+  output.write_end.reset();
+  pollfd ready{output.read_end.get(), POLLIN, 0};
+  ASSERT_EQ(::poll(&ready, 1, 10000), 1) << "no first response within 10 s";
+  char first[256] = {};
+  ASSERT_GT(::read(output.read_end.get(), first, sizeof first - 1), 0)
+      << "conduit call ended without a response";
+  EXPECT_NE(std::string(first).find("payload"), std::string::npos) << first;
+  caller.kill(SIGKILL);
+  ASSERT_TRUE(caller.wait_for(5s));
+  // Other clients are served, at once and after the stream has run out.
+  for (int round = 0; round < 2; ++round) {
+    GrpcChannel channel(shm_target(), 5s);
+    JsonRpcExamplesStub stub(channel);
+    interop::SubtractRequest request;
+    request.set_minuend(7);
+    request.set_subtrahend(round);
+    EXPECT_EQ(stub.subtract(request).number_value(), 7 - round);
+    if (round == 0) std::this_thread::sleep_for(2500ms);
+  }
+}
+
+TEST_F(GrpcClient, ServerGoneOverSharedMemoryIsUnavailable) {
+  GrpcChannel channel(shm_target(), 5s);
+  JsonRpcExamplesStub stub(channel);
+  interop::SubtractRequest request;
+  request.set_minuend(5);
+  request.set_subtrahend(3);
+  EXPECT_EQ(stub.subtract(request).number_value(), 2);
+  server_->shutdown(0ms);
+  google::protobuf::Value out;
+  const auto started = std::chrono::steady_clock::now();
+  EXPECT_EQ(stub.subtract(request, &out).code(), StatusCode::unavailable);
+  EXPECT_LT(std::chrono::steady_clock::now() - started, 3s);
+  start();
 }
 
 // ---- against a server written with grpcio ----

@@ -28,9 +28,11 @@
 // Threads: one producer thread and one consumer thread per ring.
 #pragma once
 
+#include <atomic>
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <span>
 #include <vector>
@@ -132,6 +134,13 @@ class ShmRing {
   ReceiveStatus receive(std::vector<std::byte>& out,
                         std::chrono::nanoseconds timeout = kWaitForever);
 
+  // Makes the consume() or receive() waiting now, or else the next one that
+  // would wait, return timed_out at once: a thread that serves the ring and
+  // other work (an event loop fed by other threads) is called back to it.
+  // Any thread of the consumer's process may call it while the ring is open;
+  // it costs a system call only when the consumer sleeps on the futex.
+  void interrupt() noexcept;
+
   // Marks this side closed and wakes the peer: a consumer sees `closed` after
   // the last message; a producer's next send throws PeerGone. Idempotent.
   void close() noexcept;
@@ -162,6 +171,9 @@ class ShmRing {
   std::size_t loan_size_ = 0;
   bool loaned_ = false;
   std::uint64_t pending_release_ = 0;  // consumer: bytes to free on release()
+  // consumer: set by interrupt(); on the heap, so that it stays put when
+  // the ring is moved.
+  std::unique_ptr<std::atomic<bool>> interrupted_ = std::make_unique<std::atomic<bool>>(false);
   FileDescriptor peer_;                // pidfd of the peer, once it attached
   int peer_pid_ = 0;
   bool spin_ = true;

@@ -6,8 +6,9 @@
 // over the socket with SCM_RIGHTS. Only the connected peer ever gets the
 // memory and nothing is named in /dev/shm. A side that closes marks its
 // rings closed; a side that dies is seen by the rings' liveness check (a
-// pidfd of the peer), so neither leaves the other waiting. One ring message
-// is one protocol message (a JSON-RPC text).
+// pidfd of the peer), so neither leaves the other waiting. For JSON-RPC one
+// ring message is one protocol message (a JSON text); the stream protocols
+// (gRPC's HTTP/2) see the messages as pieces of one byte stream.
 #pragma once
 
 #include <chrono>
@@ -44,6 +45,9 @@ class Link {
                                           bool* timed_out = nullptr);
   // Makes a blocked or later receive() throw Cancelled (any thread).
   void cancel();
+  // Makes a blocked receive(), or else the next one that would block,
+  // return at once as timed out (any thread; ShmRing::interrupt).
+  void interrupt() noexcept { in_.interrupt(); }
   int socket() const { return socket_.get(); }
   std::size_t max_message_size() const { return out_.max_message_size(); }
 

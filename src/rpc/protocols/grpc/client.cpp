@@ -1,5 +1,6 @@
-// The gRPC client: one nghttp2 client session on a blocking socket, driven
-// by poll() with the call's deadline.
+// The gRPC client: one nghttp2 client session over a wire (a blocking
+// socket driven by poll() with the call's deadline, or a shared-memory link),
+// driven by the call in progress.
 #include "conduit/rpc/grpc_channel.hpp"
 
 #include <nghttp2/nghttp2.h>
@@ -15,6 +16,7 @@
 #include "conduit/ipc/tcp_socket.hpp"
 #include "conduit/ipc/unix_socket.hpp"
 #include "rpc/protocols/grpc/wire.hpp"
+#include "rpc/transports/shm_transport.hpp"
 
 namespace conduit::rpc {
 
@@ -51,6 +53,7 @@ StatusCode code_for_http_status(int status) {
 
 struct Target {
   bool unix_socket = false;
+  bool shm = false;  // a conduit server's shm: listener
   std::string host;  // or the UNIX socket's path ("@name": abstract)
   std::uint16_t port = 0;
   std::string authority;
@@ -59,6 +62,16 @@ struct Target {
 Target parse_target(std::string_view text) {
   Target target;
   std::string_view rest = text;
+  if (rest.starts_with("shm:")) {
+    target.shm = true;
+    rest.remove_prefix(4);
+    if (rest.empty() || (rest[0] != '/' && rest[0] != '@'))
+      throw InvalidUri(std::string(text) +
+                       ": shm: takes the path of the server's handshake socket (shm:/path)");
+    target.host = rest;
+    target.authority = "localhost";
+    return target;
+  }
   if (rest.starts_with("unix:")) {
     target.unix_socket = true;
     rest.remove_prefix(5);
@@ -71,7 +84,8 @@ Target parse_target(std::string_view text) {
   if (rest.starts_with("grpc://")) rest.remove_prefix(7);
   std::size_t colon = rest.rfind(':');
   if (colon == std::string_view::npos || colon + 1 == rest.size())
-    throw InvalidUri(std::string(text) + ": expected HOST:PORT, [IPv6]:PORT or unix:/path");
+    throw InvalidUri(std::string(text) +
+                     ": expected HOST:PORT, [IPv6]:PORT, unix:/path or shm:/path");
   std::string_view host = rest.substr(0, colon);
   if (host.starts_with('[') && host.ends_with(']')) host = host.substr(1, host.size() - 2);
   const std::string port(rest.substr(colon + 1));
@@ -94,6 +108,85 @@ struct Exchange {
   std::string body;
   bool closed = false;
   std::uint32_t reset_code = 0;
+};
+
+// Where the session's bytes go: a socket, or a conduit server's
+// shared-memory link.
+class Wire {
+ public:
+  enum class Got { bytes, timed_out, closed };
+  virtual ~Wire() = default;
+  // Sends all of `bytes`; false when the peer is gone.
+  virtual bool send(std::string_view bytes) = 0;
+  // Waits until `deadline` for bytes; `bytes` stays valid until the next
+  // call.
+  virtual Got receive(Clock::time_point deadline, std::string_view& bytes) = 0;
+};
+
+class SocketWire final : public Wire {
+ public:
+  explicit SocketWire(ipc::FileDescriptor fd) : fd_(std::move(fd)) {}
+  bool send(std::string_view bytes) override {
+    std::size_t done = 0;
+    while (done < bytes.size()) {
+      const ssize_t wrote = ::send(fd_.get(), bytes.data() + done, bytes.size() - done, MSG_NOSIGNAL);
+      if (wrote < 0 && errno == EINTR) continue;
+      if (wrote <= 0) return false;
+      done += static_cast<std::size_t>(wrote);
+    }
+    return true;
+  }
+  Got receive(Clock::time_point deadline, std::string_view& bytes) override {
+    for (;;) {
+      const auto left =
+          std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now());
+      pollfd ready{fd_.get(), POLLIN, 0};
+      const int polled = left.count() > 0 ? ::poll(&ready, 1, static_cast<int>(left.count())) : 0;
+      if (polled < 0 && errno == EINTR) continue;
+      if (polled <= 0) return Got::timed_out;
+      const ssize_t n = ::recv(fd_.get(), chunk_, sizeof chunk_, 0);
+      if (n < 0 && errno == EINTR) continue;
+      if (n <= 0) return Got::closed;
+      bytes = std::string_view(chunk_, static_cast<std::size_t>(n));
+      return Got::bytes;
+    }
+  }
+
+ private:
+  ipc::FileDescriptor fd_;
+  char chunk_[16384];
+};
+
+class ShmWire final : public Wire {
+ public:
+  explicit ShmWire(shm::Link link) : link_(std::move(link)) {}
+  bool send(std::string_view bytes) override {
+    try {
+      while (!bytes.empty()) {
+        const std::size_t n = std::min(bytes.size(), link_.max_message_size());
+        link_.send(bytes.substr(0, n));
+        bytes.remove_prefix(n);
+      }
+      return true;
+    } catch (const Error&) {
+      return false;
+    }
+  }
+  Got receive(Clock::time_point deadline, std::string_view& bytes) override {
+    try {
+      const auto left = std::max(deadline - Clock::now(), Clock::duration::zero());
+      bool timed_out = false;
+      std::optional<std::string_view> message = link_.receive(left, &timed_out);
+      if (!message) return timed_out ? Got::timed_out : Got::closed;
+      bytes = *message;
+      return Got::bytes;
+    } catch (const Error&) {  // the server died or broke the ring
+      return Got::closed;
+    }
+  }
+
+ private:
+  shm::Link link_;
 };
 
 }  // namespace
@@ -124,8 +217,12 @@ class GrpcChannel::Impl {
       exchange_ = &exchange;
       Status status = run(path, timeout, metadata, deadline, exchange);
       exchange_ = nullptr;
-      if (status.code() == StatusCode::unavailable && reused && exchange.http_status == 0 &&
-          attempt == 0) {
+      // A kept connection the server closed, or a stream it refused (GOAWAY
+      // naming an earlier stream, or REFUSED_STREAM): the server never
+      // processed the call, so it is made again on a new connection.
+      const bool refused = exchange.http_status == 0 && exchange.reset_code == NGHTTP2_REFUSED_STREAM;
+      if (((status.code() == StatusCode::unavailable && reused) || refused) &&
+          exchange.http_status == 0 && attempt == 0) {
         disconnect();
         continue;
       }
@@ -144,12 +241,16 @@ class GrpcChannel::Impl {
       const auto left = std::max(std::chrono::duration_cast<std::chrono::milliseconds>(
                                      deadline - Clock::now()),
                                  std::chrono::milliseconds(1));
-      if (target_.unix_socket) {
-        fd_ = ipc::UnixSocket::connect(ipc::UnixAddress::parse(target_.host),
-                                       ipc::UnixSocketType::stream)
-                  .release();
+      if (target_.shm) {
+        wire_ = std::make_unique<ShmWire>(shm::connect_link(target_.host, left));
+      } else if (target_.unix_socket) {
+        wire_ = std::make_unique<SocketWire>(
+            ipc::UnixSocket::connect(ipc::UnixAddress::parse(target_.host),
+                                     ipc::UnixSocketType::stream)
+                .release());
       } else {
-        fd_ = ipc::TcpSocket::connect(target_.host, target_.port, left).release();
+        wire_ = std::make_unique<SocketWire>(
+            ipc::TcpSocket::connect(target_.host, target_.port, left).release());
       }
     } catch (const Error& error) {
       return {StatusCode::unavailable, error.what()};
@@ -177,7 +278,7 @@ class GrpcChannel::Impl {
   void disconnect() {
     if (session_ != nullptr) nghttp2_session_del(session_);
     session_ = nullptr;
-    fd_.reset();
+    wire_.reset();
   }
 
   Status run(std::string_view path, std::chrono::milliseconds timeout,
@@ -204,31 +305,27 @@ class GrpcChannel::Impl {
       disconnect();
       return {StatusCode::internal, "nghttp2 refused the request"};
     }
-    std::uint8_t chunk[16384];
     while (!exchange.closed) {
       if (Status sent = send_pending(); !sent.ok()) return sent;
       if (nghttp2_session_want_read(session_) == 0) {
         disconnect();
         return {StatusCode::unavailable, text_ + " ended the connection (GOAWAY)"};
       }
-      const auto left =
-          std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now());
-      pollfd ready{fd_.get(), POLLIN, 0};
-      const int polled = left.count() > 0 ? ::poll(&ready, 1, static_cast<int>(left.count())) : 0;
-      if (polled < 0 && errno == EINTR) continue;
-      if (polled <= 0) {
+      std::string_view bytes;
+      const Wire::Got got = wire_->receive(deadline, bytes);
+      if (got == Wire::Got::timed_out) {
         // Given up on: the server hears of it, and the connection stays.
         nghttp2_submit_rst_stream(session_, NGHTTP2_FLAG_NONE, exchange.stream, NGHTTP2_CANCEL);
         (void)send_pending();
         return {StatusCode::deadline_exceeded,
                 "no answer from " + text_ + " within " + std::to_string(timeout.count()) + " ms"};
       }
-      const ssize_t n = ::recv(fd_.get(), chunk, sizeof chunk, 0);
-      if (n <= 0) {
+      if (got == Wire::Got::closed) {
         disconnect();
         return {StatusCode::unavailable, text_ + " closed the connection"};
       }
-      if (nghttp2_session_mem_recv(session_, chunk, static_cast<std::size_t>(n)) < 0) {
+      if (nghttp2_session_mem_recv(session_, reinterpret_cast<const std::uint8_t*>(bytes.data()),
+                                   bytes.size()) < 0) {
         disconnect();
         return {StatusCode::internal, text_ + " broke the HTTP/2 protocol"};
       }
@@ -238,25 +335,25 @@ class GrpcChannel::Impl {
     return {};
   }
 
+  // Sends what nghttp2 has queued, frames gathered into writes of up to
+  // 64 KiB.
   Status send_pending() {
     for (;;) {
-      const std::uint8_t* data = nullptr;
-      const ssize_t n = nghttp2_session_mem_send(session_, &data);
-      if (n < 0) {
-        disconnect();
-        return {StatusCode::internal, "nghttp2 failed to send"};
-      }
-      if (n == 0) return {};
-      std::size_t done = 0;
-      while (done < static_cast<std::size_t>(n)) {
-        const ssize_t wrote = ::send(fd_.get(), data + done, static_cast<std::size_t>(n) - done,
-                                     MSG_NOSIGNAL);
-        if (wrote < 0 && errno == EINTR) continue;
-        if (wrote <= 0) {
+      batch_.clear();
+      while (batch_.size() < 64 * 1024) {
+        const std::uint8_t* data = nullptr;
+        const ssize_t n = nghttp2_session_mem_send(session_, &data);
+        if (n < 0) {
           disconnect();
-          return {StatusCode::unavailable, text_ + " closed the connection"};
+          return {StatusCode::internal, "nghttp2 failed to send"};
         }
-        done += static_cast<std::size_t>(wrote);
+        if (n == 0) break;
+        batch_.append(reinterpret_cast<const char*>(data), static_cast<std::size_t>(n));
+      }
+      if (batch_.empty()) return {};
+      if (!wire_->send(batch_)) {
+        disconnect();
+        return {StatusCode::unavailable, text_ + " closed the connection"};
       }
     }
   }
@@ -358,7 +455,8 @@ class GrpcChannel::Impl {
   Target target_;
   std::string text_;
   std::chrono::milliseconds timeout_;
-  ipc::FileDescriptor fd_;
+  std::unique_ptr<Wire> wire_;
+  std::string batch_;
   nghttp2_session* session_ = nullptr;
   Exchange* exchange_ = nullptr;
 };
