@@ -29,6 +29,9 @@ struct RpcSettings {
   std::size_t max_message_bytes = 16 << 20;
   std::size_t grpc_max_message_bytes = 4 << 20;
   long request_timeout_ms = 10'000;
+  long grpc_keepalive_time_ms = 2 * 3600 * 1000;
+  long grpc_keepalive_timeout_ms = 20'000;
+  long grpc_min_ping_interval_ms = 300'000;
   long grace_ms = 5'000;
   std::string uri, method, params;
   bool notify = false;
@@ -88,6 +91,9 @@ int serve() {
   options.max_message_bytes = settings.max_message_bytes;
   options.grpc_max_message_bytes = settings.grpc_max_message_bytes;
   options.request_timeout = std::chrono::milliseconds(settings.request_timeout_ms);
+  options.grpc_keepalive_time = std::chrono::milliseconds(settings.grpc_keepalive_time_ms);
+  options.grpc_keepalive_timeout = std::chrono::milliseconds(settings.grpc_keepalive_timeout_ms);
+  options.grpc_min_ping_interval = std::chrono::milliseconds(settings.grpc_min_ping_interval_ms);
   StopSignals signals;
   rpc::Server server(services, options);
   bool stdio = false;
@@ -122,7 +128,7 @@ int call() {
                      std::chrono::milliseconds(settings.timeout_ms));
   }
   if (settings.list) {
-    print_error("--list asks a gRPC server's reflection: give a grpc:// or grpc+unix: URI");
+    print_error("--list asks a gRPC server's reflection: give a grpc://, grpc+unix: or grpc+shm: URI");
     return kExitUsage;
   }
   if (settings.method.empty()) {
@@ -156,9 +162,12 @@ int call() {
 
 void add_rpc_commands(CLI::App& app) {
   serve_command = app.add_subcommand(
-      "serve", "Serve the interop methods over JSON-RPC 2.0 on every listener, until SIGINT/SIGTERM");
+      "serve",
+      "Serve the interop methods over JSON-RPC 2.0 and gRPC on every listener, until "
+      "SIGINT/SIGTERM");
   serve_command->add_option("--listen", settings.listen,
-                            "tcp://127.0.0.1:PORT, unix:/path, unix:@name, or stdio (repeatable)")
+                            "tcp://127.0.0.1:PORT, unix:/path, unix:@name, shm:/path (shared\n"
+                            "memory, handshake on a UNIX socket at /path), or stdio (repeatable)")
       ->required();
   serve_command->add_option("--threads", settings.threads, "Threads (default: one per CPU)");
   serve_command->add_option("--max-connections", settings.max_connections, "Connections at once")
@@ -169,6 +178,19 @@ void add_rpc_commands(CLI::App& app) {
   serve_command->add_option("--grpc-max-message-size", settings.grpc_max_message_bytes,
                             "Largest gRPC request message in bytes")
       ->capture_default_str();
+  serve_command->add_option("--grpc-keepalive-time", settings.grpc_keepalive_time_ms,
+                            "Milliseconds of silence after which a gRPC connection is sent a PING")
+      ->capture_default_str()
+      ->check(CLI::PositiveNumber);
+  serve_command->add_option("--grpc-keepalive-timeout", settings.grpc_keepalive_timeout_ms,
+                            "Milliseconds a keepalive PING's ACK has before the connection closes")
+      ->capture_default_str()
+      ->check(CLI::PositiveNumber);
+  serve_command->add_option("--grpc-min-ping-interval", settings.grpc_min_ping_interval_ms,
+                            "Milliseconds a gRPC client's PINGs must be apart while no response\n"
+                            "data flows; after 2 strikes, GOAWAY ENHANCE_YOUR_CALM (too_many_pings)")
+      ->capture_default_str()
+      ->check(CLI::NonNegativeNumber);
   serve_command->add_option("--request-timeout", settings.request_timeout_ms,
                             "Milliseconds a started request has to arrive whole")
       ->capture_default_str()
@@ -178,17 +200,22 @@ void add_rpc_commands(CLI::App& app) {
       ->capture_default_str();
   serve_command->footer(
       "Methods: subtract, sum, get_data, notify_hello, notify_sum, update, echo (the JSON-RPC 2.0\n"
-      "specification's examples). One port speaks HTTP/1.1 (POST /jsonrpc), one JSON text per\n"
-      "line, and Content-Length framing, told apart by the first bytes.\n"
+      "specification's examples); gRPC also has grpc.testing.TestService, grpc.health.v1.Health,\n"
+      "server reflection and conduit.interop.Echo. One port speaks HTTP/1.1 (POST /jsonrpc), one\n"
+      "JSON text per line, Content-Length framing and gRPC (HTTP/2), told apart by the first bytes;\n"
+      "a shm: listener takes JSON-RPC texts and gRPC.\n"
       "Examples:\n"
       "  conduit serve --listen tcp://127.0.0.1:8080 --listen unix:/tmp/rpc.sock\n"
-      "  conduit call http://127.0.0.1:8080/jsonrpc subtract '[42,23]'");
+      "  conduit call http://127.0.0.1:8080/jsonrpc subtract '[42,23]'\n"
+      "  conduit serve --listen shm:/tmp/rpc-shm.sock &\n"
+      "  conduit call grpc+shm:/tmp/rpc-shm.sock grpc.testing.TestService/UnaryCall '{}'");
 
   call_command = app.add_subcommand(
       "call", "Call a JSON-RPC or gRPC method and print its result as JSON");
   call_command->add_option("URI", settings.uri,
                            "http://HOST:PORT/jsonrpc, tcp://HOST:PORT or unix:/path (JSON-RPC);\n"
-                           "grpc://HOST:PORT or grpc+unix:/path (gRPC, via server reflection)")
+                           "grpc://HOST:PORT, grpc+unix:/path or grpc+shm:/path (gRPC, via\n"
+                           "server reflection)")
       ->required();
   call_command->add_option("METHOD", settings.method,
                            "The method (gRPC: package.Service/Method)");

@@ -74,6 +74,12 @@ def read_frames(sock, seconds=5):
             data += chunk
     except (socket.timeout, ConnectionResetError):
         closed = closed or False
+    return parse_frames(data)[0], closed
+
+
+def parse_frames(data):
+    """The whole frames at the start of `data` as [(type, flags, stream,
+    payload)], and the bytes left over."""
     frames = []
     while len(data) >= 9:
         length = int.from_bytes(data[:3], "big")
@@ -82,7 +88,7 @@ def read_frames(sock, seconds=5):
         frames.append((data[3], data[4], int.from_bytes(data[5:9], "big") & 0x7FFFFFFF,
                        data[9:9 + length]))
         data = data[9 + length:]
-    return frames, closed
+    return frames, data
 
 
 def goaway_code(frames):

@@ -29,6 +29,17 @@ struct ServerOptions {
   // Largest gRPC request message (gRPC's own default; RESOURCE_EXHAUSTED
   // beyond).
   std::size_t grpc_max_message_bytes = 4 << 20;
+  // gRPC keepalive (gRPC's GRPC_ARG_KEEPALIVE_TIME_MS and _TIMEOUT_MS, with
+  // a server's defaults): a connection on which nothing arrived for
+  // grpc_keepalive_time is sent a PING, and closed when the ACK is not back
+  // within grpc_keepalive_timeout.
+  std::chrono::milliseconds grpc_keepalive_time{2 * 3600 * 1000};
+  std::chrono::milliseconds grpc_keepalive_timeout{20'000};
+  // A client's PING that comes sooner than this after its last one, with no
+  // response headers or data sent in between, is a strike; the third gets
+  // GOAWAY ENHANCE_YOUR_CALM "too_many_pings" (gRPC's
+  // min_recv_ping_interval_without_data and max_ping_strikes = 2).
+  std::chrono::milliseconds grpc_min_ping_interval{300'000};
   // JSON nesting depth and batch length a request may have.
   int max_json_depth = 64;
   std::size_t max_batch = 1024;

@@ -272,7 +272,7 @@ struct Stream {
 class GrpcConnection : public std::enable_shared_from_this<GrpcConnection> {
  public:
   explicit GrpcConnection(Connection& connection)
-      : connection_(connection), wake_(connection.executor()) {}
+      : connection_(connection), wake_(connection.executor()), keepalive_(connection.executor()) {}
 
   ~GrpcConnection() {
     if (session_ != nullptr) nghttp2_session_del(session_);
@@ -285,11 +285,14 @@ class GrpcConnection : public std::enable_shared_from_this<GrpcConnection> {
       if (auto self = weak.lock()) self->say_goodbye();
     });
     std::exception_ptr failure;
+    arm_keepalive(connection_.options().grpc_keepalive_time);
     try {
       co_await serve(std::move(pending));
     } catch (...) {
       failure = std::current_exception();
     }
+    keepalive_.cancel();
+    keepalive_armed_ = false;
     // Calls still running are told to stop; their answers have no one to go
     // to. Wait for them: they hold this object, which holds the connection.
     for (auto& [id, stream] : streams_) {
@@ -310,6 +313,7 @@ class GrpcConnection : public std::enable_shared_from_this<GrpcConnection> {
     nghttp2_session_callbacks_set_on_data_chunk_recv_callback(callbacks, &on_data_chunk);
     nghttp2_session_callbacks_set_on_frame_recv_callback(callbacks, &on_frame);
     nghttp2_session_callbacks_set_on_stream_close_callback(callbacks, &on_stream_close);
+    nghttp2_session_callbacks_set_on_frame_send_callback(callbacks, &on_frame_sent);
     nghttp2_option* option = nullptr;
     if (nghttp2_option_new(&option) != 0) {
       nghttp2_session_callbacks_del(callbacks);
@@ -351,10 +355,62 @@ class GrpcConnection : public std::enable_shared_from_this<GrpcConnection> {
           co_await connection_.read_some(asio::buffer(chunk), Connection::Awaiting::next_request);
       connection_.set_idle(false);
       if (n == 0) break;
+      heard_ = true;
       if (!receive(std::string_view(chunk, n))) break;
       flush();
     }
     while (writing_) co_await changed();
+  }
+
+  // ---- keepalive ----
+
+  // The keepalive timer fires after `after`: a PING goes out when nothing
+  // arrived since it was set; a PING whose ACK has not come ends the
+  // connection. Reads only raise a flag, so a busy connection costs no
+  // timer system call per frame.
+  void arm_keepalive(std::chrono::milliseconds after) {
+    keepalive_armed_ = true;
+    keepalive_.expires_after(after);
+    keepalive_.async_wait([weak = weak_from_this()](boost::system::error_code error) {
+      auto self = weak.lock();
+      if (!self || error || !self->keepalive_armed_) return;
+      self->on_keepalive();
+    });
+  }
+
+  void on_keepalive() {
+    const ServerOptions& options = connection_.options();
+    if (closing_ || goodbye_) return;
+    if (awaiting_ping_ack_) {
+      // The client is gone without a word (or hung): the connection ends,
+      // and its calls are cancelled.
+      connection_.abort();
+      connection_.close();
+      return;
+    }
+    if (heard_) {
+      heard_ = false;
+      arm_keepalive(options.grpc_keepalive_time);
+      return;
+    }
+    static constexpr std::uint8_t kOpaque[8] = {'k', 'e', 'e', 'p', 'a', 'l', 'v', 'e'};
+    nghttp2_submit_ping(session_, NGHTTP2_FLAG_NONE, kOpaque);
+    awaiting_ping_ack_ = true;
+    flush();
+    arm_keepalive(options.grpc_keepalive_timeout);
+  }
+
+  // A PING from the client: counted as a strike when it comes too soon
+  // after the last with no response sent in between (gRPC's policy).
+  void on_client_ping() {
+    const auto now = std::chrono::steady_clock::now();
+    if (pinged_before_ && !responded_since_ping_ &&
+        now - last_client_ping_ < connection_.options().grpc_min_ping_interval) {
+      if (++ping_strikes_ > kMaxPingStrikes) too_many_pings_ = true;
+    }
+    pinged_before_ = true;
+    last_client_ping_ = now;
+    responded_since_ping_ = false;
   }
 
   // GOAWAY (NO_ERROR, naming the last stream served), then the connection
@@ -374,6 +430,17 @@ class GrpcConnection : public std::enable_shared_from_this<GrpcConnection> {
         session_, reinterpret_cast<const std::uint8_t*>(bytes.data()), bytes.size());
     if (used < 0) {
       nghttp2_session_terminate_session(session_, NGHTTP2_PROTOCOL_ERROR);
+      flush();
+      return false;
+    }
+    if (too_many_pings_) {
+      // gRPC's answer to a client that pings too often; the connection
+      // closes once the GOAWAY is sent.
+      constexpr std::string_view kDebug = "too_many_pings";
+      nghttp2_submit_goaway(session_, NGHTTP2_FLAG_NONE,
+                            nghttp2_session_get_last_proc_stream_id(session_),
+                            NGHTTP2_ENHANCE_YOUR_CALM,
+                            reinterpret_cast<const std::uint8_t*>(kDebug.data()), kDebug.size());
       flush();
       return false;
     }
@@ -562,7 +629,27 @@ class GrpcConnection : public std::enable_shared_from_this<GrpcConnection> {
                 std::to_string(options.grpc_max_message_bytes) + " bytes"};
   }
 
+  static int on_frame_sent(nghttp2_session*, const nghttp2_frame* frame, void* user_data) {
+    if (frame->hd.type == NGHTTP2_HEADERS || frame->hd.type == NGHTTP2_DATA) {
+      GrpcConnection& connection = self(user_data);
+      connection.responded_since_ping_ = true;
+      connection.ping_strikes_ = 0;
+    }
+    return 0;
+  }
+
   static int on_frame(nghttp2_session*, const nghttp2_frame* frame, void* user_data) {
+    if (frame->hd.type == NGHTTP2_PING) {
+      GrpcConnection& connection = self(user_data);
+      if ((frame->hd.flags & NGHTTP2_FLAG_ACK) == 0) {
+        connection.on_client_ping();
+      } else if (connection.awaiting_ping_ack_) {
+        connection.awaiting_ping_ack_ = false;
+        connection.heard_ = false;
+        connection.arm_keepalive(connection.connection_.options().grpc_keepalive_time);
+      }
+      return 0;
+    }
     if (frame->hd.type != NGHTTP2_HEADERS && frame->hd.type != NGHTTP2_DATA) return 0;
     GrpcConnection& connection = self(user_data);
     Stream* stream = connection.find(frame->hd.stream_id);
@@ -677,8 +764,8 @@ class GrpcConnection : public std::enable_shared_from_this<GrpcConnection> {
         if (status.ok()) out->SerializeToString(&response_bytes);
       }
       const bool compress = context.compress_response && accepts_gzip;
-      asio::post(self->connection_.executor(),
-                 [self, id, status = std::move(status), response_bytes = std::move(response_bytes),
+      Connection& connection = self->connection_;
+      connection.post([self = std::move(self), id, status = std::move(status), response_bytes = std::move(response_bytes),
                   compress, headers = std::move(context.response_metadata),
                   trailers = std::move(context.response_trailers)]() mutable {
                    self->finish_call(id, std::move(status), std::move(response_bytes), compress,
@@ -709,16 +796,18 @@ class GrpcConnection : public std::enable_shared_from_this<GrpcConnection> {
     const std::int32_t id = stream.id;
     std::weak_ptr<GrpcConnection> weak = weak_from_this();
     auto call = std::make_shared<StreamCall>(std::move(context), accepts(stream.accept_encoding, "gzip"), [weak, id] {
-      if (auto self = weak.lock())
-        asio::post(self->connection_.executor(), [self, id] { self->pump(id); });
+      if (auto self = weak.lock()) self->connection_.post([self, id] { self->pump(id); });
     });
     stream.call = call;
     ++running_;
     // A thread of its own: the handler blocks on reads, and must not hold
     // one of the threads that deliver its requests.
-    std::thread([self = shared_from_this(), id, &method, call] {
+    // The thread hands its reference to the connection over with its last
+    // post, so that the connection (and its timer) never ends on this thread.
+    std::thread([self = shared_from_this(), id, &method, call]() mutable {
       call->finish(method.invoke_stream(call->context(), *call, *call));
-      asio::post(self->connection_.executor(), [self, id] {
+      Connection& connection = self->connection_;
+      connection.post([self = std::move(self), id] {
         --self->running_;
         self->wake_.cancel();
         self->pump(id);
@@ -884,6 +973,17 @@ class GrpcConnection : public std::enable_shared_from_this<GrpcConnection> {
   nghttp2_session* session_ = nullptr;
   std::map<std::int32_t, std::unique_ptr<Stream>> streams_;
   asio::steady_timer wake_;
+  // Keepalive (ServerOptions::grpc_keepalive_*) and the client's PING policy.
+  static constexpr int kMaxPingStrikes = 2;
+  asio::steady_timer keepalive_;
+  bool keepalive_armed_ = false;
+  bool heard_ = false;  // bytes arrived since the keepalive timer was set
+  bool awaiting_ping_ack_ = false;
+  bool pinged_before_ = false;
+  bool responded_since_ping_ = false;
+  bool too_many_pings_ = false;
+  int ping_strikes_ = 0;
+  std::chrono::steady_clock::time_point last_client_ping_;
   std::size_t running_ = 0;
   bool writing_ = false;
   bool broken_ = false;
