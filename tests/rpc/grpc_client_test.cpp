@@ -1,6 +1,7 @@
 // conduit's gRPC client (GrpcChannel): generated stubs over gRPC to conduit's
-// own server on TCP, a UNIX socket and shared memory, status, metadata, deadlines,
-// reconnection, and calls to a server written with Debian's grpcio alone.
+// own server on TCP, a UNIX socket and shared memory, status, metadata,
+// deadlines, reconnection (gRPC's interop cases, against grpcio too, are in
+// grpc_client_interop_test.cpp).
 #include <gtest/gtest.h>
 #include <poll.h>
 #include <unistd.h>
@@ -271,93 +272,6 @@ TEST_F(GrpcClient, ServerGoneOverSharedMemoryIsUnavailable) {
   EXPECT_EQ(stub.subtract(request, &out).code(), StatusCode::unavailable);
   EXPECT_LT(std::chrono::steady_clock::now() - started, 3s);
   start();
-}
-
-// ---- against a server written with grpcio ----
-
-class GrpcioServer {
- public:
-  GrpcioServer() {
-    ipc::PipePair input = ipc::PipePair::create();
-    ipc::PipePair output = ipc::PipePair::create();
-    ipc::SpawnOptions options;
-    options.argv = {"/usr/bin/python3", std::string(CONDUIT_SOURCE_DIR) +
-                                            "/tests/rpc/interop/grpcio_server.py",
-                    GRPC_PROTO_DIR};
-    options.stdin_fd = input.read_end.get();
-    options.stdout_fd = output.write_end.get();
-    process_.emplace(ipc::Process::spawn(options));
-    stdin_ = std::move(input.write_end);
-    input.read_end.reset();
-    output.write_end.reset();
-    std::string line;
-    const auto deadline = std::chrono::steady_clock::now() + 20s;
-    while (line.find('\n') == std::string::npos && std::chrono::steady_clock::now() < deadline) {
-      pollfd ready{output.read_end.get(), POLLIN, 0};
-      if (::poll(&ready, 1, 1000) != 1) continue;
-      char c;
-      if (::read(output.read_end.get(), &c, 1) != 1) break;
-      line += c;
-    }
-    if (line.rfind("ready ", 0) == 0) port_ = line.substr(6, line.size() - 7);
-  }
-  ~GrpcioServer() {
-    stdin_.reset();  // end of stdin: the server stops
-    if (!process_->wait_for(10s)) process_->kill(SIGKILL);
-  }
-  std::string target() const { return "127.0.0.1:" + port_; }
-  bool ready() const { return !port_.empty(); }
-
- private:
-  std::optional<ipc::Process> process_;
-  ipc::FileDescriptor stdin_;
-  std::string port_;
-};
-
-TEST(GrpcClientInterop, CallsAGrpcioServer) {
-  GrpcioServer peer;
-  ASSERT_TRUE(peer.ready()) << "the grpcio server did not start";
-  GrpcChannel channel(peer.target(), 10s);
-  std::string response;
-  ASSERT_TRUE(channel.call_raw("/grpc.testing.TestService/EmptyCall", "", response, 10s).ok());
-
-  ::grpc::testing::SimpleRequest large;
-  large.set_response_size(314159);
-  large.mutable_payload()->set_body(std::string(271828, '\0'));
-  std::multimap<std::string, std::string> received;
-  Status status = channel.call_raw(
-      "/grpc.testing.TestService/UnaryCall", large.SerializeAsString(), response, 10s,
-      {{"x-grpc-test-echo-initial", "test_initial_metadata_value"},
-       {"x-grpc-test-echo-trailing-bin", std::string("\x0a\x0b\x0a\x0b\x0a\x0b", 6)}},
-      &received);
-  ASSERT_TRUE(status.ok()) << status.to_string();
-  ::grpc::testing::SimpleResponse parsed;
-  ASSERT_TRUE(parsed.ParseFromString(response));
-  EXPECT_EQ(parsed.payload().body().size(), 314159u);
-  EXPECT_EQ(received.find("x-grpc-test-echo-initial")->second, "test_initial_metadata_value");
-  EXPECT_EQ(received.find("x-grpc-test-echo-trailing-bin")->second,
-            std::string("\x0a\x0b\x0a\x0b\x0a\x0b", 6));
-
-  ::grpc::testing::SimpleRequest failing;
-  failing.mutable_response_status()->set_code(2);
-  failing.mutable_response_status()->set_message(
-      "\t\ntest with whitespace\r\nand Unicode BMP \u263a and non-BMP \U0001f608\t\n");
-  status = channel.call_raw("/grpc.testing.TestService/UnaryCall", failing.SerializeAsString(),
-                            response, 10s);
-  EXPECT_EQ(status.code(), StatusCode::unknown);
-  EXPECT_EQ(status.message(), failing.response_status().message());
-
-  EXPECT_EQ(channel.call_raw("/grpc.testing.TestService/UnimplementedCall", "", response, 10s)
-                .code(),
-            StatusCode::unimplemented);
-
-  ::grpc::testing::SimpleRequest slow;
-  slow.set_response_size(1000);  // the server sleeps 1 s
-  EXPECT_EQ(channel.call_raw("/grpc.testing.TestService/SlowCall", slow.SerializeAsString(),
-                             response, 100ms)
-                .code(),
-            StatusCode::deadline_exceeded);
-  EXPECT_TRUE(channel.call_raw("/grpc.testing.TestService/EmptyCall", "", response, 10s).ok());
 }
 
 }  // namespace

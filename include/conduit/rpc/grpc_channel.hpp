@@ -8,8 +8,9 @@
 // kept between calls and made again when the server has closed it (a
 // restart, an idle timeout, GOAWAY). One call at a time.
 //
-// Streaming methods are called with all their requests at once
-// (call_stream_raw); reading and writing a stream as it goes is not there yet.
+// Streaming methods are called either with all their requests at once
+// (call_stream_raw), or through a Stream whose messages are written and read
+// as they go (open()).
 #pragma once
 
 #include <chrono>
@@ -57,9 +58,59 @@ class GrpcChannel : public ClientChannel {
                          const std::multimap<std::string, std::string>& metadata = {},
                          std::multimap<std::string, std::string>* received = nullptr);
 
+  class Stream;
+  // Opens a call of any kind to `path` ("/package.Service/Method") whose
+  // request and response messages (serialized) go and come one at a time, as
+  // gRPC C++'s ClientReaderWriter does; its headers go out at once. The
+  // channel makes no other call until the stream is finished or destroyed.
+  // `compress`: the call announces grpc-encoding gzip, and each write()
+  // chooses whether its message goes compressed.
+  Stream open(std::string_view path, std::chrono::milliseconds timeout,
+              const std::multimap<std::string, std::string>& metadata = {},
+              bool compress = false);
+
+  // From now on the request messages of call(), call_raw() and
+  // call_stream_raw() go gzip-compressed (grpc-encoding: gzip), or not.
+  void set_compress_requests(bool compress);
+
  private:
   class Impl;
   std::unique_ptr<Impl> impl_;
+};
+
+// A call in progress, made by GrpcChannel::open(). Move-only; one thread at a
+// time. Its deadline is the timeout given to open(), counted from then.
+class GrpcChannel::Stream {
+ public:
+  Stream(Stream&&) noexcept;
+  Stream& operator=(Stream&&) noexcept;
+  // Cancels the call if it has not finished (RST_STREAM: the server sees it
+  // cancelled).
+  ~Stream();
+
+  // Sends one request message; returns once HTTP/2 flow control has let it
+  // go. False when the call has ended (its status: finish()).
+  bool write(std::string_view message, bool compress = false);
+  // No more requests: the server's reads end.
+  void writes_done();
+  // The next response message; false once the responses have ended, the
+  // call failed or the deadline passed (finish() tells which).
+  bool read(std::string& message);
+  // Waits for the call to end and returns its status: the server's, or
+  // DEADLINE_EXCEEDED, CANCELLED (after cancel()), UNAVAILABLE. Responses
+  // not read by then are dropped. Call once.
+  Status finish();
+  // Gives the call up at once; finish() then returns CANCELLED.
+  void cancel();
+  // The response headers received so far, and after finish() the trailers
+  // ("-bin" values as bytes).
+  const std::multimap<std::string, std::string>& received() const;
+
+ private:
+  friend class GrpcChannel;
+  struct State;
+  explicit Stream(std::unique_ptr<State> state);
+  std::unique_ptr<State> state_;
 };
 
 }  // namespace conduit::rpc

@@ -98,16 +98,20 @@ Target parse_target(std::string_view text) {
   return target;
 }
 
-// What came back for the call in flight.
+// One call in flight: its requests as they go, what came back as it comes.
 struct Exchange {
   std::int32_t stream = -1;
-  std::string request;  // framed, as the data provider sends it
+  std::string outbound;  // framed requests, from `sent` on not yet taken by nghttp2
   std::size_t sent = 0;
+  bool half_closed = false;  // no request after those in `outbound`
+  bool deferred = false;     // the data provider waits for a request
+  bool compress = false;     // the call announced grpc-encoding gzip
   int http_status = 0;
   std::multimap<std::string, std::string> received;  // headers and trailers
-  std::string body;
+  grpc::MessageDeframer responses{std::size_t{1} << 31};
   bool closed = false;
   std::uint32_t reset_code = 0;
+  std::optional<Status> ended;  // given up on here (deadline, cancel, a broken connection)
 };
 
 // Where the session's bytes go: a socket, or a conduit server's
@@ -204,35 +208,104 @@ class GrpcChannel::Impl {
               std::vector<std::string>& responses, std::chrono::milliseconds timeout,
               const std::multimap<std::string, std::string>& metadata,
               std::multimap<std::string, std::string>* received) {
-    const auto deadline = Clock::now() + timeout;
     // A kept connection may have been closed by the server meanwhile: then
     // the call is made once more on a new one.
     for (int attempt = 0; attempt < 2; ++attempt) {
       const bool reused = session_ != nullptr;
-      if (!session_) {
-        if (Status connected = connect(deadline); !connected.ok()) return connected;
-      }
       Exchange exchange;
-      for (const std::string& request : requests) exchange.request += grpc::frame_message(request);
-      exchange_ = &exchange;
-      Status status = run(path, timeout, metadata, deadline, exchange);
-      exchange_ = nullptr;
+      Status status = start(path, timeout, metadata, compress_requests_, exchange);
+      if (status.ok()) {
+        for (const std::string& request : requests) queue(exchange, request, compress_requests_);
+        exchange.half_closed = true;
+        status = drive(exchange, [&] { return exchange.closed; });
+      }
       // A kept connection the server closed, or a stream it refused (GOAWAY
       // naming an earlier stream, or REFUSED_STREAM): the server never
       // processed the call, so it is made again on a new connection.
-      const bool refused = exchange.http_status == 0 && exchange.reset_code == NGHTTP2_REFUSED_STREAM;
+      const bool refused = exchange.reset_code == NGHTTP2_REFUSED_STREAM;
       if (((status.code() == StatusCode::unavailable && reused) || refused) &&
           exchange.http_status == 0 && attempt == 0) {
+        end(exchange);
         disconnect();
         continue;
       }
       if (received) *received = exchange.received;
-      if (status.ok()) status = answer(exchange, responses);
+      if (status.ok()) {
+        std::string message;
+        Status read;
+        while ((read = next_message(exchange, message)).ok() && exchange.ended == std::nullopt &&
+               !message_done_)
+          responses.push_back(std::move(message));
+        status = read.ok() ? answer(exchange) : read;
+      }
+      end(exchange);
       return status;
     }
     return {StatusCode::unavailable, text_ + " closed the connection"};
   }
 
+  // ---- a call whose messages go and come as they are written and read ----
+
+  // Opens the call: its headers go out at once. An error is kept in
+  // `exchange.ended`.
+  void open(std::string_view path, std::chrono::milliseconds timeout,
+            const std::multimap<std::string, std::string>& metadata, bool compress,
+            Exchange& exchange) {
+    Status status = start(path, timeout, metadata, compress, exchange);
+    if (status.ok()) status = send_pending();
+    if (!status.ok()) exchange.ended = status;
+  }
+
+  bool write(Exchange& exchange, std::string_view message, bool compress) {
+    if (exchange.ended || exchange.closed || exchange.half_closed) return false;
+    queue(exchange, message, compress && exchange.compress);
+    // Back pressure: the write returns once nghttp2 has taken the message,
+    // which flow control may hold back until the server reads.
+    Status status = drive(exchange, [&] { return exchange.sent == exchange.outbound.size(); });
+    return status.ok() && !exchange.closed;
+  }
+
+  void writes_done(Exchange& exchange) {
+    if (exchange.ended || exchange.half_closed) return;
+    exchange.half_closed = true;
+    resume(exchange);
+    (void)send_pending();
+  }
+
+  // The next response message; false at the end of the responses.
+  bool read(Exchange& exchange, std::string& message) {
+    if (exchange.ended) return false;
+    Status status = next_message(exchange, message);
+    if (!status.ok()) exchange.ended = status;
+    return status.ok() && !message_done_;
+  }
+
+  Status finish(Exchange& exchange) {
+    if (!exchange.ended) {
+      Status status = drive(exchange, [&] { return exchange.closed; });
+      if (!status.ok()) exchange.ended = status;
+    }
+    Status status = exchange.ended ? *exchange.ended : answer(exchange);
+    end(exchange);
+    return status;
+  }
+
+  void cancel(Exchange& exchange) {
+    if (exchange.ended || exchange.closed) return;
+    reset(exchange);
+    exchange.ended = Status(StatusCode::cancelled, "the call was cancelled by the client");
+  }
+
+  // Leaves a call: a stream still open is reset, so that nothing more of it
+  // arrives for a later call.
+  void end(Exchange& exchange) {
+    if (exchange_ == &exchange) {
+      if (!exchange.closed && !exchange.ended && session_) reset(exchange);
+      exchange_ = nullptr;
+    }
+  }
+
+  void set_compress_requests(bool compress) { compress_requests_ = compress; }
   std::chrono::milliseconds timeout() const { return timeout_; }
 
  private:
@@ -281,9 +354,20 @@ class GrpcChannel::Impl {
     wire_.reset();
   }
 
-  Status run(std::string_view path, std::chrono::milliseconds timeout,
-             const std::multimap<std::string, std::string>& metadata, Clock::time_point deadline,
-             Exchange& exchange) {
+  // Connects when needed and submits the call's headers; requests follow
+  // as they are queued.
+  Status start(std::string_view path, std::chrono::milliseconds timeout,
+               const std::multimap<std::string, std::string>& metadata, bool compress,
+               Exchange& exchange) {
+    if (exchange_ != nullptr)
+      return {StatusCode::failed_precondition,
+              "a streaming call is still open on this channel; finish() it first"};
+    deadline_ = Clock::now() + timeout;
+    call_timeout_ = timeout;
+    if (!session_) {
+      if (Status connected = connect(deadline_); !connected.ok()) return connected;
+    }
+    exchange.compress = compress;
     const std::string path_text(path);
     const std::string grpc_timeout = grpc::format_timeout(timeout);
     std::vector<std::pair<std::string, std::string>> extra;
@@ -295,6 +379,7 @@ class GrpcChannel::Impl {
         header("content-type", "application/grpc"), header("te", "trailers"),
         header("grpc-timeout", grpc_timeout), header("user-agent", "conduit-grpc"),
         header("grpc-accept-encoding", "identity,gzip")};
+    if (compress) headers.push_back(header("grpc-encoding", "gzip"));
     for (const auto& [key, value] : extra) headers.push_back(header(key, value));
     nghttp2_data_provider body{};
     body.source.ptr = &exchange;
@@ -305,20 +390,42 @@ class GrpcChannel::Impl {
       disconnect();
       return {StatusCode::internal, "nghttp2 refused the request"};
     }
-    while (!exchange.closed) {
+    exchange_ = &exchange;
+    return {};
+  }
+
+  // A request message, framed, for the data provider.
+  void queue(Exchange& exchange, std::string_view message, bool compress) {
+    exchange.outbound += compress ? grpc::frame_message(grpc::gzip_compress(message), true)
+                                  : grpc::frame_message(message);
+    resume(exchange);
+  }
+
+  void resume(Exchange& exchange) {
+    if (exchange.deferred && session_) {
+      exchange.deferred = false;
+      nghttp2_session_resume_data(session_, exchange.stream);
+    }
+  }
+
+  // Sends and receives until `done()` or the stream closes. Past the
+  // call's deadline the stream is reset (the server hears of it) and the
+  // connection stays.
+  template <typename Done>
+  Status drive(Exchange& exchange, Done done) {
+    for (;;) {
       if (Status sent = send_pending(); !sent.ok()) return sent;
+      if (done() || exchange.closed) return {};
       if (nghttp2_session_want_read(session_) == 0) {
         disconnect();
         return {StatusCode::unavailable, text_ + " ended the connection (GOAWAY)"};
       }
       std::string_view bytes;
-      const Wire::Got got = wire_->receive(deadline, bytes);
+      const Wire::Got got = wire_->receive(deadline_, bytes);
       if (got == Wire::Got::timed_out) {
-        // Given up on: the server hears of it, and the connection stays.
-        nghttp2_submit_rst_stream(session_, NGHTTP2_FLAG_NONE, exchange.stream, NGHTTP2_CANCEL);
-        (void)send_pending();
-        return {StatusCode::deadline_exceeded,
-                "no answer from " + text_ + " within " + std::to_string(timeout.count()) + " ms"};
+        reset(exchange);
+        return {StatusCode::deadline_exceeded, "no answer from " + text_ + " within " +
+                                                   std::to_string(call_timeout_.count()) + " ms"};
       }
       if (got == Wire::Got::closed) {
         disconnect();
@@ -330,9 +437,59 @@ class GrpcChannel::Impl {
         return {StatusCode::internal, text_ + " broke the HTTP/2 protocol"};
       }
     }
-    (void)send_pending();  // WINDOW_UPDATEs and the like
-    if (nghttp2_session_want_read(session_) == 0) disconnect();
+  }
+
+  void reset(Exchange& exchange) {
+    if (!session_ || exchange.closed) return;
+    nghttp2_submit_rst_stream(session_, NGHTTP2_FLAG_NONE, exchange.stream, NGHTTP2_CANCEL);
+    (void)send_pending();
+    exchange.closed = true;
+  }
+
+  // The next whole response message (expanded), reading as needed; sets
+  // message_done_ when the responses have ended instead.
+  Status next_message(Exchange& exchange, std::string& message) {
+    message_done_ = false;
+    bool compressed = false;
+    for (;;) {
+      const auto result = exchange.responses.next(compressed, message);
+      if (result == grpc::MessageDeframer::Result::message) break;
+      if (result == grpc::MessageDeframer::Result::too_large)
+        return {StatusCode::internal, "a response announces " +
+                                          std::to_string(exchange.responses.announced()) +
+                                          " bytes, more than a message may have"};
+      if (exchange.closed) {
+        if (exchange.responses.partial() && status_code(exchange) == 0)
+          return {StatusCode::internal, "the last response message is cut short"};
+        message_done_ = true;
+        return {};
+      }
+      if (Status status = drive(exchange, [&] { return exchange.responses.whole(); });
+          !status.ok())
+        return status;
+    }
+    if (compressed) {
+      const auto encoding = exchange.received.find("grpc-encoding");
+      if (encoding == exchange.received.end() || encoding->second != "gzip")
+        return {StatusCode::internal, "a response is compressed with no known encoding"};
+      bool too_large = false;
+      std::optional<std::string> plain =
+          grpc::gzip_decompress(message, std::size_t{1} << 31, too_large);
+      if (!plain) return {StatusCode::internal, "a response's gzip data is malformed"};
+      message = std::move(*plain);
+    }
     return {};
+  }
+
+  // grpc-status as a number; -1 when absent.
+  static int status_code(const Exchange& exchange) {
+    auto field = exchange.received.find("grpc-status");
+    if (field == exchange.received.end()) return -1;
+    try {
+      return std::stoi(field->second);
+    } catch (const std::exception&) {
+      return 2;
+    }
   }
 
   // Sends what nghttp2 has queued, frames gathered into writes of up to
@@ -358,8 +515,8 @@ class GrpcChannel::Impl {
     }
   }
 
-  // The call's status as the server sent it, and its response messages.
-  static Status answer(const Exchange& exchange, std::vector<std::string>& responses) {
+  // The call's status as the server sent it.
+  static Status answer(const Exchange& exchange) {
     auto status_field = exchange.received.find("grpc-status");
     if (status_field == exchange.received.end()) {
       if (exchange.reset_code != 0)
@@ -370,35 +527,12 @@ class GrpcChannel::Impl {
                                           : code_for_http_status(exchange.http_status),
               "no grpc-status in the answer (HTTP " + std::to_string(exchange.http_status) + ")"};
     }
-    int code = -1;
-    try {
-      code = std::stoi(status_field->second);
-    } catch (const std::exception&) {
-    }
+    int code = status_code(exchange);
     if (code < 0 || code > static_cast<int>(StatusCode::unauthenticated)) code = 2;  // UNKNOWN
     std::string message;
     if (auto found = exchange.received.find("grpc-message"); found != exchange.received.end())
       message = grpc::percent_decode(found->second);
-    if (code != 0) return {static_cast<StatusCode>(code), message};
-    grpc::MessageDeframer deframer(std::size_t{1} << 31);
-    deframer.append(exchange.body);
-    bool compressed = false;
-    std::string payload;
-    const auto encoding = exchange.received.find("grpc-encoding");
-    const bool gzip = encoding != exchange.received.end() && encoding->second == "gzip";
-    while (deframer.next(compressed, payload) == grpc::MessageDeframer::Result::message) {
-      if (compressed) {
-        if (!gzip) return {StatusCode::internal, "a response is compressed with no known encoding"};
-        bool too_large = false;
-        std::optional<std::string> plain =
-            grpc::gzip_decompress(payload, std::size_t{1} << 31, too_large);
-        if (!plain) return {StatusCode::internal, "a response's gzip data is malformed"};
-        payload = std::move(*plain);
-      }
-      responses.push_back(std::move(payload));
-    }
-    if (deframer.partial()) return {StatusCode::internal, "the last response message is cut short"};
-    return {};
+    return {static_cast<StatusCode>(code), message};
   }
 
   // ---- nghttp2 callbacks ----
@@ -409,10 +543,19 @@ class GrpcChannel::Impl {
                               std::size_t length, std::uint32_t* flags,
                               nghttp2_data_source* source, void*) {
     Exchange& exchange = *static_cast<Exchange*>(source->ptr);
-    const std::size_t n = std::min(length, exchange.request.size() - exchange.sent);
-    std::memcpy(buffer, exchange.request.data() + exchange.sent, n);
+    const std::size_t n = std::min(length, exchange.outbound.size() - exchange.sent);
+    std::memcpy(buffer, exchange.outbound.data() + exchange.sent, n);
     exchange.sent += n;
-    if (exchange.sent == exchange.request.size()) *flags |= NGHTTP2_DATA_FLAG_EOF;
+    if (exchange.sent == exchange.outbound.size()) {
+      exchange.outbound.clear();
+      exchange.sent = 0;
+      if (exchange.half_closed) {
+        *flags |= NGHTTP2_DATA_FLAG_EOF;
+      } else if (n == 0) {
+        exchange.deferred = true;
+        return NGHTTP2_ERR_DEFERRED;
+      }
+    }
     return static_cast<ssize_t>(n);
   }
 
@@ -438,7 +581,7 @@ class GrpcChannel::Impl {
                            const std::uint8_t* data, std::size_t length, void* user_data) {
     Exchange* exchange = self(user_data).exchange_;
     if (exchange != nullptr && stream_id == exchange->stream)
-      exchange->body.append(reinterpret_cast<const char*>(data), length);
+      exchange->responses.append(std::string_view(reinterpret_cast<const char*>(data), length));
     return 0;
   }
 
@@ -458,8 +601,73 @@ class GrpcChannel::Impl {
   std::unique_ptr<Wire> wire_;
   std::string batch_;
   nghttp2_session* session_ = nullptr;
-  Exchange* exchange_ = nullptr;
+  Exchange* exchange_ = nullptr;  // the call in flight
+  Clock::time_point deadline_;    // its deadline
+  std::chrono::milliseconds call_timeout_{0};
+  bool message_done_ = false;     // next_message() found the responses ended
+  bool compress_requests_ = false;
 };
+
+// ---- GrpcChannel::Stream ----
+
+struct GrpcChannel::Stream::State {
+  GrpcChannel::Impl* impl;
+  Exchange exchange;
+  bool finished = false;
+};
+
+GrpcChannel::Stream::Stream(std::unique_ptr<State> state) : state_(std::move(state)) {}
+GrpcChannel::Stream::Stream(Stream&&) noexcept = default;
+GrpcChannel::Stream& GrpcChannel::Stream::operator=(Stream&&) noexcept = default;
+
+GrpcChannel::Stream::~Stream() {
+  if (state_ && !state_->finished) {
+    state_->impl->cancel(state_->exchange);
+    state_->impl->end(state_->exchange);
+  }
+}
+
+bool GrpcChannel::Stream::write(std::string_view message, bool compress) {
+  return !state_->finished && state_->impl->write(state_->exchange, message, compress);
+}
+
+void GrpcChannel::Stream::writes_done() {
+  if (!state_->finished) state_->impl->writes_done(state_->exchange);
+}
+
+bool GrpcChannel::Stream::read(std::string& message) {
+  return !state_->finished && state_->impl->read(state_->exchange, message);
+}
+
+Status GrpcChannel::Stream::finish() {
+  if (state_->finished)
+    return {StatusCode::failed_precondition, "finish() was called before on this stream"};
+  state_->finished = true;
+  return state_->impl->finish(state_->exchange);
+}
+
+void GrpcChannel::Stream::cancel() {
+  if (!state_->finished) state_->impl->cancel(state_->exchange);
+}
+
+const std::multimap<std::string, std::string>& GrpcChannel::Stream::received() const {
+  return state_->exchange.received;
+}
+
+GrpcChannel::Stream GrpcChannel::open(std::string_view path, std::chrono::milliseconds timeout,
+                                      const std::multimap<std::string, std::string>& metadata,
+                                      bool compress) {
+  auto state = std::make_unique<Stream::State>();
+  state->impl = impl_.get();
+  impl_->open(path, timeout, metadata, compress, state->exchange);
+  return Stream(std::move(state));
+}
+
+void GrpcChannel::set_compress_requests(bool compress) {
+  impl_->set_compress_requests(compress);
+}
+
+// ---- GrpcChannel ----
 
 GrpcChannel::GrpcChannel(std::string_view target, std::chrono::milliseconds timeout)
     : impl_(std::make_unique<Impl>(target, timeout)) {}

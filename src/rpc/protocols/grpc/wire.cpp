@@ -211,17 +211,31 @@ std::string frame_message(std::string_view payload, bool compressed) {
   return framed;
 }
 
+namespace {
+
+// The length a message's 5-byte prefix at the start of `buffer` announces.
+std::uint64_t announced_length(const std::string& buffer) {
+  const auto byte = [&](std::size_t i) { return std::uint64_t{static_cast<std::uint8_t>(buffer[i])}; };
+  return (byte(1) << 24) | (byte(2) << 16) | (byte(3) << 8) | byte(4);
+}
+
+}  // namespace
+
+bool MessageDeframer::whole() const {
+  if (buffer_.size() < 5) return false;
+  const std::uint64_t length = announced_length(buffer_);
+  return length > max_ || buffer_.size() >= 5 + length;
+}
+
 MessageDeframer::Result MessageDeframer::next(bool& compressed, std::string& payload) {
   if (buffer_.size() < 5) return Result::need_more;
-  const auto byte = [&](std::size_t i) { return static_cast<std::uint8_t>(buffer_[i]); };
-  const std::uint64_t length = (std::uint64_t{byte(1)} << 24) | (std::uint64_t{byte(2)} << 16) |
-                               (std::uint64_t{byte(3)} << 8) | byte(4);
+  const std::uint64_t length = announced_length(buffer_);
   if (length > max_) {
     announced_ = length;
     return Result::too_large;
   }
   if (buffer_.size() < 5 + length) return Result::need_more;
-  compressed = byte(0) != 0;
+  compressed = buffer_[0] != 0;
   payload.assign(buffer_, 5, length);
   buffer_.erase(0, 5 + length);
   return Result::message;

@@ -58,6 +58,8 @@ class MessageDeframer {
   Result next(bool& compressed, std::string& payload);
   // Whether bytes of a message not yet whole are held.
   bool partial() const { return !buffer_.empty(); }
+  // Whether next() would return at once with a message (or too_large).
+  bool whole() const;
   // The length the last too_large message announced.
   std::uint64_t announced() const { return announced_; }
 
