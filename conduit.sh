@@ -7,6 +7,9 @@
 #   ./conduit.sh bench jsonrpc-http [ARGS...]
 #                                    JSON-RPC over HTTP against libjson-rpc-cpp
 #                                    with wrk (bench/jsonrpc_http_bench.py)
+#   ./conduit.sh bench grpc [ARGS...]
+#                                    gRPC unary calls against gRPC C++ (libgrpc++)
+#                                    with h2load (bench/grpc_bench.py)
 #
 # Missing Debian packages (compiler, CMake, libraries, test peers) are installed
 # with apt-get; run as root, or as a user with sudo.
@@ -71,8 +74,23 @@ case "$command" in
         exec python3 bench/jsonrpc_http_bench.py --conduit build/conduit \
           --peer build/tests/jsonrpccpp_peer --floor build/bench/http_floor "$@"
         ;;
+      grpc)
+        shift
+        PACKAGES+=(libgrpc++-dev protobuf-compiler-grpc nghttp2-client)
+        build build all
+        # A build directory configured before libgrpc++ was installed has not
+        # looked for it since.
+        if [ ! -x build/bench/grpc_cpp_server ]; then
+          cmake -S . -B build >/dev/null
+          cmake --build build --target grpc_cpp_server -j "$(nproc)"
+        fi
+        # Debian's python3: the one with python3-grpcio, which checks the answers.
+        exec /usr/bin/python3 bench/grpc_bench.py --conduit build/conduit \
+          --grpc-cpp build/bench/grpc_cpp_server "$@"
+        ;;
       *)
         echo "usage: $0 bench jsonrpc-http [--seconds N] [--sizes 16,4096] [--connections 1,8]" >&2
+        echo "       $0 bench grpc [--seconds N] [--sizes 16,4096] [--streams 1x1,8x16] [--unix-sizes 16]" >&2
         exit 2
         ;;
     esac
@@ -86,7 +104,7 @@ case "$command" in
     exec ctest --test-dir build --output-on-failure -j 2
     ;;
   *)
-    echo "usage: $0 compare [ARGS...] | test [--sanitize] | build | bench jsonrpc-http [ARGS...]" >&2
+    echo "usage: $0 compare [ARGS...] | test [--sanitize] | build | bench jsonrpc-http|grpc [ARGS...]" >&2
     exit 2
     ;;
 esac

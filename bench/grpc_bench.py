@@ -1,0 +1,422 @@
+#!/usr/bin/python3
+"""gRPC unary calls: conduit's server against gRPC C++'s (libgrpc++), side by side.
+
+Both serve grpc.testing.TestService/UnaryCall and answer alike: a payload of
+`response_size` zero bytes. conduit runs as `conduit serve --threads 1`;
+gRPC C++ as bench/grpc_cpp_server, its asynchronous completion-queue API
+with one queue and one thread (gRPC's core adds sleeping helper threads of
+its own; see that file). Each server runs pinned to one CPU and h2load, the
+load generator, to the other; h2load sends the same pre-encoded request
+(the 5-byte gRPC prefix and a SimpleRequest asking for as many bytes as it
+carries) to both. For every payload size and connections x streams the
+figures are:
+
+  requests/s       calls answered per second over the timed run
+  p50, p99         latency of each call as h2load logged it (--log-file)
+  CPU/call         the server's CPU time (user + system, all threads, read
+                   from /proc/PID/stat before and after) / calls answered:
+                   the fair figure when h2load, not the server, saturates first
+
+then conduit ÷ libgrpc++ for each, and verdicts on the targets over TCP:
+CPU/call at most 0.5x at every point, requests/s at least 1.3x at 8x16
+(8 connections, 16 streams each), p99 lower at every point. A round trip
+over a UNIX socket (1 connection, 1 stream) is measured for both as well.
+
+Before the load each server is called once per size over TCP and over its
+UNIX socket by grpcio (python3-grpcio), a client of neither, and its answer
+compared byte for byte with the expected SimpleResponse. In every run h2load
+must count no failed, errored or timed-out request and only 2xx answers, and
+the DATA bytes it received must be exactly one whole response message per
+call (an answer with a gRPC error carries none), or the run fails.
+
+  bench/grpc_bench.py --conduit build/conduit \
+      --grpc-cpp build/bench/grpc_cpp_server
+      [--seconds 5] [--sizes 16,4096] [--streams 1x1,8x16]
+      [--unix-sizes 16] [--json FILE]
+
+Run by `./conduit.sh bench grpc`, which installs libgrpc++-dev,
+protobuf-compiler-grpc and nghttp2-client and builds both.
+"""
+
+import argparse
+import json
+import math
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+TICKS = os.sysconf("SC_CLK_TCK")
+SERVERS = ("conduit", "libgrpc++")
+METHOD = "/grpc.testing.TestService/UnaryCall"
+# Targets: conduit ÷ libgrpc++.
+CPU_TARGET = 0.5
+RATE_TARGET = 1.3
+RATE_TARGET_STREAMS = (8, 16)
+
+
+def fail(message):
+    print(f"grpc_bench: {message}", file=sys.stderr)
+    sys.exit(1)
+
+
+def usable_cpus():
+    cpus = sorted(os.sched_getaffinity(0))
+    if len(cpus) < 2:
+        fail("needs two usable CPUs (one for the server, one for h2load); found "
+             f"{len(cpus)}")
+    return cpus[0], cpus[1]
+
+
+def cpu_seconds(pid):
+    with open(f"/proc/{pid}/stat") as stat:
+        # The command name may hold spaces; the fields after it are fixed.
+        fields = stat.read().rsplit(")", 1)[1].split()
+    # utime and stime are fields 14 and 15 of the whole line.
+    return (int(fields[11]) + int(fields[12])) / TICKS
+
+
+def thread_names(pid):
+    names = []
+    for task in sorted(os.listdir(f"/proc/{pid}/task"), key=int):
+        with open(f"/proc/{pid}/task/{task}/comm") as comm:
+            names.append(comm.read().strip())
+    return names
+
+
+# Protocol buffers by hand: the few fields of messages.proto used here.
+def varint(value):
+    out = bytearray()
+    while True:
+        byte = value & 0x7F
+        value >>= 7
+        if value:
+            out.append(byte | 0x80)
+        else:
+            out.append(byte)
+            return bytes(out)
+
+
+def length_delimited(number, data):
+    return varint(number << 3 | 2) + varint(len(data)) + data
+
+
+def payload(size):
+    """Payload{body: size zero bytes} (type COMPRESSABLE, 0, is not written)."""
+    return length_delimited(2, bytes(size)) if size else b""
+
+
+def simple_request(size):
+    """SimpleRequest{response_size: size, payload: size bytes}."""
+    response_size = varint(2 << 3 | 0) + varint(size) if size else b""
+    return response_size + length_delimited(3, payload(size))
+
+
+def simple_response(size):
+    """SimpleResponse{payload: size bytes}, as both servers answer."""
+    return length_delimited(1, payload(size))
+
+
+def grpc_message(message):
+    """The gRPC length prefix (not compressed) and the message."""
+    return b"\0" + len(message).to_bytes(4, "big") + message
+
+
+class Server:
+    """A server process started pinned to `cpu` on a TCP port and a UNIX
+    socket, stopped with SIGTERM."""
+
+    def __init__(self, name, command):
+        self.name = name
+        self.process = subprocess.Popen(command, stdin=subprocess.DEVNULL,
+                                        stdout=subprocess.DEVNULL,
+                                        stderr=subprocess.PIPE, text=True)
+        self.tcp = None
+        self.unix = None
+        timer = threading.Timer(10, self.process.kill)
+        timer.start()
+        try:
+            while self.tcp is None or self.unix is None:
+                line = self.process.stderr.readline()
+                if not line:
+                    break
+                found = re.search(r"listening on (?:tcp://)?(127\.0\.0\.1:\d+|unix:\S+)", line)
+                if found and found.group(1).startswith("unix:"):
+                    self.unix = found.group(1)
+                elif found:
+                    self.tcp = found.group(1)
+        finally:
+            timer.cancel()
+        if self.tcp is None or self.unix is None:
+            self.stop()
+            fail(f"{name} did not say where it was listening: {' '.join(command)}")
+        # What it writes later is read, so that a full pipe never stops it.
+        self.log = []
+        self.reader = threading.Thread(target=self._read_stderr, daemon=True)
+        self.reader.start()
+
+    def _read_stderr(self):
+        for line in self.process.stderr:
+            self.log = (self.log + [line])[-20:]
+
+    def stop(self):
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+    def alive(self):
+        if self.process.poll() is not None:
+            fail(f"{self.name} ended (exit status {self.process.returncode}):\n"
+                 + "".join(self.log))
+
+
+def check_unary_call(server, target, size):
+    import grpc
+    with grpc.insecure_channel(target) as channel:
+        call = channel.unary_unary(METHOD)
+        try:
+            answer = call(simple_request(size), timeout=10)
+        except grpc.RpcError as error:
+            fail(f"{server.name} answered UnaryCall ({size} B) on {target} with "
+                 f"{error.code()}: {error.details()}")
+    if answer != simple_response(size):
+        fail(f"{server.name} answered UnaryCall ({size} B) on {target} with "
+             f"{answer[:64].hex()}..., not {simple_response(size)[:64].hex()}...")
+
+
+def parse_duration(text):
+    value, unit = re.fullmatch(r"([\d.]+)(us|ms|s)", text).groups()
+    return float(value) * {"us": 1e-6, "ms": 1e-3, "s": 1}[unit]
+
+
+def percentile(ordered, fraction):
+    """The nearest-rank percentile of sorted values."""
+    return ordered[max(1, math.ceil(len(ordered) * fraction)) - 1]
+
+
+def run_h2load(server, point, seconds, cpu, work_dir):
+    size, connections, streams, transport = point
+    body = os.path.join(work_dir, f"request{size}.bin")
+    if not os.path.exists(body):
+        with open(body, "wb") as out:
+            out.write(grpc_message(simple_request(size)))
+    log = os.path.join(work_dir, "h2load.log")
+    command = ["taskset", "-c", str(cpu), "h2load", "-t1", f"-c{connections}",
+               f"-m{streams}", "-d", body, "-H", "content-type: application/grpc",
+               "-H", "te: trailers"]
+    if transport == "unix":
+        command += ["-B", server.unix]
+        url = "http://localhost" + METHOD
+    else:
+        url = f"http://{server.tcp}{METHOD}"
+    # A short warm-up, not counted.
+    subprocess.run(command + ["-D1", url], capture_output=True, text=True, timeout=60)
+    server.alive()
+    before = cpu_seconds(server.process.pid)
+    result = subprocess.run(command + [f"-D{seconds}", f"--log-file={log}", url],
+                            capture_output=True, text=True, timeout=seconds + 60)
+    after = cpu_seconds(server.process.pid)
+    server.alive()
+    output = result.stdout
+    where = f"h2load against {server.name} ({size} B, {connections}x{streams}, {transport})"
+    if result.returncode != 0:
+        fail(f"{where} failed: {result.stderr or output}")
+    requests = re.search(r"requests: (\d+) total, (\d+) started, (\d+) done, (\d+) succeeded, "
+                         r"(\d+) failed, (\d+) errored, (\d+) timeout", output)
+    codes = re.search(r"status codes: (\d+) 2xx, (\d+) 3xx, (\d+) 4xx, (\d+) 5xx", output)
+    data = re.search(r"traffic: .*\((\d+)\) data", output)
+    finished = re.search(r"finished in ([\d.]+(?:us|ms|s)),", output)
+    if not (requests and codes and data and finished):
+        fail(f"{where}: output not understood:\n{output}")
+    _, _, done, succeeded, failed, errored, timeouts = map(int, requests.groups())
+    ok_codes = int(codes.group(1))
+    if failed or errored or timeouts or ok_codes != succeeded or succeeded != done or not succeeded:
+        fail(f"{where}: not every request succeeded with 2xx:\n{output}")
+    response_bytes = len(grpc_message(simple_response(size)))
+    if int(data.group(1)) != succeeded * response_bytes:
+        fail(f"{where}: {data.group(1)} bytes of DATA for {succeeded} calls, not "
+             f"{response_bytes} per call (an answer without its message?):\n{output}")
+    latencies = []
+    with open(log) as lines:
+        for line in lines:
+            columns = line.split("\t")
+            if columns[1] != "200":
+                fail(f"{where}: h2load logged a request with status {columns[1]}")
+            latencies.append(int(columns[2]))
+    os.unlink(log)
+    if not latencies:
+        fail(f"{where}: h2load logged no request")
+    latencies.sort()
+    return {
+        "requests_per_second": succeeded / parse_duration(finished.group(1)),
+        "p50_us": percentile(latencies, 0.50),
+        "p99_us": percentile(latencies, 0.99),
+        "cpu_us_per_call": (after - before) / succeeded * 1e6,
+        "calls": succeeded,
+    }
+
+
+def parse_streams(text):
+    pairs = []
+    for item in text.split(","):
+        found = re.fullmatch(r"(\d+)x(\d+)", item)
+        if not found:
+            fail(f"--streams wants CONNECTIONSxSTREAMS items, e.g. 1x1,8x16; got {item!r}")
+        pairs.append((int(found.group(1)), int(found.group(2))))
+    return pairs
+
+
+def verdict(met, figures):
+    return ("met" if met else "NOT met") + ": " + ", ".join(figures)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--conduit", default="build/conduit")
+    parser.add_argument("--grpc-cpp", default="build/bench/grpc_cpp_server")
+    parser.add_argument("--seconds", type=int, default=5)
+    parser.add_argument("--sizes", default="16,4096",
+                        help="payload bytes, each way (default 16,4096)")
+    parser.add_argument("--streams", default="1x1,8x16",
+                        help="connections x streams per connection (default 1x1,8x16)")
+    parser.add_argument("--unix-sizes", default="16",
+                        help="payload bytes of the 1x1 round trip over a UNIX socket "
+                             "(default 16; empty: none)")
+    parser.add_argument("--json", help="also write the figures to this file")
+    options = parser.parse_args()
+
+    for program in (options.conduit, options.grpc_cpp):
+        if not os.access(program, os.X_OK):
+            fail(f"{program} is not built; run ./conduit.sh bench grpc, which builds it")
+    if shutil.which("h2load") is None:
+        fail("h2load is not installed (apt-get install nghttp2-client)")
+    try:
+        import grpc  # noqa: F401  (checks the answers before the load)
+    except ImportError:
+        fail("grpcio is not installed (apt-get install python3-grpcio)")
+    server_cpu, load_cpu = usable_cpus()
+    sizes = [int(size) for size in options.sizes.split(",")]
+    unix_sizes = [int(size) for size in options.unix_sizes.split(",") if size]
+    points = [(size, connections, streams, "tcp") for size in sizes
+              for connections, streams in parse_streams(options.streams)]
+    points += [(size, 1, 1, "unix") for size in unix_sizes]
+
+    pin = ["taskset", "-c", str(server_cpu)]
+    figures = []
+    threads = {}
+    started = time.monotonic()
+    with tempfile.TemporaryDirectory(prefix="grpc_bench.") as work_dir:
+        servers = []
+        try:
+            servers.append(Server("conduit", pin + [
+                options.conduit, "serve", "--threads", "1",
+                "--listen", "tcp://127.0.0.1:0",
+                "--listen", "unix:" + os.path.join(work_dir, "conduit.sock")]))
+            servers.append(Server("libgrpc++", pin + [
+                options.grpc_cpp, "--listen", "127.0.0.1:0",
+                "--listen", "unix:" + os.path.join(work_dir, "grpc_cpp.sock")]))
+            for server in servers:
+                for size in sorted(set(sizes + unix_sizes)):
+                    for target in (server.tcp, server.unix):
+                        check_unary_call(server, target, size)
+            print(f"grpc_bench: both servers answer UnaryCall correctly over TCP and a "
+                  f"UNIX socket; {len(points)} points, 4 runs of 1 + {options.seconds} s each",
+                  file=sys.stderr, flush=True)
+            for point in points:
+                size, connections, streams, transport = point
+                row = {"size": size, "connections": connections, "streams": streams,
+                       "transport": transport}
+                # Order A B B A, better run kept, so drift weighs on both.
+                for server in servers + servers[::-1]:
+                    print(f"  {server.name}: {size} B, {connections}x{streams}, "
+                          f"{transport}...", file=sys.stderr, flush=True)
+                    measured = run_h2load(server, point, options.seconds, load_cpu, work_dir)
+                    kept = row.get(server.name)
+                    if kept is None or measured["cpu_us_per_call"] < kept["cpu_us_per_call"]:
+                        row[server.name] = measured
+                figures.append(row)
+            for server in servers:
+                threads[server.name] = thread_names(server.process.pid)
+        finally:
+            for server in servers:
+                server.stop()
+
+    print(f"server on CPU {server_cpu}, h2load on CPU {load_cpu}, {options.seconds} s per run, "
+          f"better of two runs each (by CPU per call); {time.monotonic() - started:.0f} s in all")
+    header = (f"{'size':>6} {'conn x streams':>14} {'via':>4} | {'server':<10} {'req/s':>9} "
+              f"{'p50 µs':>8} {'p99 µs':>8} {'CPU µs/call':>11}")
+    print(header)
+    print("-" * len(header))
+    for row in figures:
+        streams = f"{row['connections']}x{row['streams']}"
+        for name in SERVERS:
+            figure = row[name]
+            print(f"{row['size']:>6} {streams:>14} {row['transport']:>4} | {name:<10} "
+                  f"{figure['requests_per_second']:>9.0f} {figure['p50_us']:>8.0f} "
+                  f"{figure['p99_us']:>8.0f} {figure['cpu_us_per_call']:>11.2f}")
+        ours, theirs = row["conduit"], row["libgrpc++"]
+        row["ratios"] = {
+            "cpu_per_call": ours["cpu_us_per_call"] / theirs["cpu_us_per_call"],
+            "requests_per_second": ours["requests_per_second"] / theirs["requests_per_second"],
+            "p50": ours["p50_us"] / theirs["p50_us"],
+            "p99": ours["p99_us"] / theirs["p99_us"],
+        }
+        ratios = row["ratios"]
+        print(f"{'':>26} | conduit ÷ libgrpc++: CPU/call {ratios['cpu_per_call']:.2f}, "
+              f"req/s {ratios['requests_per_second']:.2f}, p50 {ratios['p50']:.2f}, "
+              f"p99 {ratios['p99']:.2f}")
+
+    tcp_rows = [row for row in figures if row["transport"] == "tcp"]
+    rate_rows = [row for row in tcp_rows
+                 if (row["connections"], row["streams"]) == RATE_TARGET_STREAMS]
+    unix_rows = [row for row in figures if row["transport"] == "unix"]
+
+    def named(row, ratio):
+        return (f"{row['ratios'][ratio]:.2f} ({row['size']} B "
+                f"{row['connections']}x{row['streams']})")
+
+    verdicts = {
+        "cpu_per_call": all(row["ratios"]["cpu_per_call"] <= CPU_TARGET for row in tcp_rows),
+        "requests_per_second": bool(rate_rows) and all(
+            row["ratios"]["requests_per_second"] >= RATE_TARGET for row in rate_rows),
+        "p99": all(row["ratios"]["p99"] < 1 for row in tcp_rows),
+    }
+    rate_point = f"{RATE_TARGET_STREAMS[0]}x{RATE_TARGET_STREAMS[1]}"
+    lines = [(f"CPU per call ≤ {CPU_TARGET:.2f}x at every point",
+              verdict(verdicts["cpu_per_call"],
+                      [named(row, "cpu_per_call") for row in tcp_rows])),
+             (f"requests/s ≥ {RATE_TARGET:.2f}x at {rate_point}",
+              verdict(verdicts["requests_per_second"],
+                      [named(row, "requests_per_second") for row in rate_rows])
+              if rate_rows else f"not measured (--streams has no {rate_point})"),
+             ("p99 lower at every point",
+              verdict(verdicts["p99"], [named(row, "p99") for row in tcp_rows]))]
+    width = max(len(label) for label, _ in lines)
+    print()
+    print("targets, conduit ÷ libgrpc++ over TCP:")
+    for label, text in lines:
+        print(f"  {label + ':':<{width + 1}}  {text}")
+    for row in unix_rows:
+        print(f"UNIX socket round trip, {row['size']} B, 1x1: p50 conduit "
+              f"{row['conduit']['p50_us']:.0f} µs, libgrpc++ {row['libgrpc++']['p50_us']:.0f} µs "
+              f"(conduit ÷ libgrpc++ {row['ratios']['p50']:.2f})")
+    for name in SERVERS:
+        names = threads.get(name, [])
+        print(f"threads in {name} after the runs: {len(names)} ({', '.join(names)})")
+    if options.json:
+        with open(options.json, "w") as out:
+            json.dump({"points": figures, "targets_met": verdicts, "threads": threads},
+                      out, indent=2)
+
+
+if __name__ == "__main__":
+    main()
