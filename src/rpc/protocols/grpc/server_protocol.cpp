@@ -252,6 +252,7 @@ struct Stream {
   std::size_t header_bytes = 0;  // as SETTINGS_MAX_HEADER_LIST_SIZE counts them
   std::string body;  // the request's DATA, still framed
   bool body_too_large = false;
+  bool reset_after_answer = false;  // RST_STREAM once the answer's headers are sent
   std::shared_ptr<std::atomic<bool>> cancelled = std::make_shared<std::atomic<bool>>(false);
   bool started = false;  // handed to a handler
 
@@ -343,8 +344,9 @@ class GrpcConnection : public std::enable_shared_from_this<GrpcConnection> {
     flush();
     char chunk[16384];
     for (;;) {
-      if (nghttp2_session_want_read(session_) == 0 && nghttp2_session_want_write(session_) == 0)
-        break;
+      // Nothing more to read (nghttp2 said GOAWAY): what is queued is sent
+      // below, then the connection ends.
+      if (nghttp2_session_want_read(session_) == 0) break;
       connection_.set_idle(streams_.empty());
       if (connection_.stopping() && streams_.empty()) {
         nghttp2_session_terminate_session(session_, NGHTTP2_NO_ERROR);
@@ -448,11 +450,16 @@ class GrpcConnection : public std::enable_shared_from_this<GrpcConnection> {
   }
 
   // Sends what nghttp2 has queued, unless a send is already under way (it
-  // takes what is queued by the time it finishes).
+  // takes what is queued by the time it finishes). The send is posted, not
+  // begun here: calls that answer in the handlers queued meanwhile go out in
+  // the same write (co_spawn alone would begin it at once, a system call for
+  // every answer).
   void flush() {
     if (writing_ || broken_) return;
     writing_ = true;
-    asio::co_spawn(connection_.executor(), write_all(shared_from_this()), asio::detached);
+    asio::post(connection_.executor(), [self = shared_from_this()] {
+      asio::co_spawn(self->connection_.executor(), write_all(self), asio::detached);
+    });
   }
 
   static asio::awaitable<void> write_all(std::shared_ptr<GrpcConnection> self) {
@@ -479,7 +486,11 @@ class GrpcConnection : public std::enable_shared_from_this<GrpcConnection> {
     // The last call of a stopping server's connection has answered.
     if (self->connection_.stopping() && self->streams_.empty() && !self->closing_)
       self->say_goodbye();
-    if (self->goodbye_ && !self->writing_) self->connection_.close();
+    // After a GOAWAY has gone (a goodbye, or a protocol error nghttp2 found)
+    // nothing more is read: a read still waiting ends here.
+    if ((self->goodbye_ || nghttp2_session_want_read(self->session_) == 0) && !self->writing_ &&
+        !self->closing_)
+      self->connection_.close();
   }
 
   asio::awaitable<void> changed() {
@@ -565,9 +576,8 @@ class GrpcConnection : public std::enable_shared_from_this<GrpcConnection> {
         announced > connection.connection_.options().grpc_max_message_bytes &&
         is_grpc_request(*stream)) {
       stream->started = true;
+      stream->reset_after_answer = true;  // once the status is out (on_frame_sent)
       connection.answer_status(*stream, too_large(announced, connection.connection_.options()));
-      nghttp2_submit_rst_stream(connection.session_, NGHTTP2_FLAG_NONE, stream_id,
-                                NGHTTP2_NO_ERROR);
     }
     return 0;
   }
@@ -629,11 +639,19 @@ class GrpcConnection : public std::enable_shared_from_this<GrpcConnection> {
                 std::to_string(options.grpc_max_message_bytes) + " bytes"};
   }
 
-  static int on_frame_sent(nghttp2_session*, const nghttp2_frame* frame, void* user_data) {
+  static int on_frame_sent(nghttp2_session* session, const nghttp2_frame* frame,
+                           void* user_data) {
     if (frame->hd.type == NGHTTP2_HEADERS || frame->hd.type == NGHTTP2_DATA) {
       GrpcConnection& connection = self(user_data);
       connection.responded_since_ping_ = true;
       connection.ping_strikes_ = 0;
+      // A refusal sent before the request was whole: RST_STREAM follows, so
+      // the client stops sending (RFC 9113, 8.1).
+      if (frame->hd.type == NGHTTP2_HEADERS && (frame->hd.flags & NGHTTP2_FLAG_END_STREAM) != 0)
+        if (Stream* stream = connection.find(frame->hd.stream_id);
+            stream != nullptr && stream->reset_after_answer)
+          nghttp2_submit_rst_stream(session, NGHTTP2_FLAG_NONE, frame->hd.stream_id,
+                                    NGHTTP2_NO_ERROR);
     }
     return 0;
   }
