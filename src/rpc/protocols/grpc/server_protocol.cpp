@@ -341,7 +341,6 @@ class GrpcConnection : public std::enable_shared_from_this<GrpcConnection> {
 
   asio::awaitable<void> serve(std::string pending) {
     if (!receive(pending)) co_return;
-    flush();
     char chunk[16384];
     for (;;) {
       // Nothing more to read (nghttp2 said GOAWAY): what is queued is sent
@@ -359,7 +358,6 @@ class GrpcConnection : public std::enable_shared_from_this<GrpcConnection> {
       if (n == 0) break;
       heard_ = true;
       if (!receive(std::string_view(chunk, n))) break;
-      flush();
     }
     while (writing_) co_await changed();
   }
@@ -427,12 +425,16 @@ class GrpcConnection : public std::enable_shared_from_this<GrpcConnection> {
 
   // Hands bytes to nghttp2; false when the connection must end (a protocol
   // error: nghttp2 has queued a GOAWAY, which is sent first).
+  // What the bytes called for (answers of calls run inline, SETTINGS and
+  // PING acknowledgements, WINDOW_UPDATEs) goes out in one write at the end.
   bool receive(std::string_view bytes) {
+    receiving_ = true;
     const ssize_t used = nghttp2_session_mem_recv(
         session_, reinterpret_cast<const std::uint8_t*>(bytes.data()), bytes.size());
+    receiving_ = false;
     if (used < 0) {
       nghttp2_session_terminate_session(session_, NGHTTP2_PROTOCOL_ERROR);
-      flush();
+      flush(/*now=*/true);
       return false;
     }
     if (too_many_pings_) {
@@ -443,9 +445,10 @@ class GrpcConnection : public std::enable_shared_from_this<GrpcConnection> {
                             nghttp2_session_get_last_proc_stream_id(session_),
                             NGHTTP2_ENHANCE_YOUR_CALM,
                             reinterpret_cast<const std::uint8_t*>(kDebug.data()), kDebug.size());
-      flush();
+      flush(/*now=*/true);
       return false;
     }
+    flush(/*now=*/true);
     return true;
   }
 
@@ -454,9 +457,16 @@ class GrpcConnection : public std::enable_shared_from_this<GrpcConnection> {
   // begun here: calls that answer in the handlers queued meanwhile go out in
   // the same write (co_spawn alone would begin it at once, a system call for
   // every answer).
-  void flush() {
-    if (writing_ || broken_) return;
+  // `now`: the write begins here (co_spawn dispatches), for what a
+  // receive() called for. While bytes are being received, nothing is
+  // written: receive() writes once at its end.
+  void flush(bool now = false) {
+    if (writing_ || broken_ || receiving_) return;
     writing_ = true;
+    if (now) {
+      asio::co_spawn(connection_.executor(), write_all(shared_from_this()), asio::detached);
+      return;
+    }
     asio::post(connection_.executor(), [self = shared_from_this()] {
       asio::co_spawn(self->connection_.executor(), write_all(self), asio::detached);
     });
@@ -765,9 +775,13 @@ class GrpcConnection : public std::enable_shared_from_this<GrpcConnection> {
 
     ++running_;
     const bool accepts_gzip = accepts(stream.accept_encoding, "gzip");
-    asio::post(connection_.call_executor(), [self = shared_from_this(), id = stream.id, method,
-                                             request = std::move(request), accepts_gzip,
-                                             context = std::move(context)]() mutable {
+    // Where one thread runs both the connection and the calls (a server
+    // with one thread, a shared-memory session), the call runs here and
+    // now: posting it, and its answer back, would only add two rounds of
+    // the event loop (each a poll of the kernel) to every call.
+    const bool inline_call = connection_.call_executor() == connection_.executor();
+    auto run = [self = shared_from_this(), id = stream.id, method, request = std::move(request),
+                accepts_gzip, inline_call, context = std::move(context)]() mutable {
       std::string response_bytes;
       Status status;
       std::unique_ptr<google::protobuf::Message> in(method->request_prototype().New());
@@ -782,14 +796,24 @@ class GrpcConnection : public std::enable_shared_from_this<GrpcConnection> {
         if (status.ok()) out->SerializeToString(&response_bytes);
       }
       const bool compress = context.compress_response && accepts_gzip;
+      if (inline_call) {
+        self->finish_call(id, std::move(status), std::move(response_bytes), compress,
+                          context.response_metadata, context.response_trailers);
+        return;
+      }
       Connection& connection = self->connection_;
-      connection.post([self = std::move(self), id, status = std::move(status), response_bytes = std::move(response_bytes),
-                  compress, headers = std::move(context.response_metadata),
-                  trailers = std::move(context.response_trailers)]() mutable {
-                   self->finish_call(id, std::move(status), std::move(response_bytes), compress,
-                                     headers, trailers);
-                 });
-    });
+      connection.post([self = std::move(self), id, status = std::move(status),
+                       response_bytes = std::move(response_bytes), compress,
+                       headers = std::move(context.response_metadata),
+                       trailers = std::move(context.response_trailers)]() mutable {
+        self->finish_call(id, std::move(status), std::move(response_bytes), compress, headers,
+                          trailers);
+      });
+    };
+    if (inline_call)
+      run();
+    else
+      asio::post(connection_.call_executor(), std::move(run));
   }
 
   // ---- streaming calls ----
@@ -1004,6 +1028,7 @@ class GrpcConnection : public std::enable_shared_from_this<GrpcConnection> {
   std::chrono::steady_clock::time_point last_client_ping_;
   std::size_t running_ = 0;
   bool writing_ = false;
+  bool receiving_ = false;  // inside nghttp2_session_mem_recv
   bool broken_ = false;
   bool closing_ = false;
   bool goodbye_ = false;
