@@ -23,7 +23,9 @@ from conduit_serve import ConduitServe
 PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
 DATA, HEADERS, RST_STREAM, SETTINGS, GOAWAY = 0, 1, 3, 4, 7
 END_STREAM, END_HEADERS = 0x1, 0x4
-PROTOCOL_ERROR, INTERNAL_ERROR, FRAME_SIZE_ERROR, CANCEL, ENHANCE_YOUR_CALM = 0x1, 0x2, 0x6, 0x8, 0xB
+PROTOCOL_ERROR, INTERNAL_ERROR, FRAME_SIZE_ERROR, REFUSED_STREAM, CANCEL, ENHANCE_YOUR_CALM = \
+    0x1, 0x2, 0x6, 0x7, 0x8, 0xB
+ACK = 0x1
 ECHO = "/conduit.interop.JsonRpcExamples/echo"
 
 
@@ -171,6 +173,31 @@ class Checks:
         assert goaway_code(frames) in (INTERNAL_ERROR, ENHANCE_YOUR_CALM), goaway_code(frames)
         assert closed, "the connection stayed open"
 
+    def streams_beyond_max_concurrent_streams_are_refused(self):
+        # The server allows 100 streams at once (SETTINGS_MAX_CONCURRENT_STREAMS,
+        # in force once acknowledged): 100 requests left open, then one more.
+        opened = b"".join(frame(HEADERS, END_HEADERS, stream, request_headers())
+                          for stream in range(1, 2 * 101, 2))
+        with self.connect() as sock:
+            sock.sendall(PREFACE + frame(SETTINGS, 0, 0) + frame(SETTINGS, ACK, 0))
+            time.sleep(0.2)  # the acknowledgement first, then the streams
+            sock.sendall(opened)
+            frames, _ = read_frames(sock, seconds=2)
+        # RFC 9113, 5.1.2: a stream error (REFUSED_STREAM or PROTOCOL_ERROR) or,
+        # as nghttp2 answers once the limit is acknowledged, a connection
+        # error: GOAWAY PROTOCOL_ERROR naming stream 199, the last of the 100
+        # it took, as the last processed.
+        resets = {f[2]: int.from_bytes(f[3][:4], "big") for f in frames if f[0] == RST_STREAM}
+        goaways = [f for f in frames if f[0] == GOAWAY]
+        if goaways:
+            last = int.from_bytes(goaways[0][3][:4], "big") & 0x7FFFFFFF
+            assert goaway_code(frames) == PROTOCOL_ERROR, goaway_code(frames)
+            assert last == 199, f"GOAWAY names stream {last} as the last processed"
+        else:
+            assert resets.get(201) in (REFUSED_STREAM, PROTOCOL_ERROR), \
+                f"stream 201 was not refused: resets {resets}"
+        assert not [s for s in resets if s < 201], f"streams within the limit were reset: {resets}"
+
     def wrong_content_type_gets_415(self):
         output = self.nghttp(["-H", "content-type: text/plain"], b"hello")
         assert re.search(r":status: 415", output), output
@@ -215,6 +242,7 @@ def main():
         checks = Checks(sys.argv[1], server.port())
         for check in (checks.garbage_after_the_preface, checks.frame_larger_than_max_frame_size,
                       checks.hpack_header_list_bomb, checks.rapid_reset_flood,
+                      checks.streams_beyond_max_concurrent_streams_are_refused,
                       checks.wrong_content_type_gets_415, checks.length_prefix_over_the_limit,
                       checks.gzip_bomb, checks.unknown_encoding):
             checks.run(check)

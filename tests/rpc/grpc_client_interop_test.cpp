@@ -345,6 +345,20 @@ TEST_P(InteropCases, StatusCodeAndMessage) {
   EXPECT_EQ(status.message(), "test status message");
 }
 
+TEST(GrpcClientInterop, RichStatusDetailsFromAGrpcioServerArePassedOn) {
+  GrpcioServer peer;
+  ASSERT_TRUE(peer.ready()) << "the grpcio server did not start";
+  GrpcChannel channel(peer.target(), 10s);
+  SimpleRequest request;
+  request.mutable_response_status()->set_code(3);
+  request.mutable_response_status()->set_message("with details");
+  std::string response;
+  Status status = channel.call_raw(method("UnaryCall"), request.SerializeAsString(), response, 10s);
+  EXPECT_EQ(status.code(), StatusCode::invalid_argument);
+  EXPECT_EQ(status.message(), "with details");
+  EXPECT_EQ(status.details(), std::string("\x08\x03\x12\x0cwith details"));
+}
+
 TEST_P(InteropCases, SpecialStatusMessage) {
   SimpleRequest request;
   request.mutable_response_status()->set_code(2);

@@ -29,6 +29,10 @@ using namespace std::chrono_literals;
 using interop::JsonRpcExamplesStub;
 using testing::TempDir;
 
+// Bytes of a rich status (a google.rpc.Status as a handler would serialize
+// it): code 3, message "see the details", then a NUL and a byte above 0x7f.
+const std::string kDetails("\x08\x03\x12\x0fsee the details\x1a\x02\x00\xff", 21);
+
 // subtract and echo of the examples (echo of "sleep" sleeps 500 ms first),
 // and grpc.testing.TestService, on loopback TCP and a UNIX socket.
 class GrpcClient : public ::testing::Test {
@@ -46,6 +50,8 @@ class GrpcClient : public ::testing::Test {
           if (request.string_value() == "sleep") std::this_thread::sleep_for(500ms);
           if (request.string_value() == "fail")
             return Status(StatusCode::failed_precondition, "asked to fail: ünïcode\n%");
+          if (request.string_value() == "fail with details")
+            return Status(StatusCode::invalid_argument, "see the details", kDetails);
           out.CopyFrom(request);
           return Status();
         });
@@ -92,7 +98,7 @@ TEST_F(GrpcClient, GeneratedStubCallsOverTcpUnixSocketsAndSharedMemory) {
   }
 }
 
-TEST_F(GrpcClient, ServerStatusAndMessageComeBackAsTheyWereSet) {
+TEST_F(GrpcClient, ServerStatusMessageAndDetailsComeBackAsTheyWereSet) {
   for (const std::string& target : {tcp_target(), shm_target()}) {
     SCOPED_TRACE(target);
     GrpcChannel channel(target, 5s);
@@ -103,6 +109,11 @@ TEST_F(GrpcClient, ServerStatusAndMessageComeBackAsTheyWereSet) {
     Status status = stub.echo(fail, &out);
     EXPECT_EQ(status.code(), StatusCode::failed_precondition);
     EXPECT_EQ(status.message(), "asked to fail: ünïcode\n%");
+    EXPECT_TRUE(status.details().empty());
+    fail.set_string_value("fail with details");
+    status = stub.echo(fail, &out);
+    EXPECT_EQ(status.code(), StatusCode::invalid_argument);
+    EXPECT_EQ(status.details(), kDetails) << "grpc-status-details-bin was not passed through";
     std::string response;
     status = channel.call_raw("/no.such.Service/Method", "", response, 5s);
     EXPECT_EQ(status.code(), StatusCode::unimplemented) << status.to_string();

@@ -5,7 +5,9 @@ client to call: grpc.testing.TestService as gRPC's interop descriptions ask
 in response_status and response_compressed; StreamingOutputCall with sizes
 and intervals; StreamingInputCall's aggregated size; FullDuplexCall; the
 echo of x-grpc-test-echo-initial and x-grpc-test-echo-trailing-bin), and a
-SlowCall of its own that sleeps for the milliseconds in response_size.
+SlowCall of its own that sleeps for the milliseconds in response_size. A
+response_status whose message is "with details" also gets a rich status in
+grpc-status-details-bin.
 UnimplementedCall is left out, so grpcio answers it UNIMPLEMENTED. grpcio
 tells a handler nothing of how a request was compressed, so expect_compressed
 is not checked here (conduit's own server checks it).
@@ -59,6 +61,13 @@ def main():
 
     def fail_as_asked(status, context):
         if status.code != 0:
+            if status.message == "with details":
+                # A rich status, as grpcio-status sends one: a google.rpc.Status
+                # (code, message) in grpc-status-details-bin.
+                text = status.message.encode()
+                context.set_trailing_metadata([(
+                    "grpc-status-details-bin",
+                    bytes([0x08, status.code, 0x12, len(text)]) + text)])
             context.abort(grpc.StatusCode(
                 [code for code in grpc.StatusCode if code.value[0] == status.code][0]),
                 status.message)

@@ -532,7 +532,11 @@ class GrpcChannel::Impl {
     std::string message;
     if (auto found = exchange.received.find("grpc-message"); found != exchange.received.end())
       message = grpc::percent_decode(found->second);
-    return {static_cast<StatusCode>(code), message};
+    std::string details;  // a rich status (google.rpc.Status), passed on as bytes
+    if (auto found = exchange.received.find("grpc-status-details-bin");
+        found != exchange.received.end())
+      details = found->second;
+    return {static_cast<StatusCode>(code), message, details};
   }
 
   // ---- nghttp2 callbacks ----

@@ -70,6 +70,21 @@ std::vector<std::pair<std::string, std::string>> wire_metadata(
   return headers;
 }
 
+// The trailers that end a call: its status, its message, the details of a
+// rich status (grpc-status-details-bin, a serialized google.rpc.Status, as
+// the handler set it), then the handler's own trailers.
+std::vector<std::pair<std::string, std::string>> status_trailers(
+    const Status& status, const std::multimap<std::string, std::string>& handler_trailers) {
+  std::vector<std::pair<std::string, std::string>> trailers = {
+      {"grpc-status", std::to_string(static_cast<int>(status.code()))}};
+  if (!status.message().empty())
+    trailers.emplace_back("grpc-message", percent_encode(status.message()));
+  if (!status.details().empty())
+    trailers.emplace_back("grpc-status-details-bin", base64_encode(status.details()));
+  for (auto& trailer : wire_metadata(handler_trailers)) trailers.push_back(std::move(trailer));
+  return trailers;
+}
+
 // A streaming call, shared by its handler's thread (which reads and writes
 // messages, blocking) and the connection (which feeds the requests in and
 // takes the framed responses out).
@@ -266,7 +281,7 @@ struct Stream {
   std::string out;  // framed response message(s)
   std::size_t sent = 0;
   Status status;
-  std::vector<std::pair<std::string, std::string>> extra_trailers;  // the handler's
+  std::multimap<std::string, std::string> handler_trailers;
   std::vector<std::pair<std::string, std::string>> trailers;        // as sent
 };
 
@@ -924,10 +939,7 @@ class GrpcConnection : public std::enable_shared_from_this<GrpcConnection> {
     if (!done) return n > 0 ? static_cast<ssize_t>(n) : ssize_t{NGHTTP2_ERR_DEFERRED};
     *flags |= NGHTTP2_DATA_FLAG_EOF | NGHTTP2_DATA_FLAG_NO_END_STREAM;
     StreamCall::Snapshot end = stream.call->snapshot();
-    stream.trailers = {{"grpc-status", std::to_string(static_cast<int>(end.status.code()))}};
-    if (!end.status.message().empty())
-      stream.trailers.emplace_back("grpc-message", percent_encode(end.status.message()));
-    for (auto& trailer : wire_metadata(end.trailers)) stream.trailers.push_back(std::move(trailer));
+    stream.trailers = status_trailers(end.status, end.trailers);
     std::vector<nghttp2_nv> trailers;
     for (const auto& [key, value] : stream.trailers) trailers.push_back(header(key, value));
     nghttp2_submit_trailer(session, id, trailers.data(), trailers.size());
@@ -948,7 +960,7 @@ class GrpcConnection : public std::enable_shared_from_this<GrpcConnection> {
       stream->out = compress ? frame_message(gzip_compress(response), true)
                              : frame_message(response);
       stream->status = status;
-      stream->extra_trailers = wire_metadata(reply_trailers);
+      stream->handler_trailers = reply_trailers;
       std::vector<nghttp2_nv> headers = {header(":status", "200"),
                                          header("content-type", "application/grpc"),
                                          header("grpc-accept-encoding", kAcceptedEncodings)};
@@ -973,12 +985,7 @@ class GrpcConnection : public std::enable_shared_from_this<GrpcConnection> {
     stream.sent += n;
     if (stream.sent == stream.out.size()) {
       *flags |= NGHTTP2_DATA_FLAG_EOF | NGHTTP2_DATA_FLAG_NO_END_STREAM;
-      const std::string code = std::to_string(static_cast<int>(stream.status.code()));
-      stream.trailers = {{"grpc-status", code}};
-      if (!stream.status.message().empty())
-        stream.trailers.emplace_back("grpc-message", percent_encode(stream.status.message()));
-      stream.trailers.insert(stream.trailers.end(), stream.extra_trailers.begin(),
-                             stream.extra_trailers.end());
+      stream.trailers = status_trailers(stream.status, stream.handler_trailers);
       std::vector<nghttp2_nv> trailers;
       for (const auto& [key, value] : stream.trailers) trailers.push_back(header(key, value));
       nghttp2_submit_trailer(session, stream.id, trailers.data(), trailers.size());
@@ -991,10 +998,7 @@ class GrpcConnection : public std::enable_shared_from_this<GrpcConnection> {
   void answer_status(Stream& stream, const Status& status,
                      const std::multimap<std::string, std::string>& reply_metadata = {},
                      const std::multimap<std::string, std::string>& reply_trailers = {}) {
-    stream.trailers = {{"grpc-status", std::to_string(static_cast<int>(status.code()))}};
-    if (!status.message().empty())
-      stream.trailers.emplace_back("grpc-message", percent_encode(status.message()));
-    for (auto& trailer : wire_metadata(reply_trailers)) stream.trailers.push_back(std::move(trailer));
+    stream.trailers = status_trailers(status, reply_trailers);
     std::vector<nghttp2_nv> headers = {header(":status", "200"),
                                        header("content-type", "application/grpc")};
     const auto encoded = wire_metadata(reply_metadata);
