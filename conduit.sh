@@ -86,7 +86,7 @@ case "$command" in
         fi
         # Debian's python3: the one with python3-grpcio, which checks the answers.
         exec /usr/bin/python3 bench/grpc_bench.py --conduit build/conduit \
-          --grpc-cpp build/bench/grpc_cpp_server "$@"
+          --grpc-cpp build/bench/grpc_cpp_server --floor build/bench/grpc_floor "$@"
         ;;
       *)
         echo "usage: $0 bench jsonrpc-http [--seconds N] [--sizes 16,4096] [--connections 1,8]" >&2

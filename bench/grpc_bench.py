@@ -5,10 +5,16 @@ Both serve grpc.testing.TestService/UnaryCall and answer alike: a payload of
 `response_size` zero bytes. conduit runs as `conduit serve --threads 1`;
 gRPC C++ as bench/grpc_cpp_server, its asynchronous completion-queue API
 with one queue and one thread (gRPC's core adds sleeping helper threads of
-its own; see that file). Each server runs pinned to one CPU and h2load, the
+its own; see that file). Beside them runs the floor (bench/grpc_floor.cpp):
+a bare epoll loop that reads each batch of requests whole, walks their HTTP/2
+frames by their headers only and answers every finished stream with
+pre-encoded bytes in one write, decoding no HPACK and no protobuf; what it
+costs is what the kernel costs for one recv and one send per batch, the least
+any server can spend (one floor process per payload size, as its answer is
+built at start). Each server runs pinned to one CPU and h2load, the
 load generator, to the other; h2load sends the same pre-encoded request
 (the 5-byte gRPC prefix and a SimpleRequest asking for as many bytes as it
-carries) to both. For every payload size and connections x streams the
+carries) to all three. For every payload size and connections x streams the
 figures are:
 
   requests/s       calls answered per second over the timed run
@@ -17,25 +23,28 @@ figures are:
                    from /proc/PID/stat before and after) / calls answered:
                    the fair figure when h2load, not the server, saturates first
 
-then conduit ÷ libgrpc++ for each, and verdicts on the targets over TCP:
-CPU/call at most 0.5x at every point, requests/s at least 1.3x at 8x16
-(8 connections, 16 streams each), p99 lower at every point. A round trip
-over a UNIX socket (1 connection, 1 stream) is measured for both as well.
+then conduit ÷ libgrpc++ for each, floor ÷ libgrpc++ for CPU/call, and
+verdicts on the targets over TCP: CPU/call at most 0.5x at every point
+(where it is not met and the floor alone is above 0.5x of libgrpc++, the
+verdict says so: no server could meet it there), requests/s at least 1.3x at
+8x16 (8 connections, 16 streams each), p99 lower at every point. A round trip
+over a UNIX socket (1 connection, 1 stream) is measured for all three as well.
 
 Before the load each server is called once per size over TCP and over its
 UNIX socket by grpcio (python3-grpcio), a client of neither, and its answer
-compared byte for byte with the expected SimpleResponse. In every run h2load
+compared byte for byte with the expected SimpleResponse (not the floor's:
+it answers canned bytes whatever it is asked). In every run h2load
 must count no failed, errored or timed-out request and only 2xx answers, and
 the DATA bytes it received must be exactly one whole response message per
 call (an answer with a gRPC error carries none), or the run fails.
 
   bench/grpc_bench.py --conduit build/conduit \
-      --grpc-cpp build/bench/grpc_cpp_server
+      --grpc-cpp build/bench/grpc_cpp_server --floor build/bench/grpc_floor
       [--seconds 5] [--sizes 16,4096] [--streams 1x1,8x16]
       [--unix-sizes 16] [--json FILE]
 
 Run by `./conduit.sh bench grpc`, which installs libgrpc++-dev,
-protobuf-compiler-grpc and nghttp2-client and builds both.
+protobuf-compiler-grpc and nghttp2-client and builds all three.
 """
 
 import argparse
@@ -52,7 +61,8 @@ import threading
 import time
 
 TICKS = os.sysconf("SC_CLK_TCK")
-SERVERS = ("conduit", "libgrpc++")
+FLOOR = "floor"
+SERVERS = ("conduit", "libgrpc++", FLOOR)
 METHOD = "/grpc.testing.TestService/UnaryCall"
 # Targets: conduit ÷ libgrpc++.
 CPU_TARGET = 0.5
@@ -283,6 +293,7 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--conduit", default="build/conduit")
     parser.add_argument("--grpc-cpp", default="build/bench/grpc_cpp_server")
+    parser.add_argument("--floor", default="build/bench/grpc_floor")
     parser.add_argument("--seconds", type=int, default=5)
     parser.add_argument("--sizes", default="16,4096",
                         help="payload bytes, each way (default 16,4096)")
@@ -294,7 +305,7 @@ def main():
     parser.add_argument("--json", help="also write the figures to this file")
     options = parser.parse_args()
 
-    for program in (options.conduit, options.grpc_cpp):
+    for program in (options.conduit, options.grpc_cpp, options.floor):
         if not os.access(program, os.X_OK):
             fail(f"{program} is not built; run ./conduit.sh bench grpc, which builds it")
     if shutil.which("h2load") is None:
@@ -316,6 +327,7 @@ def main():
     started = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="grpc_bench.") as work_dir:
         servers = []
+        floors = {}  # by payload size
         try:
             servers.append(Server("conduit", pin + [
                 options.conduit, "serve", "--threads", "1",
@@ -324,19 +336,31 @@ def main():
             servers.append(Server("libgrpc++", pin + [
                 options.grpc_cpp, "--listen", "127.0.0.1:0",
                 "--listen", "unix:" + os.path.join(work_dir, "grpc_cpp.sock")]))
-            for server in servers:
+            conduit_and_grpc_cpp = list(servers)
+            for size in sorted(set(sizes + unix_sizes)):
+                floors[size] = Server(FLOOR, pin + [
+                    options.floor, "--response-size", str(size),
+                    "--listen", "127.0.0.1:0",
+                    "--listen", "unix:" + os.path.join(work_dir, f"floor{size}.sock")])
+                servers.append(floors[size])
+            # The floor is not asked here: it answers the same canned bytes
+            # whatever the request, so grpcio would prove nothing of it. h2load's
+            # checks in each run (every call 2xx, one whole response message of
+            # DATA per call) hold for it as for the others.
+            for server in conduit_and_grpc_cpp:
                 for size in sorted(set(sizes + unix_sizes)):
                     for target in (server.tcp, server.unix):
                         check_unary_call(server, target, size)
-            print(f"grpc_bench: both servers answer UnaryCall correctly over TCP and a "
-                  f"UNIX socket; {len(points)} points, 4 runs of 1 + {options.seconds} s each",
-                  file=sys.stderr, flush=True)
+            print(f"grpc_bench: conduit and libgrpc++ answer UnaryCall correctly over TCP "
+                  f"and a UNIX socket; {len(points)} points, 6 runs of 1 + "
+                  f"{options.seconds} s each", file=sys.stderr, flush=True)
             for point in points:
                 size, connections, streams, transport = point
                 row = {"size": size, "connections": connections, "streams": streams,
                        "transport": transport}
-                # Order A B B A, better run kept, so drift weighs on both.
-                for server in servers + servers[::-1]:
+                point_servers = conduit_and_grpc_cpp + [floors[size]]
+                # Order A B C C B A, better run kept, so drift weighs on all.
+                for server in point_servers + point_servers[::-1]:
                     print(f"  {server.name}: {size} B, {connections}x{streams}, "
                           f"{transport}...", file=sys.stderr, flush=True)
                     measured = run_h2load(server, point, options.seconds, load_cpu, work_dir)
@@ -345,7 +369,7 @@ def main():
                         row[server.name] = measured
                 figures.append(row)
             for server in servers:
-                threads[server.name] = thread_names(server.process.pid)
+                threads.setdefault(server.name, thread_names(server.process.pid))
         finally:
             for server in servers:
                 server.stop()
@@ -363,26 +387,40 @@ def main():
             print(f"{row['size']:>6} {streams:>14} {row['transport']:>4} | {name:<10} "
                   f"{figure['requests_per_second']:>9.0f} {figure['p50_us']:>8.0f} "
                   f"{figure['p99_us']:>8.0f} {figure['cpu_us_per_call']:>11.2f}")
-        ours, theirs = row["conduit"], row["libgrpc++"]
+        ours, theirs, floor = row["conduit"], row["libgrpc++"], row[FLOOR]
         row["ratios"] = {
             "cpu_per_call": ours["cpu_us_per_call"] / theirs["cpu_us_per_call"],
             "requests_per_second": ours["requests_per_second"] / theirs["requests_per_second"],
             "p50": ours["p50_us"] / theirs["p50_us"],
             "p99": ours["p99_us"] / theirs["p99_us"],
+            "floor_cpu_per_call": floor["cpu_us_per_call"] / theirs["cpu_us_per_call"],
+            "cpu_per_call_over_floor": ours["cpu_us_per_call"] / floor["cpu_us_per_call"],
         }
         ratios = row["ratios"]
         print(f"{'':>26} | conduit ÷ libgrpc++: CPU/call {ratios['cpu_per_call']:.2f}, "
               f"req/s {ratios['requests_per_second']:.2f}, p50 {ratios['p50']:.2f}, "
               f"p99 {ratios['p99']:.2f}")
+        print(f"{'':>26} | CPU/call: floor ÷ libgrpc++ {ratios['floor_cpu_per_call']:.2f}, "
+              f"conduit ÷ floor {ratios['cpu_per_call_over_floor']:.2f}")
 
     tcp_rows = [row for row in figures if row["transport"] == "tcp"]
     rate_rows = [row for row in tcp_rows
                  if (row["connections"], row["streams"]) == RATE_TARGET_STREAMS]
     unix_rows = [row for row in figures if row["transport"] == "unix"]
 
-    def named(row, ratio):
+    def named(row, ratio, note=""):
         return (f"{row['ratios'][ratio]:.2f} ({row['size']} B "
-                f"{row['connections']}x{row['streams']})")
+                f"{row['connections']}x{row['streams']}{note})")
+
+    def named_cpu(row):
+        """The CPU ratio at a point, and where it misses the target while the
+        floor alone is above it, how far the floor is already."""
+        ratios = row["ratios"]
+        note = ""
+        if ratios["cpu_per_call"] > CPU_TARGET and ratios["floor_cpu_per_call"] > CPU_TARGET:
+            note = (f"; the kernel's floor alone is {ratios['floor_cpu_per_call']:.2f} "
+                    "of libgrpc++ here")
+        return named(row, "cpu_per_call", note)
 
     verdicts = {
         "cpu_per_call": all(row["ratios"]["cpu_per_call"] <= CPU_TARGET for row in tcp_rows),
@@ -393,7 +431,7 @@ def main():
     rate_point = f"{RATE_TARGET_STREAMS[0]}x{RATE_TARGET_STREAMS[1]}"
     lines = [(f"CPU per call ≤ {CPU_TARGET:.2f}x at every point",
               verdict(verdicts["cpu_per_call"],
-                      [named(row, "cpu_per_call") for row in tcp_rows])),
+                      [named_cpu(row) for row in tcp_rows])),
              (f"requests/s ≥ {RATE_TARGET:.2f}x at {rate_point}",
               verdict(verdicts["requests_per_second"],
                       [named(row, "requests_per_second") for row in rate_rows])
@@ -407,11 +445,13 @@ def main():
         print(f"  {label + ':':<{width + 1}}  {text}")
     for row in unix_rows:
         print(f"UNIX socket round trip, {row['size']} B, 1x1: p50 conduit "
-              f"{row['conduit']['p50_us']:.0f} µs, libgrpc++ {row['libgrpc++']['p50_us']:.0f} µs "
+              f"{row['conduit']['p50_us']:.0f} µs, libgrpc++ {row['libgrpc++']['p50_us']:.0f} µs, "
+              f"floor {row[FLOOR]['p50_us']:.0f} µs "
               f"(conduit ÷ libgrpc++ {row['ratios']['p50']:.2f})")
     for name in SERVERS:
         names = threads.get(name, [])
-        print(f"threads in {name} after the runs: {len(names)} ({', '.join(names)})")
+        each = " each" if name == FLOOR and len(floors) > 1 else ""
+        print(f"threads in {name}{each} after the runs: {len(names)} ({', '.join(names)})")
     if options.json:
         with open(options.json, "w") as out:
             json.dump({"points": figures, "targets_met": verdicts, "threads": threads},

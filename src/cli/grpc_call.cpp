@@ -8,6 +8,7 @@
 #include <google/protobuf/descriptor_database.h>
 #include <google/protobuf/dynamic_message.h>
 
+#include <cstdio>
 #include <iostream>
 #include <memory>
 #include <set>
@@ -136,33 +137,37 @@ int call(rpc::GrpcChannel& channel, const std::string& method_name, const std::s
 
   pb::DynamicMessageFactory factory(&reflection.pool());
   const pb::Message& request_type = *factory.GetPrototype(method->input_type());
-  std::vector<std::string> texts;
-  if (!params.empty() || !method->client_streaming()) {
-    texts.push_back(params.empty() ? "{}" : params);
-  } else {
-    // A client stream: one request per line of standard input.
-    for (std::string line; std::getline(std::cin, line);)
-      if (line.find_first_not_of(" \t\r") != std::string::npos) texts.push_back(line);
-  }
-  std::vector<std::string> requests;
-  for (const std::string& text : texts) {
+  const pb::Message& response_type = *factory.GetPrototype(method->output_type());
+  auto encode = [&](const std::string& text) {
     std::unique_ptr<pb::Message> request(request_type.New());
     if (Status parsed = rpc::json_params_to_message(text, *request); !parsed.ok())
       throw Error("the request does not fit " + method->input_type()->full_name() + ": " +
                   parsed.message());
-    requests.push_back(request->SerializeAsString());
+    return request->SerializeAsString();
+  };
+  // Requests go as they are read (a client stream: one per line of standard
+  // input), responses are printed as they arrive, a line each, flushed.
+  const std::string first = params.empty() && method->client_streaming() ? "" : encode(
+      params.empty() ? "{}" : params);
+  rpc::GrpcChannel::Stream stream =
+      channel.open("/" + method->service()->full_name() + "/" + method->name(), timeout);
+  if (!params.empty() || !method->client_streaming()) {
+    stream.write(first);
+  } else {
+    for (std::string line; std::getline(std::cin, line);) {
+      if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
+      if (!stream.write(encode(line))) break;  // the call has ended: finish() says why
+    }
   }
-  std::vector<std::string> responses;
-  Status status =
-      channel.call_stream_raw("/" + method->service()->full_name() + "/" + method->name(),
-                              requests, responses, timeout);
-  const pb::Message& response_type = *factory.GetPrototype(method->output_type());
-  for (const std::string& bytes : responses) {
+  stream.writes_done();
+  for (std::string bytes; stream.read(bytes);) {
     std::unique_ptr<pb::Message> response(response_type.New());
     if (!response->ParseFromString(bytes))
       throw ProtocolError("a response is not a valid " + method->output_type()->full_name());
     fmt::print("{}\n", rpc::message_to_json(*response));
+    std::fflush(stdout);
   }
+  const Status status = stream.finish();
   if (!status.ok()) {
     fmt::print(stderr, "conduit call: {}\n", status.to_string());
     return status.code() == StatusCode::unavailable ? kExitUsage : kExitFailure;
