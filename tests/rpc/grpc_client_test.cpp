@@ -162,6 +162,32 @@ TEST_F(GrpcClient, CompressedResponseIsExpanded) {
   EXPECT_EQ(parsed.payload().body(), std::string(100000, '\0'));
 }
 
+TEST_F(GrpcClient, ResponseOverTheClientsLimitIsResourceExhaustedAndTheChannelGoesOn) {
+  for (const std::string& target : {tcp_target(), shm_target()}) {
+    SCOPED_TRACE(target);
+    GrpcChannel channel(target, 5s);
+    channel.set_max_response_bytes(100000);
+    ::grpc::testing::SimpleRequest request;
+    request.set_response_size(200000);
+    std::string response;
+    Status status = channel.call_raw("/grpc.testing.TestService/UnaryCall",
+                                     request.SerializeAsString(), response, 5s);
+    EXPECT_EQ(status.code(), StatusCode::resource_exhausted) << status.to_string();
+    EXPECT_NE(status.message().find("client's limit of 100000"), std::string::npos)
+        << status.message();
+    // Compressed, the message is small on the wire; expanded, it is not.
+    request.mutable_response_compressed()->set_value(true);
+    status = channel.call_raw("/grpc.testing.TestService/UnaryCall", request.SerializeAsString(),
+                              response, 5s);
+    EXPECT_EQ(status.code(), StatusCode::resource_exhausted) << status.to_string();
+    EXPECT_NE(status.message().find("expands beyond"), std::string::npos) << status.message();
+    request.set_response_size(1000);
+    status = channel.call_raw("/grpc.testing.TestService/UnaryCall", request.SerializeAsString(),
+                              response, 5s);
+    EXPECT_TRUE(status.ok()) << status.to_string();
+  }
+}
+
 TEST_F(GrpcClient, SlowCallIsDeadlineExceededAndTheNextCallIsServed) {
   for (const std::string& target : {tcp_target(), shm_target()}) {
     SCOPED_TRACE(target);

@@ -14,6 +14,7 @@
 #pragma once
 
 #include <chrono>
+#include <cstddef>
 #include <map>
 #include <memory>
 #include <string>
@@ -72,6 +73,11 @@ class GrpcChannel : public ClientChannel {
   // From now on the request messages of call(), call_raw() and
   // call_stream_raw() go gzip-compressed (grpc-encoding: gzip), or not.
   void set_compress_requests(bool compress);
+
+  // The largest response message taken (after gzip expansion); a larger one
+  // ends its call with RESOURCE_EXHAUSTED (the stream is reset, the
+  // connection stays). 4 MiB unless set, as gRPC's clients default.
+  void set_max_response_bytes(std::size_t bytes);
 
  private:
   class Impl;

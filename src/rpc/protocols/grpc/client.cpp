@@ -306,6 +306,7 @@ class GrpcChannel::Impl {
   }
 
   void set_compress_requests(bool compress) { compress_requests_ = compress; }
+  void set_max_response_bytes(std::size_t bytes) { max_response_bytes_ = bytes; }
   std::chrono::milliseconds timeout() const { return timeout_; }
 
  private:
@@ -368,6 +369,7 @@ class GrpcChannel::Impl {
       if (Status connected = connect(deadline_); !connected.ok()) return connected;
     }
     exchange.compress = compress;
+    exchange.responses = grpc::MessageDeframer(max_response_bytes_);
     const std::string path_text(path);
     const std::string grpc_timeout = grpc::format_timeout(timeout);
     std::vector<std::pair<std::string, std::string>> extra;
@@ -454,10 +456,10 @@ class GrpcChannel::Impl {
     for (;;) {
       const auto result = exchange.responses.next(compressed, message);
       if (result == grpc::MessageDeframer::Result::message) break;
-      if (result == grpc::MessageDeframer::Result::too_large)
-        return {StatusCode::internal, "a response announces " +
-                                          std::to_string(exchange.responses.announced()) +
-                                          " bytes, more than a message may have"};
+      if (result == grpc::MessageDeframer::Result::too_large) {
+        reset(exchange);  // the rest of it is not wanted
+        return too_large(exchange.responses.announced());
+      }
       if (exchange.closed) {
         if (exchange.responses.partial() && status_code(exchange) == 0)
           return {StatusCode::internal, "the last response message is cut short"};
@@ -472,13 +474,26 @@ class GrpcChannel::Impl {
       const auto encoding = exchange.received.find("grpc-encoding");
       if (encoding == exchange.received.end() || encoding->second != "gzip")
         return {StatusCode::internal, "a response is compressed with no known encoding"};
-      bool too_large = false;
+      bool expands_too_far = false;
       std::optional<std::string> plain =
-          grpc::gzip_decompress(message, std::size_t{1} << 31, too_large);
+          grpc::gzip_decompress(message, max_response_bytes_, expands_too_far);
+      if (expands_too_far) {
+        reset(exchange);
+        return {StatusCode::resource_exhausted,
+                "a compressed response expands beyond the client's limit of " +
+                    std::to_string(max_response_bytes_) + " bytes (set_max_response_bytes)"};
+      }
       if (!plain) return {StatusCode::internal, "a response's gzip data is malformed"};
       message = std::move(*plain);
     }
     return {};
+  }
+
+  Status too_large(std::uint64_t length) const {
+    return {StatusCode::resource_exhausted,
+            "a response message of " + std::to_string(length) +
+                " bytes is larger than the client's limit of " +
+                std::to_string(max_response_bytes_) + " bytes (set_max_response_bytes)"};
   }
 
   // grpc-status as a number; -1 when absent.
@@ -610,6 +625,7 @@ class GrpcChannel::Impl {
   std::chrono::milliseconds call_timeout_{0};
   bool message_done_ = false;     // next_message() found the responses ended
   bool compress_requests_ = false;
+  std::size_t max_response_bytes_ = 4 << 20;  // gRPC's default receive limit
 };
 
 // ---- GrpcChannel::Stream ----
@@ -669,6 +685,10 @@ GrpcChannel::Stream GrpcChannel::open(std::string_view path, std::chrono::millis
 
 void GrpcChannel::set_compress_requests(bool compress) {
   impl_->set_compress_requests(compress);
+}
+
+void GrpcChannel::set_max_response_bytes(std::size_t bytes) {
+  impl_->set_max_response_bytes(bytes);
 }
 
 // ---- GrpcChannel ----
