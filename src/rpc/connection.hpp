@@ -11,6 +11,8 @@
 
 #include <atomic>
 #include <chrono>
+#include <mutex>
+#include <condition_variable>
 #include <functional>
 #include <memory>
 #include <optional>
@@ -25,6 +27,16 @@
 namespace conduit::rpc {
 
 namespace asio = boost::asio;
+
+// Turns a thread that waits outside a connection's executor (in a shared
+// memory ring) back to it. Shared, so that a thread that has just posted
+// work can still wake the executor's thread when the connection itself may
+// be gone already. Any thread.
+class Waker {
+ public:
+  virtual ~Waker() = default;
+  virtual void wake() noexcept = 0;
+};
 
 // A bidirectional byte stream: a TCP or UNIX socket, or a pair of pipes.
 class ByteStream {
@@ -42,10 +54,35 @@ class ByteStream {
   // here fail. Does nothing where the transport cannot (pipes).
   virtual void abort() noexcept = 0;
   virtual const Peer& peer() const = 0;
-  // Called after work was posted to the connection's executor from another
-  // thread: a transport whose thread waits outside the executor (a shared
-  // memory ring) turns back to it. Any thread.
-  virtual void wake() noexcept {}
+  // What wakes the connection's thread after work was posted to its
+  // executor from another thread: null for transports that wait in the
+  // executor itself (sockets, pipes).
+  virtual std::shared_ptr<Waker> waker() const { return nullptr; }
+};
+
+// The calls of a server that run on threads of their own (streaming
+// handlers): the server waits for them all to end before its executors go,
+// since each one's last act is to post to its connection.
+class CallThreads {
+ public:
+  void enter() {
+    std::lock_guard lock(mutex_);
+    ++running_;
+  }
+  // The thread's last use of anything the server owns.
+  void leave() {
+    std::lock_guard lock(mutex_);
+    if (--running_ == 0) idle_.notify_all();
+  }
+  void wait_until_none() {
+    std::unique_lock lock(mutex_);
+    idle_.wait(lock, [this] { return running_ == 0; });
+  }
+
+ private:
+  std::mutex mutex_;
+  std::condition_variable idle_;
+  std::size_t running_ = 0;
 };
 
 // Thrown by Connection::read_some when a request or idle timeout expired.
@@ -63,7 +100,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
   Connection(std::unique_ptr<ByteStream> stream, asio::any_io_executor executor,
              asio::any_io_executor calls,
              const ServiceTable& services, const ServerOptions& options,
-             const std::atomic<bool>& stopping);
+             const std::atomic<bool>& stopping, CallThreads& call_threads);
 
   // What a read waits for: the first bytes of a request (between requests,
   // bounded by the idle timeout), or the rest of a request that has begun
@@ -78,11 +115,14 @@ class Connection : public std::enable_shared_from_this<Connection> {
   void close();
   // Runs `work` on the connection's executor; from any thread. Threads other
   // than the connection's post with this rather than asio::post, so that a
-  // transport waiting outside the executor is woken (ByteStream::wake).
+  // transport waiting outside the executor is woken (ByteStream::waker).
   template <typename Work>
   void post(Work&& work) {
+    // Once posted, the work may end the connection at once on another
+    // thread: nothing of it is touched after the post but the waker.
+    std::shared_ptr<Waker> waker = waker_;
     asio::post(executor_, std::forward<Work>(work));
-    stream_->wake();
+    if (waker) waker->wake();
   }
   // From any thread: cancels the calls of this connection (CallContext::
   // cancelled()) and cuts the peer off (ByteStream::abort()).
@@ -91,6 +131,8 @@ class Connection : public std::enable_shared_from_this<Connection> {
   const std::shared_ptr<std::atomic<bool>>& cancellation() const { return cancelled_; }
 
   const ServiceTable& services() const { return services_; }
+  // Where a call run on a thread of its own is counted (the server's).
+  CallThreads& call_threads() const { return call_threads_; }
   const ServerOptions& options() const { return options_; }
   const Peer& peer() const { return stream_->peer(); }
   // True once the server is shutting down: finish the request in hand, then
@@ -114,6 +156,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
 
  private:
   std::unique_ptr<ByteStream> stream_;
+  std::shared_ptr<Waker> waker_ = stream_->waker();
   asio::any_io_executor executor_;
   asio::any_io_executor call_executor_;
   std::function<void()> on_shutdown_;
@@ -121,6 +164,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
   const ServiceTable& services_;
   const ServerOptions& options_;
   const std::atomic<bool>& stopping_;
+  CallThreads& call_threads_;
   std::atomic<bool> idle_{true};
   std::shared_ptr<std::atomic<bool>> cancelled_ = std::make_shared<std::atomic<bool>>(false);
   void set_timer(std::chrono::steady_clock::time_point expiry);

@@ -116,10 +116,34 @@ class StdioStream : public ByteStream {
 // (gRPC's HTTP/2): each ring message is a piece of the stream. The session's
 // thread waits in the ring and hands what arrives to the waiting read
 // (deliver); writes go straight into the ring.
+// Interrupts the session thread's wait in the ring (ShmRing::interrupt),
+// until the session lets go of the link (detach()).
+class ShmWaker : public Waker {
+ public:
+  explicit ShmWaker(shm::Link& link) : link_(&link) {}
+  void wake() noexcept override {
+    std::lock_guard lock(mutex_);
+    if (link_) link_->interrupt();
+  }
+  void detach() {
+    std::lock_guard lock(mutex_);
+    link_ = nullptr;
+  }
+
+ private:
+  std::mutex mutex_;
+  shm::Link* link_;
+};
+
 class ShmStream : public ByteStream {
  public:
-  ShmStream(asio::any_io_executor executor, shm::Link& link, Peer peer, std::string first)
-      : link_(link), peer_(std::move(peer)), readable_(executor), buffer_(std::move(first)) {}
+  ShmStream(asio::any_io_executor executor, shm::Link& link, std::shared_ptr<ShmWaker> waker,
+            Peer peer, std::string first)
+      : link_(link),
+        waker_(std::move(waker)),
+        peer_(std::move(peer)),
+        readable_(executor),
+        buffer_(std::move(first)) {}
 
   asio::awaitable<std::size_t> read_some(asio::mutable_buffer into) override {
     for (;;) {
@@ -159,7 +183,7 @@ class ShmStream : public ByteStream {
   }
   void abort() noexcept override { link_.cancel(); }
   const Peer& peer() const override { return peer_; }
-  void wake() noexcept override { link_.interrupt(); }
+  std::shared_ptr<Waker> waker() const override { return waker_; }
 
   // ---- the session thread's side (on the connection's executor) ----
 
@@ -178,6 +202,7 @@ class ShmStream : public ByteStream {
 
  private:
   shm::Link& link_;
+  std::shared_ptr<ShmWaker> waker_;
   Peer peer_;
   asio::steady_timer readable_;
   std::string buffer_;
@@ -216,14 +241,16 @@ Peer unix_peer(local::socket& socket, const std::string& listener) {
 Connection::Connection(std::unique_ptr<ByteStream> stream,
                        asio::any_io_executor executor, asio::any_io_executor calls,
                        const ServiceTable& services,
-                       const ServerOptions& options, const std::atomic<bool>& stopping)
+                       const ServerOptions& options, const std::atomic<bool>& stopping,
+                       CallThreads& call_threads)
     : stream_(std::move(stream)),
       executor_(executor),
       call_executor_(calls),
       timer_(executor),
       services_(services),
       options_(options),
-      stopping_(stopping) {}
+      stopping_(stopping),
+      call_threads_(call_threads) {}
 
 asio::awaitable<std::size_t> Connection::read_some(asio::mutable_buffer into, Awaiting awaiting) {
   // Setting a timer is a system call, and this runs for every request: the
@@ -396,7 +423,7 @@ class Server::Impl {
     auto executor = connection_executor();
     auto connection = std::make_shared<Connection>(
         std::make_unique<StdioStream>(executor, in, out), executor, io_.get_executor(), services_,
-        options_, stopping_);
+        options_, stopping_, call_threads_);
     std::promise<void> done;
     auto finished = done.get_future();
     track(connection);
@@ -428,6 +455,9 @@ class Server::Impl {
       std::unique_lock lock(mutex_);
       changed_.wait_for(lock, std::chrono::seconds(2), [this] { return connections_.empty(); });
     }
+    // Calls on threads of their own have been cancelled with their
+    // connections; their last post must land before the executors go.
+    call_threads_.wait_until_none();
     io_.stop();
     std::list<std::thread> threads;
     {
@@ -573,11 +603,13 @@ class Server::Impl {
     // at (idle and request timeouts fire this much late at most).
     constexpr auto kTimerSlice = std::chrono::milliseconds(50);
     asio::io_context io(1);
-    auto owned = std::make_unique<ShmStream>(io.get_executor(), link, peer, std::move(first));
+    auto waker = std::make_shared<ShmWaker>(link);
+    auto owned =
+        std::make_unique<ShmStream>(io.get_executor(), link, waker, peer, std::move(first));
     ShmStream& stream = *owned;
     auto connection = std::make_shared<Connection>(std::move(owned), io.get_executor(),
                                                    io.get_executor(), services_, options_,
-                                                   stopping_);
+                                                   stopping_, call_threads_);
     track(connection);
     bool done = false;
     bool link_open = true;
@@ -603,9 +635,11 @@ class Server::Impl {
         io.run_one_for(kTimerSlice);
       }
     }
-    // Handlers still queued (a shutdown's post) go before the executor.
+    // Handlers still queued (a shutdown's post) go before the executor, and
+    // a thread that posted late finds no link to wake.
     io.restart();
     io.poll();
+    waker->detach();
   }
 
   void stop_shm_sessions() {
@@ -633,7 +667,7 @@ class Server::Impl {
     }
     auto connection =
         std::make_shared<Connection>(std::move(stream), executor, io_.get_executor(), services_,
-                                     options_, stopping_);
+                                     options_, stopping_, call_threads_);
     track(connection);
     asio::co_spawn(executor, serve(connection), asio::detached);
   }
@@ -712,6 +746,7 @@ class Server::Impl {
   std::list<std::shared_ptr<ShmSession>> shm_sessions_;
   std::list<std::thread> threads_;
   std::atomic<bool> stopping_{false};
+  CallThreads call_threads_;
   bool stopped_ = false;
 };
 

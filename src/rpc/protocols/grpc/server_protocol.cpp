@@ -861,7 +861,9 @@ class GrpcConnection : public std::enable_shared_from_this<GrpcConnection> {
     // one of the threads that deliver its requests.
     // The thread hands its reference to the connection over with its last
     // post, so that the connection (and its timer) never ends on this thread.
-    std::thread([self = shared_from_this(), id, &method, call]() mutable {
+    CallThreads& threads = connection_.call_threads();
+    threads.enter();
+    std::thread([self = shared_from_this(), id, &method, call, &threads]() mutable {
       call->finish(method.invoke_stream(call->context(), *call, *call));
       Connection& connection = self->connection_;
       connection.post([self = std::move(self), id] {
@@ -869,6 +871,7 @@ class GrpcConnection : public std::enable_shared_from_this<GrpcConnection> {
         self->wake_.cancel();
         self->pump(id);
       });
+      threads.leave();
     }).detach();
   }
 
