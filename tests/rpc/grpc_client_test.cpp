@@ -4,17 +4,21 @@
 // grpc_client_interop_test.cpp).
 #include <gtest/gtest.h>
 #include <poll.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <google/protobuf/struct.pb.h>
 
 #include <chrono>
+#include <mutex>
+#include <condition_variable>
 #include <csignal>
 #include <thread>
 
 #include "conduit/interop/jsonrpc_examples.conduit.h"
 #include "conduit/ipc/pipe.hpp"
 #include "conduit/ipc/process.hpp"
+#include "conduit/ipc/unix_socket.hpp"
 #include "conduit/rpc/grpc_channel.hpp"
 #include "conduit/rpc/server.hpp"
 #include "grpc/testing/messages.pb.h"
@@ -214,6 +218,61 @@ TEST_F(GrpcClient, NothingListeningIsUnavailable) {
   EXPECT_EQ(channel.call_raw("/grpc.testing.TestService/EmptyCall", "", response, 2s).code(),
             StatusCode::unavailable);
   EXPECT_THROW(GrpcChannel("no-port-here"), InvalidUri);
+}
+
+// A "server" that is not one: it accepts on a UNIX socket and answers each
+// connection with `reply` (nothing at all when empty), then waits.
+class HostileServer {
+ public:
+  HostileServer(const std::string& path, std::string reply)
+      : socket_(ipc::BoundUnixSocket::bind(ipc::UnixAddress::parse(path),
+                                           ipc::UnixSocketType::stream)),
+        thread_([this, reply = std::move(reply)] {
+          pollfd ready{socket_.fd(), POLLIN, 0};
+          if (::poll(&ready, 1, 5000) != 1) return;
+          ipc::UnixSocket connection = socket_.accept();
+          if (!reply.empty()) (void)::send(connection.fd(), reply.data(), reply.size(), MSG_NOSIGNAL);
+          std::unique_lock lock(mutex_);
+          done_.wait_for(lock, 5s, [this] { return stop_; });
+        }) {}
+  ~HostileServer() {
+    {
+      std::lock_guard lock(mutex_);
+      stop_ = true;
+    }
+    done_.notify_all();
+    thread_.join();
+  }
+
+ private:
+  ipc::BoundUnixSocket socket_;
+  std::mutex mutex_;
+  std::condition_variable done_;
+  bool stop_ = false;
+  std::thread thread_;
+};
+
+TEST_F(GrpcClient, AServerThatSendsGarbageIsAnErrorNotAHang) {
+  const std::string path = dir_.path() + "/garbage.sock";
+  HostileServer server(path, std::string(64, '\xff'));
+  GrpcChannel channel("unix:" + path, 5s);
+  std::string response;
+  const auto started = std::chrono::steady_clock::now();
+  Status status = channel.call_raw("/grpc.testing.TestService/EmptyCall", "", response, 5s);
+  EXPECT_EQ(status.code(), StatusCode::internal) << status.to_string();
+  EXPECT_NE(status.message().find("HTTP/2"), std::string::npos) << status.message();
+  EXPECT_LT(std::chrono::steady_clock::now() - started, 2s);
+}
+
+TEST_F(GrpcClient, AServerThatNeverAnswersIsDeadlineExceeded) {
+  const std::string path = dir_.path() + "/silent.sock";
+  HostileServer server(path, "");
+  GrpcChannel channel("unix:" + path, 5s);
+  std::string response;
+  const auto started = std::chrono::steady_clock::now();
+  Status status = channel.call_raw("/grpc.testing.TestService/EmptyCall", "", response, 200ms);
+  EXPECT_EQ(status.code(), StatusCode::deadline_exceeded) << status.to_string();
+  EXPECT_LT(std::chrono::steady_clock::now() - started, 2s);
 }
 
 TEST_F(GrpcClient, ReconnectsAfterTheServerRestarted) {

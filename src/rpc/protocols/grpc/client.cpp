@@ -334,6 +334,7 @@ class GrpcChannel::Impl {
     nghttp2_session_callbacks_set_on_header_callback(callbacks, &on_header);
     nghttp2_session_callbacks_set_on_data_chunk_recv_callback(callbacks, &on_data_chunk);
     nghttp2_session_callbacks_set_on_stream_close_callback(callbacks, &on_stream_close);
+    nghttp2_session_callbacks_set_on_frame_recv_callback(callbacks, &on_frame);
     const int created = nghttp2_session_client_new(&session_, callbacks, this);
     nghttp2_session_callbacks_del(callbacks);
     if (created != 0) {
@@ -353,6 +354,7 @@ class GrpcChannel::Impl {
     if (session_ != nullptr) nghttp2_session_del(session_);
     session_ = nullptr;
     wire_.reset();
+    goaway_received_ = false;
   }
 
   // Connects when needed and submits the call's headers; requests follow
@@ -419,8 +421,12 @@ class GrpcChannel::Impl {
       if (Status sent = send_pending(); !sent.ok()) return sent;
       if (done() || exchange.closed) return {};
       if (nghttp2_session_want_read(session_) == 0) {
+        // Either the server said GOAWAY, or nghttp2 found the server's bytes
+        // are not HTTP/2 and ended the connection itself.
+        const bool server_left = goaway_received_;
         disconnect();
-        return {StatusCode::unavailable, text_ + " ended the connection (GOAWAY)"};
+        if (server_left) return {StatusCode::unavailable, text_ + " ended the connection (GOAWAY)"};
+        return {StatusCode::internal, text_ + " broke the HTTP/2 protocol (is it a gRPC server?)"};
       }
       std::string_view bytes;
       const Wire::Got got = wire_->receive(deadline_, bytes);
@@ -604,6 +610,11 @@ class GrpcChannel::Impl {
     return 0;
   }
 
+  static int on_frame(nghttp2_session*, const nghttp2_frame* frame, void* user_data) {
+    if (frame->hd.type == NGHTTP2_GOAWAY) self(user_data).goaway_received_ = true;
+    return 0;
+  }
+
   static int on_stream_close(nghttp2_session*, std::int32_t stream_id, std::uint32_t error_code,
                              void* user_data) {
     Exchange* exchange = self(user_data).exchange_;
@@ -624,6 +635,7 @@ class GrpcChannel::Impl {
   Clock::time_point deadline_;    // its deadline
   std::chrono::milliseconds call_timeout_{0};
   bool message_done_ = false;     // next_message() found the responses ended
+  bool goaway_received_ = false;  // the server said GOAWAY on this connection
   bool compress_requests_ = false;
   std::size_t max_response_bytes_ = 4 << 20;  // gRPC's default receive limit
 };
