@@ -9,6 +9,7 @@
 
 #include <google/protobuf/struct.pb.h>
 
+#include <algorithm>
 #include <chrono>
 #include <mutex>
 #include <condition_variable>
@@ -22,7 +23,9 @@
 #include "conduit/rpc/grpc_channel.hpp"
 #include "conduit/rpc/server.hpp"
 #include "grpc/testing/messages.pb.h"
+#include "rpc/protocols/grpc/wire.hpp"
 #include "rpc/services/grpc_reflection.hpp"
+#include "rpc/transports/shm_transport.hpp"
 #include "rpc/services/grpc_testing.hpp"
 #include "test_support.hpp"
 
@@ -353,6 +356,39 @@ TEST_F(GrpcClient, ClientKilledMidStreamOverSharedMemoryLeavesTheServerServing) 
     EXPECT_EQ(stub.subtract(request).number_value(), 7 - round);
     if (round == 0) std::this_thread::sleep_for(2500ms);
   }
+}
+
+TEST_F(GrpcClient, GarbageOverSharedMemoryGetsGoawayAndOtherClientsAreServed) {
+  shm::Link link = shm::connect_link(shm_target().substr(4));
+  link.send(std::string(grpc::kPreface) + std::string(40, '\xee'));
+  std::string answer;
+  bool timed_out = false;
+  const auto deadline = std::chrono::steady_clock::now() + 5s;
+  while (std::chrono::steady_clock::now() < deadline) {
+    std::optional<std::string_view> piece = link.receive(1s, &timed_out);
+    if (!piece) {
+      if (timed_out) continue;
+      break;  // the server closed the link
+    }
+    answer.append(*piece);
+  }
+  ASSERT_FALSE(timed_out) << "the server kept the link open";
+  // The frames that came back: the server's SETTINGS, then GOAWAY.
+  std::vector<int> types;
+  for (std::size_t at = 0; at + 9 <= answer.size();) {
+    const std::size_t length = (std::size_t{static_cast<std::uint8_t>(answer[at])} << 16) |
+                               (std::size_t{static_cast<std::uint8_t>(answer[at + 1])} << 8) |
+                               static_cast<std::uint8_t>(answer[at + 2]);
+    types.push_back(static_cast<std::uint8_t>(answer[at + 3]));
+    at += 9 + length;
+  }
+  EXPECT_NE(std::find(types.begin(), types.end(), 7), types.end()) << "no GOAWAY came";
+  GrpcChannel channel(shm_target(), 5s);
+  JsonRpcExamplesStub stub(channel);
+  interop::SubtractRequest request;
+  request.set_minuend(3);
+  request.set_subtrahend(1);
+  EXPECT_EQ(stub.subtract(request).number_value(), 2);
 }
 
 TEST_F(GrpcClient, ServerGoneOverSharedMemoryIsUnavailable) {
