@@ -60,9 +60,11 @@ class Server {
   Server(const Server&) = delete;
   Server& operator=(const Server&) = delete;
 
-  // Listens on "tcp://HOST:PORT" (PORT 0 picks one) or "unix:/path" /
-  // "unix:@name". Returns the address peers use (the real port). Throws
-  // InvalidUri or SystemError naming the address.
+  // Listens on "tcp://HOST:PORT" (PORT 0 picks one), "unix:/path" /
+  // "unix:@name", or "shm:/path": a UNIX socket at /path over which each
+  // client is handed two shared-memory rings, then served JSON-RPC texts or
+  // gRPC through them by a thread of its own. Returns the address peers use
+  // (the real port). Throws InvalidUri or SystemError naming the address.
   std::string listen(std::string_view uri);
 
   // Starts serving on the threads; returns at once.
