@@ -70,13 +70,13 @@ constexpr std::size_t kReadBuffer = 65536;
 constexpr std::string_view kPreface = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 
 [[noreturn]] void die(const char* what, const std::string& detail = {}) {
-  std::fprintf(stderr, "grpc_floor: %s%s%s: %s\n", what, detail.empty() ? "" : " ",
-               detail.c_str(), std::strerror(errno));
+  std::fprintf(stderr, "grpc_floor: %s%s%s: %s\n", what, detail.empty() ? "" : " ", detail.c_str(),
+               std::strerror(errno));
   std::exit(1);
 }
 
-void put_frame_header(std::string& out, std::size_t length, std::uint8_t type,
-                      std::uint8_t flags, std::uint32_t stream) {
+void put_frame_header(std::string& out, std::size_t length, std::uint8_t type, std::uint8_t flags,
+                      std::uint32_t stream) {
   const char header[kFrameHeader] = {
       static_cast<char>(length >> 16), static_cast<char>(length >> 8),
       static_cast<char>(length),       static_cast<char>(type),
@@ -174,8 +174,8 @@ struct Connection {
   std::uint32_t unacknowledged = 0;  // DATA bytes received since the last WINDOW_UPDATE
   std::size_t have = 0;              // bytes held in `in`
   std::unique_ptr<char[]> in{new char[kReadBuffer]};
-  std::string out;                   // what is still to be sent
-  bool waiting_to_write = false;     // EPOLLOUT asked for
+  std::string out;                // what is still to be sent
+  bool waiting_to_write = false;  // EPOLLOUT asked for
 };
 
 std::uint32_t u24(const unsigned char* at) {
@@ -184,7 +184,8 @@ std::uint32_t u24(const unsigned char* at) {
 
 std::uint32_t u31(const unsigned char* at) {
   return (std::uint32_t{at[0]} << 24 | std::uint32_t{at[1]} << 16 | std::uint32_t{at[2]} << 8 |
-          at[3]) & 0x7fffffff;
+          at[3]) &
+         0x7fffffff;
 }
 
 // Walks the whole frames in the connection's buffer, adding what they call
@@ -411,16 +412,15 @@ int main(int argc, char** argv) {
       }
       if (!(ready[i].events & (EPOLLIN | EPOLLHUP | EPOLLERR))) continue;
       // One read, then one send of all it called for.
-      const ssize_t n = ::recv(fd, connection->in.get() + connection->have,
-                               kReadBuffer - connection->have, 0);
+      const ssize_t n =
+          ::recv(fd, connection->in.get() + connection->have, kReadBuffer - connection->have, 0);
       if (n < 0 && (errno == EAGAIN || errno == EINTR)) continue;
       if (n <= 0) {
         close_connection(fd);
         continue;
       }
       connection->have += static_cast<std::size_t>(n);
-      if (!handle_frames(*connection, answer) || !flush(poller, *connection))
-        close_connection(fd);
+      if (!handle_frames(*connection, answer) || !flush(poller, *connection)) close_connection(fd);
     }
   }
   for (const Listener& listener : listeners)

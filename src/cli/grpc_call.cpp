@@ -81,8 +81,8 @@ class Reflection {
     for (const char* service : {"/grpc.reflection.v1.ServerReflection/ServerReflectionInfo",
                                 "/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo"}) {
       std::vector<std::string> responses;
-      Status status = channel_.call_stream_raw(service, {request.SerializeAsString()}, responses,
-                                               timeout_);
+      Status status =
+          channel_.call_stream_raw(service, {request.SerializeAsString()}, responses, timeout_);
       if (status.code() == StatusCode::unimplemented) continue;
       if (!status.ok()) throw rpc::RpcError(status);
       ::grpc::reflection::v1::ServerReflectionResponse response;
@@ -147,8 +147,8 @@ int call(rpc::GrpcChannel& channel, const std::string& method_name, const std::s
   };
   // Requests go as they are read (a client stream: one per line of standard
   // input), responses are printed as they arrive, a line each, flushed.
-  const std::string first = params.empty() && method->client_streaming() ? "" : encode(
-      params.empty() ? "{}" : params);
+  const std::string first =
+      params.empty() && method->client_streaming() ? "" : encode(params.empty() ? "{}" : params);
   rpc::GrpcChannel::Stream stream =
       channel.open("/" + method->service()->full_name() + "/" + method->name(), timeout);
   if (!params.empty() || !method->client_streaming()) {

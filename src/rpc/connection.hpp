@@ -3,18 +3,17 @@
 // The server core knows protocols only as entries of a table (protocol.hpp).
 #pragma once
 
+#include <atomic>
+#include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/buffer.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
-#include <boost/asio/any_io_executor.hpp>
-
-#include <atomic>
 #include <chrono>
-#include <mutex>
 #include <condition_variable>
 #include <functional>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -98,9 +97,9 @@ class Connection : public std::enable_shared_from_this<Connection> {
   // or an io_context run by one thread).
   // `calls` is where calls may run side by side (the server's threads).
   Connection(std::unique_ptr<ByteStream> stream, asio::any_io_executor executor,
-             asio::any_io_executor calls,
-             const ServiceTable& services, const ServerOptions& options,
-             const std::atomic<bool>& stopping, CallThreads& call_threads);
+             asio::any_io_executor calls, const ServiceTable& services,
+             const ServerOptions& options, const std::atomic<bool>& stopping,
+             CallThreads& call_threads);
 
   // What a read waits for: the first bytes of a request (between requests,
   // bounded by the idle timeout), or the rest of a request that has begun

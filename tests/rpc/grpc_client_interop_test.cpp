@@ -39,8 +39,8 @@ class GrpcioServer {
     ipc::PipePair input = ipc::PipePair::create();
     ipc::PipePair output = ipc::PipePair::create();
     ipc::SpawnOptions options;
-    options.argv = {"/usr/bin/python3", std::string(CONDUIT_SOURCE_DIR) +
-                                            "/tests/rpc/interop/grpcio_server.py",
+    options.argv = {"/usr/bin/python3",
+                    std::string(CONDUIT_SOURCE_DIR) + "/tests/rpc/interop/grpcio_server.py",
                     GRPC_PROTO_DIR};
     options.stdin_fd = input.read_end.get();
     options.stdout_fd = output.write_end.get();
@@ -71,7 +71,6 @@ class GrpcioServer {
   ipc::FileDescriptor stdin_;
   std::string port_;
 };
-
 
 // The server a case runs against: grpcio's, or conduit's (in this process).
 class InteropCases : public ::testing::TestWithParam<std::string> {
@@ -105,7 +104,9 @@ class InteropCases : public ::testing::TestWithParam<std::string> {
 };
 
 constexpr char kTest[] = "/grpc.testing.TestService/";
-std::string method(const char* name) { return std::string(kTest) + name; }
+std::string method(const char* name) {
+  return std::string(kTest) + name;
+}
 
 TEST_P(InteropCases, EmptyUnary) {
   std::string response = "not empty";
@@ -118,7 +119,8 @@ TEST_P(InteropCases, LargeUnary) {
   request.set_response_size(314159);
   request.mutable_payload()->set_body(zeros(271828));
   std::string response;
-  Status status = channel_->call_raw(method("UnaryCall"), request.SerializeAsString(), response, 10s);
+  Status status =
+      channel_->call_raw(method("UnaryCall"), request.SerializeAsString(), response, 10s);
   ASSERT_TRUE(status.ok()) << status.to_string();
   SimpleResponse parsed;
   ASSERT_TRUE(parsed.ParseFromString(response));
@@ -134,12 +136,13 @@ TEST_P(InteropCases, ClientCompressedUnary) {
   if (is_conduit()) {
     // The probe: a server that checks expect_compressed refuses a request
     // that came uncompressed (grpcio's cannot tell, so it is asked only here).
-    EXPECT_EQ(channel_->call_raw(method("UnaryCall"), request.SerializeAsString(), response, 10s)
-                  .code(),
-              StatusCode::invalid_argument);
+    EXPECT_EQ(
+        channel_->call_raw(method("UnaryCall"), request.SerializeAsString(), response, 10s).code(),
+        StatusCode::invalid_argument);
   }
   channel_->set_compress_requests(true);
-  Status status = channel_->call_raw(method("UnaryCall"), request.SerializeAsString(), response, 10s);
+  Status status =
+      channel_->call_raw(method("UnaryCall"), request.SerializeAsString(), response, 10s);
   ASSERT_TRUE(status.ok()) << status.to_string();
   SimpleResponse parsed;
   ASSERT_TRUE(parsed.ParseFromString(response));
@@ -330,7 +333,8 @@ TEST_P(InteropCases, StatusCodeAndMessage) {
   request.mutable_response_status()->set_code(2);
   request.mutable_response_status()->set_message("test status message");
   std::string response;
-  Status status = channel_->call_raw(method("UnaryCall"), request.SerializeAsString(), response, 10s);
+  Status status =
+      channel_->call_raw(method("UnaryCall"), request.SerializeAsString(), response, 10s);
   EXPECT_EQ(status.code(), StatusCode::unknown);
   EXPECT_EQ(status.message(), "test status message");
 
@@ -365,7 +369,8 @@ TEST_P(InteropCases, SpecialStatusMessage) {
   request.mutable_response_status()->set_message(
       "\t\ntest with whitespace\r\nand Unicode BMP \u263a and non-BMP \U0001f608\t\n");
   std::string response;
-  Status status = channel_->call_raw(method("UnaryCall"), request.SerializeAsString(), response, 10s);
+  Status status =
+      channel_->call_raw(method("UnaryCall"), request.SerializeAsString(), response, 10s);
   EXPECT_EQ(status.code(), StatusCode::unknown);
   EXPECT_EQ(status.message(), request.response_status().message());
 }
@@ -374,10 +379,10 @@ TEST_P(InteropCases, UnimplementedMethodAndService) {
   std::string response;
   EXPECT_EQ(channel_->call_raw(method("UnimplementedCall"), "", response, 10s).code(),
             StatusCode::unimplemented);
-  EXPECT_EQ(channel_->call_raw("/grpc.testing.UnimplementedService/UnimplementedCall", "",
-                               response, 10s)
-                .code(),
-            StatusCode::unimplemented);
+  EXPECT_EQ(
+      channel_->call_raw("/grpc.testing.UnimplementedService/UnimplementedCall", "", response, 10s)
+          .code(),
+      StatusCode::unimplemented);
 }
 
 INSTANTIATE_TEST_SUITE_P(Servers, InteropCases, ::testing::Values("grpcio", "conduit"),

@@ -67,8 +67,7 @@ class GrpcChannel : public ClientChannel {
   // `compress`: the call announces grpc-encoding gzip, and each write()
   // chooses whether its message goes compressed.
   Stream open(std::string_view path, std::chrono::milliseconds timeout,
-              const std::multimap<std::string, std::string>& metadata = {},
-              bool compress = false);
+              const std::multimap<std::string, std::string>& metadata = {}, bool compress = false);
 
   // From now on the request messages of call(), call_raw() and
   // call_stream_raw() go gzip-compressed (grpc-encoding: gzip), or not.

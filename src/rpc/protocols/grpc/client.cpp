@@ -1,8 +1,6 @@
 // The gRPC client: one nghttp2 client session over a wire (a blocking
 // socket driven by poll() with the call's deadline, or a shared-memory link),
 // driven by the call in progress.
-#include "conduit/rpc/grpc_channel.hpp"
-
 #include <nghttp2/nghttp2.h>
 #include <poll.h>
 #include <sys/socket.h>
@@ -15,6 +13,7 @@
 #include "conduit/ipc/file_descriptor.hpp"
 #include "conduit/ipc/tcp_socket.hpp"
 #include "conduit/ipc/unix_socket.hpp"
+#include "conduit/rpc/grpc_channel.hpp"
 #include "rpc/protocols/grpc/wire.hpp"
 #include "rpc/transports/shm_transport.hpp"
 
@@ -133,7 +132,8 @@ class SocketWire final : public Wire {
   bool send(std::string_view bytes) override {
     std::size_t done = 0;
     while (done < bytes.size()) {
-      const ssize_t wrote = ::send(fd_.get(), bytes.data() + done, bytes.size() - done, MSG_NOSIGNAL);
+      const ssize_t wrote =
+          ::send(fd_.get(), bytes.data() + done, bytes.size() - done, MSG_NOSIGNAL);
       if (wrote < 0 && errno == EINTR) continue;
       if (wrote <= 0) return false;
       done += static_cast<std::size_t>(wrote);
@@ -312,9 +312,9 @@ class GrpcChannel::Impl {
  private:
   Status connect(Clock::time_point deadline) {
     try {
-      const auto left = std::max(std::chrono::duration_cast<std::chrono::milliseconds>(
-                                     deadline - Clock::now()),
-                                 std::chrono::milliseconds(1));
+      const auto left =
+          std::max(std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now()),
+                   std::chrono::milliseconds(1));
       if (target_.shm) {
         wire_ = std::make_unique<ShmWire>(shm::connect_link(target_.host, left));
       } else if (target_.unix_socket) {
@@ -377,19 +377,22 @@ class GrpcChannel::Impl {
     std::vector<std::pair<std::string, std::string>> extra;
     for (const auto& [key, value] : metadata)
       extra.emplace_back(key, grpc::is_binary_header(key) ? grpc::base64_encode(value) : value);
-    std::vector<nghttp2_nv> headers = {
-        header(":method", "POST"),           header(":scheme", "http"),
-        header(":path", path_text),          header(":authority", target_.authority),
-        header("content-type", "application/grpc"), header("te", "trailers"),
-        header("grpc-timeout", grpc_timeout), header("user-agent", "conduit-grpc"),
-        header("grpc-accept-encoding", "identity,gzip")};
+    std::vector<nghttp2_nv> headers = {header(":method", "POST"),
+                                       header(":scheme", "http"),
+                                       header(":path", path_text),
+                                       header(":authority", target_.authority),
+                                       header("content-type", "application/grpc"),
+                                       header("te", "trailers"),
+                                       header("grpc-timeout", grpc_timeout),
+                                       header("user-agent", "conduit-grpc"),
+                                       header("grpc-accept-encoding", "identity,gzip")};
     if (compress) headers.push_back(header("grpc-encoding", "gzip"));
     for (const auto& [key, value] : extra) headers.push_back(header(key, value));
     nghttp2_data_provider body{};
     body.source.ptr = &exchange;
     body.read_callback = &read_request;
-    exchange.stream = nghttp2_submit_request(session_, nullptr, headers.data(), headers.size(),
-                                             &body, nullptr);
+    exchange.stream =
+        nghttp2_submit_request(session_, nullptr, headers.data(), headers.size(), &body, nullptr);
     if (exchange.stream < 0) {
       disconnect();
       return {StatusCode::internal, "nghttp2 refused the request"};
@@ -472,8 +475,7 @@ class GrpcChannel::Impl {
         message_done_ = true;
         return {};
       }
-      if (Status status = drive(exchange, [&] { return exchange.responses.whole(); });
-          !status.ok())
+      if (Status status = drive(exchange, [&] { return exchange.responses.whole(); }); !status.ok())
         return status;
     }
     if (compressed) {
@@ -496,10 +498,10 @@ class GrpcChannel::Impl {
   }
 
   Status too_large(std::uint64_t length) const {
-    return {StatusCode::resource_exhausted,
-            "a response message of " + std::to_string(length) +
-                " bytes is larger than the client's limit of " +
-                std::to_string(max_response_bytes_) + " bytes (set_max_response_bytes)"};
+    return {StatusCode::resource_exhausted, "a response message of " + std::to_string(length) +
+                                                " bytes is larger than the client's limit of " +
+                                                std::to_string(max_response_bytes_) +
+                                                " bytes (set_max_response_bytes)"};
   }
 
   // grpc-status as a number; -1 when absent.
@@ -541,9 +543,8 @@ class GrpcChannel::Impl {
     auto status_field = exchange.received.find("grpc-status");
     if (status_field == exchange.received.end()) {
       if (exchange.reset_code != 0)
-        return {StatusCode::internal,
-                "the server reset the call (HTTP/2 error " + std::to_string(exchange.reset_code) +
-                    ")"};
+        return {StatusCode::internal, "the server reset the call (HTTP/2 error " +
+                                          std::to_string(exchange.reset_code) + ")"};
       return {exchange.http_status == 200 ? StatusCode::internal
                                           : code_for_http_status(exchange.http_status),
               "no grpc-status in the answer (HTTP " + std::to_string(exchange.http_status) + ")"};
@@ -565,8 +566,8 @@ class GrpcChannel::Impl {
   static Impl& self(void* user_data) { return *static_cast<Impl*>(user_data); }
 
   static ssize_t read_request(nghttp2_session*, std::int32_t, std::uint8_t* buffer,
-                              std::size_t length, std::uint32_t* flags,
-                              nghttp2_data_source* source, void*) {
+                              std::size_t length, std::uint32_t* flags, nghttp2_data_source* source,
+                              void*) {
     Exchange& exchange = *static_cast<Exchange*>(source->ptr);
     const std::size_t n = std::min(length, exchange.outbound.size() - exchange.sent);
     std::memcpy(buffer, exchange.outbound.data() + exchange.sent, n);
@@ -585,8 +586,8 @@ class GrpcChannel::Impl {
   }
 
   static int on_header(nghttp2_session*, const nghttp2_frame* frame, const std::uint8_t* name,
-                       std::size_t name_length, const std::uint8_t* value,
-                       std::size_t value_length, std::uint8_t, void* user_data) {
+                       std::size_t name_length, const std::uint8_t* value, std::size_t value_length,
+                       std::uint8_t, void* user_data) {
     Exchange* exchange = self(user_data).exchange_;
     if (exchange == nullptr || frame->hd.stream_id != exchange->stream) return 0;
     const std::string key(reinterpret_cast<const char*>(name), name_length);
@@ -717,26 +718,25 @@ Status GrpcChannel::call(const google::protobuf::MethodDescriptor& method,
     return {StatusCode::unimplemented,
             "GrpcChannel makes unary calls; " + method.full_name() + " streams"};
   std::string bytes;
-  const Status status =
-      call_raw("/" + method.service()->full_name() + "/" + method.name(),
-               request.SerializeAsString(), bytes,
-               options.timeout.count() > 0 ? options.timeout : impl_->timeout());
+  const Status status = call_raw("/" + method.service()->full_name() + "/" + method.name(),
+                                 request.SerializeAsString(), bytes,
+                                 options.timeout.count() > 0 ? options.timeout : impl_->timeout());
   if (!status.ok()) return status;
   if (!response.ParseFromString(bytes))
     return {StatusCode::internal, "the response is not a valid " + response.GetTypeName()};
   return {};
 }
 
-Status GrpcChannel::call_raw(std::string_view path, std::string_view request,
-                             std::string& response, std::chrono::milliseconds timeout,
+Status GrpcChannel::call_raw(std::string_view path, std::string_view request, std::string& response,
+                             std::chrono::milliseconds timeout,
                              const std::multimap<std::string, std::string>& metadata,
                              std::multimap<std::string, std::string>* received) {
   std::vector<std::string> responses;
   Status status = impl_->call(path, {std::string(request)}, responses, timeout, metadata, received);
   if (!status.ok()) return status;
   if (responses.size() != 1) {
-    return {StatusCode::internal, "a unary call answered with " +
-                                      std::to_string(responses.size()) + " messages"};
+    return {StatusCode::internal,
+            "a unary call answered with " + std::to_string(responses.size()) + " messages"};
   }
   response = std::move(responses.front());
   return {};
