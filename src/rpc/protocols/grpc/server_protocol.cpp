@@ -155,8 +155,11 @@ class StreamCall final : public MessageReader, public MessageWriter {
     return true;
   }
 
-  // The handler returned `status`.
+  // The handler returned `status`. A call whose deadline passed ends
+  // DEADLINE_EXCEEDED, whatever its handler made of being cancelled for it.
   void finish(Status status) {
+    if ((status.ok() || status.code() == StatusCode::cancelled) && context_.expired())
+      status = {StatusCode::deadline_exceeded, "the deadline passed during the call"};
     {
       std::lock_guard lock(mutex_);
       if (!verdict_) verdict_ = std::move(status);
@@ -806,7 +809,7 @@ class GrpcConnection : public std::enable_shared_from_this<GrpcConnection> {
       } else {
         std::unique_ptr<google::protobuf::Message> out(method->response_prototype().New());
         status = method->invoke(context, *in, *out);
-        if (status.ok() && context.expired())
+        if ((status.ok() || status.code() == StatusCode::cancelled) && context.expired())
           status = {StatusCode::deadline_exceeded, "the deadline passed during the call"};
         if (status.ok()) out->SerializeToString(&response_bytes);
       }
