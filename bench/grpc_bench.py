@@ -53,14 +53,14 @@ import math
 import os
 import re
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
 import threading
 import time
 
-TICKS = os.sysconf("SC_CLK_TCK")
+from bench_support import cpu_seconds, fail, stop_process, usable_cpus
+
 FLOOR = "floor"
 SERVERS = ("conduit", "libgrpc++", FLOOR)
 METHOD = "/grpc.testing.TestService/UnaryCall"
@@ -68,27 +68,6 @@ METHOD = "/grpc.testing.TestService/UnaryCall"
 CPU_TARGET = 0.5
 RATE_TARGET = 1.3
 RATE_TARGET_STREAMS = (8, 16)
-
-
-def fail(message):
-    print(f"grpc_bench: {message}", file=sys.stderr)
-    sys.exit(1)
-
-
-def usable_cpus():
-    cpus = sorted(os.sched_getaffinity(0))
-    if len(cpus) < 2:
-        fail("needs two usable CPUs (one for the server, one for h2load); found "
-             f"{len(cpus)}")
-    return cpus[0], cpus[1]
-
-
-def cpu_seconds(pid):
-    with open(f"/proc/{pid}/stat") as stat:
-        # The command name may hold spaces; the fields after it are fixed.
-        fields = stat.read().rsplit(")", 1)[1].split()
-    # utime and stime are fields 14 and 15 of the whole line.
-    return (int(fields[11]) + int(fields[12])) / TICKS
 
 
 def thread_names(pid):
@@ -175,13 +154,7 @@ class Server:
             self.log = (self.log + [line])[-20:]
 
     def stop(self):
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        stop_process(self.process)
 
     def alive(self):
         if self.process.poll() is not None:
@@ -314,7 +287,7 @@ def main():
         import grpc  # noqa: F401  (checks the answers before the load)
     except ImportError:
         fail("grpcio is not installed (apt-get install python3-grpcio)")
-    server_cpu, load_cpu = usable_cpus()
+    server_cpu, load_cpu = usable_cpus("h2load")
     sizes = [int(size) for size in options.sizes.split(",")]
     unix_sizes = [int(size) for size in options.unix_sizes.split(",") if size]
     points = [(size, connections, streams, "tcp") for size in sizes

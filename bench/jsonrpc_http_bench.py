@@ -33,36 +33,15 @@ import json
 import os
 import re
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
 import time
 
-TICKS = os.sysconf("SC_CLK_TCK")
+from bench_support import cpu_seconds, fail, stop_process, usable_cpus
+
 FLOOR = "floor"
 SERVERS = ("conduit", "libjson-rpc-cpp", FLOOR)
-
-
-def fail(message):
-    print(f"jsonrpc_http_bench: {message}", file=sys.stderr)
-    sys.exit(1)
-
-
-def usable_cpus():
-    cpus = sorted(os.sched_getaffinity(0))
-    if len(cpus) < 2:
-        fail("needs two usable CPUs (one for the server, one for wrk); found "
-             f"{len(cpus)}")
-    return cpus[0], cpus[1]
-
-
-def cpu_seconds(pid):
-    with open(f"/proc/{pid}/stat") as stat:
-        # The command name may hold spaces; the fields after it are fixed.
-        fields = stat.read().rsplit(")", 1)[1].split()
-    # utime and stime are fields 14 and 15 of the whole line.
-    return (int(fields[11]) + int(fields[12])) / TICKS
 
 
 class Server:
@@ -90,13 +69,7 @@ class Server:
             fail(f"{name} did not say it was listening: {' '.join(command)}")
 
     def stop(self):
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        stop_process(self.process)
 
 
 def body(size):
@@ -181,7 +154,7 @@ def main():
             fail(f"{program} is not built; run ./conduit.sh build first")
     if shutil.which("wrk") is None:
         fail("wrk is not installed (apt-get install wrk)")
-    server_cpu, load_cpu = usable_cpus()
+    server_cpu, load_cpu = usable_cpus("wrk")
     sizes = [int(size) for size in options.sizes.split(",")]
     connection_counts = [int(count) for count in options.connections.split(",")]
 
