@@ -231,12 +231,8 @@ class GrpcChannel::Impl {
       }
       if (received) *received = exchange.received;
       if (status.ok()) {
-        std::string message;
-        Status read;
-        while ((read = next_message(exchange, message)).ok() && exchange.ended == std::nullopt &&
-               !message_done_)
-          responses.push_back(std::move(message));
-        status = read.ok() ? answer(exchange) : read;
+        for (std::string message; read(exchange, message);) responses.push_back(std::move(message));
+        status = exchange.ended ? *exchange.ended : answer(exchange);
       }
       end(exchange);
       return status;
@@ -275,9 +271,10 @@ class GrpcChannel::Impl {
   // The next response message; false at the end of the responses.
   bool read(Exchange& exchange, std::string& message) {
     if (exchange.ended) return false;
-    Status status = next_message(exchange, message);
+    bool ended = false;
+    Status status = next_message(exchange, message, ended);
     if (!status.ok()) exchange.ended = status;
-    return status.ok() && !message_done_;
+    return status.ok() && !ended;
   }
 
   Status finish(Exchange& exchange) {
@@ -458,9 +455,8 @@ class GrpcChannel::Impl {
   }
 
   // The next whole response message (expanded), reading as needed; sets
-  // message_done_ when the responses have ended instead.
-  Status next_message(Exchange& exchange, std::string& message) {
-    message_done_ = false;
+  // `ended` instead when the responses have ended.
+  Status next_message(Exchange& exchange, std::string& message, bool& ended) {
     bool compressed = false;
     for (;;) {
       const auto result = exchange.responses.next(compressed, message);
@@ -472,7 +468,7 @@ class GrpcChannel::Impl {
       if (exchange.closed) {
         if (exchange.responses.partial() && status_code(exchange) == 0)
           return {StatusCode::internal, "the last response message is cut short"};
-        message_done_ = true;
+        ended = true;
         return {};
       }
       if (Status status = drive(exchange, [&] { return exchange.responses.whole(); }); !status.ok())
@@ -635,7 +631,6 @@ class GrpcChannel::Impl {
   Exchange* exchange_ = nullptr;  // the call in flight
   Clock::time_point deadline_;    // its deadline
   std::chrono::milliseconds call_timeout_{0};
-  bool message_done_ = false;     // next_message() found the responses ended
   bool goaway_received_ = false;  // the server said GOAWAY on this connection
   bool compress_requests_ = false;
   std::size_t max_response_bytes_ = 4 << 20;  // gRPC's default receive limit
