@@ -163,15 +163,8 @@ class ShmStream : public ByteStream {
   }
   asio::awaitable<void> write(asio::const_buffer bytes) override {
     if (closed_) throw boost::system::system_error(asio::error::operation_aborted);
-    const char* data = static_cast<const char*>(bytes.data());
-    std::size_t left = bytes.size();
     try {
-      while (left > 0) {
-        const std::size_t n = std::min(left, link_.max_message_size());
-        link_.send(std::string_view(data, n));
-        data += n;
-        left -= n;
-      }
+      link_.send_bytes(std::string_view(static_cast<const char*>(bytes.data()), bytes.size()));
     } catch (const Error&) {  // the peer is gone, or the server cancelled the link
       throw boost::system::system_error(asio::error::broken_pipe);
     }

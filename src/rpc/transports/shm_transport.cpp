@@ -2,6 +2,7 @@
 
 #include <poll.h>
 
+#include <algorithm>
 #include <cstring>
 
 #include "conduit/error.hpp"
@@ -52,6 +53,14 @@ Link::~Link() {
 
 void Link::send(std::string_view message) {
   out_.send(std::as_bytes(std::span(message.data(), message.size())));
+}
+
+void Link::send_bytes(std::string_view bytes) {
+  while (!bytes.empty()) {
+    const std::size_t n = std::min(bytes.size(), out_.max_message_size());
+    send(bytes.substr(0, n));
+    bytes.remove_prefix(n);
+  }
 }
 
 std::optional<std::string_view> Link::receive(std::chrono::nanoseconds timeout, bool* timed_out) {

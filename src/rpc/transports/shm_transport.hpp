@@ -38,6 +38,9 @@ class Link {
 
   // Throws MessageTooLarge, PeerGone, Cancelled.
   void send(std::string_view message);
+  // Bytes of a stream protocol: in as many messages as the ring needs.
+  // Throws PeerGone, Cancelled.
+  void send_bytes(std::string_view bytes);
   // The next message, valid until the next receive(); std::nullopt when the
   // peer closed the link, or on timeout when `timed_out` is given (set).
   // Throws PeerGone when the peer died, Cancelled after cancel().

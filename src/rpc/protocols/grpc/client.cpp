@@ -166,11 +166,7 @@ class ShmWire final : public Wire {
   explicit ShmWire(shm::Link link) : link_(std::move(link)) {}
   bool send(std::string_view bytes) override {
     try {
-      while (!bytes.empty()) {
-        const std::size_t n = std::min(bytes.size(), link_.max_message_size());
-        link_.send(bytes.substr(0, n));
-        bytes.remove_prefix(n);
-      }
+      link_.send_bytes(bytes);
       return true;
     } catch (const Error&) {
       return false;

@@ -310,8 +310,7 @@ class GrpcConnection : public std::enable_shared_from_this<GrpcConnection> {
     } catch (...) {
       failure = std::current_exception();
     }
-    keepalive_.cancel();
-    keepalive_armed_ = false;
+    keepalive_.cancel();  // a wait already fired finds closing_ set below
     // Calls still running are told to stop; their answers have no one to go
     // to. Wait for them: they hold this object, which holds the connection.
     for (auto& [id, stream] : streams_) {
@@ -387,11 +386,10 @@ class GrpcConnection : public std::enable_shared_from_this<GrpcConnection> {
   // connection. Reads only raise a flag, so a busy connection costs no
   // timer system call per frame.
   void arm_keepalive(std::chrono::milliseconds after) {
-    keepalive_armed_ = true;
     keepalive_.expires_after(after);
     keepalive_.async_wait([weak = weak_from_this()](boost::system::error_code error) {
       auto self = weak.lock();
-      if (!self || error || !self->keepalive_armed_) return;
+      if (!self || error) return;
       self->on_keepalive();
     });
   }
@@ -1028,7 +1026,6 @@ class GrpcConnection : public std::enable_shared_from_this<GrpcConnection> {
   // Keepalive (ServerOptions::grpc_keepalive_*) and the client's PING policy.
   static constexpr int kMaxPingStrikes = 2;
   asio::steady_timer keepalive_;
-  bool keepalive_armed_ = false;
   bool heard_ = false;  // bytes arrived since the keepalive timer was set
   bool awaiting_ping_ack_ = false;
   bool pinged_before_ = false;
