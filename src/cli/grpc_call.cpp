@@ -147,12 +147,13 @@ int call(rpc::GrpcChannel& channel, const std::string& method_name, const std::s
   };
   // Requests go as they are read (a client stream: one per line of standard
   // input), responses are printed as they arrive, a line each, flushed.
-  const std::string first =
-      params.empty() && method->client_streaming() ? "" : encode(params.empty() ? "{}" : params);
+  const bool from_stdin = params.empty() && method->client_streaming();
+  // A request that does not fit is refused before the call begins.
+  const std::string only = from_stdin ? "" : encode(params.empty() ? "{}" : params);
   rpc::GrpcChannel::Stream stream =
       channel.open("/" + method->service()->full_name() + "/" + method->name(), timeout);
-  if (!params.empty() || !method->client_streaming()) {
-    stream.write(first);
+  if (!from_stdin) {
+    stream.write(only);
   } else {
     for (std::string line; std::getline(std::cin, line);) {
       if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
