@@ -1,7 +1,8 @@
-// The RPC rows of the comparison: JSON-RPC's echo method, called through
-// conduit's client on a `conduit` server in another process, over each
-// transport; beside it, a raw ping-pong of the same bytes over the same
-// transport, so the ratio is what the protocol costs.
+// The RPC rows of the comparison: each registered protocol's echo, called
+// through conduit's client of that protocol on a conduit server in another
+// process, over each transport the protocol names; beside it, a raw
+// ping-pong of the same bytes over the same transport, so the ratio is what
+// the protocol costs.
 #include <fcntl.h>
 #include <fmt/core.h>
 #include <poll.h>
@@ -13,13 +14,10 @@
 
 #include "compare/registry.hpp"
 #include "conduit/error.hpp"
-#include "conduit/rpc/grpc_channel.hpp"
-#include "conduit/rpc/jsonrpc_client.hpp"
 #include "conduit/rpc/server.hpp"
+#include "rpc/protocol.hpp"
 #include "rpc/services/echo_service.hpp"
 #include "rpc/services/jsonrpc_examples.hpp"
-
-#include <google/protobuf/wrappers.pb.h>
 
 namespace conduit::compare {
 
@@ -27,27 +25,24 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
-// How the client reaches the server.
-struct Transport {
-  const char* key;        // "http", "tcp", "unix", "shm"
-  const char* name;       // for the transport column
-  const char* raw_name;   // what the raw side does
+// The raw loop beside a protocol's route, by where its server listens.
+struct RawLoop {
+  const char* listens_on;  // "tcp", "unix", "shm"
+  const char* name;        // what the raw side does
 };
 
-constexpr Transport kTransports[] = {
-    {"http", "HTTP/1.1 over TCP", "write/read on a loopback connection"},
-    {"tcp", "TCP, one text per line", "write/read on a loopback connection"},
-    {"unix", "UNIX socket, one text per line", "write/read on an accepted UNIX connection"},
-    {"shm", "shared memory", "busy-polled slots, copy in, read in place"},
+constexpr RawLoop kRawLoops[] = {
+    {"tcp", "write/read on a loopback connection"},
+    {"unix", "write/read on an accepted UNIX connection"},
+    {"shm", "busy-polled slots, copy in, read in place"},
 };
-
-constexpr char kHex[] = "0123456789abcdef";
 
 void write_fully(int fd, std::string_view text) {
   while (!text.empty()) {
     ssize_t n = ::write(fd, text.data(), text.size());
     if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) throw Error(std::string("write to the peer's control pipe: ") + std::strerror(errno));
+    if (n <= 0)
+      throw Error(std::string("write to the peer's control pipe: ") + std::strerror(errno));
     text.remove_prefix(static_cast<std::size_t>(n));
   }
 }
@@ -78,11 +73,11 @@ class ServerEndpoint : public Endpoint {
   MessageBuffer unused_, quit_;
 };
 
-// The client side: each message goes out as echo's one string param (hex,
-// since the messages are bytes) and comes back the same way.
+// The client side: each message goes through the protocol's echo.
 class ClientEndpoint : public Endpoint {
  public:
-  ClientEndpoint(std::string uri, int quit_fd) : client_(uri, std::chrono::seconds(20)), quit_fd_(quit_fd) {}
+  ClientEndpoint(std::unique_ptr<rpc::EchoClient> client, int quit_fd)
+      : client_(std::move(client)), quit_fd_(quit_fd) {}
   std::span<std::byte> prepare(std::size_t size) override { return out_.take(size); }
   void send(std::size_t size) override {
     std::span<const std::byte> message{out_.data(), size};
@@ -91,90 +86,31 @@ class ClientEndpoint : public Endpoint {
       quit_fd_ = -1;
       return;
     }
-    params_.assign("[\"");
-    for (std::byte b : message) {
-      params_ += kHex[std::to_integer<unsigned>(b) >> 4];
-      params_ += kHex[std::to_integer<unsigned>(b) & 15];
-    }
-    params_ += "\"]";
     pending_ = size;
   }
   std::span<const std::byte> receive() override {
-    std::string result = client_.call("echo", params_);
-    // The echo of ["hex"] is ["hex"].
-    if (result.size() != pending_ * 2 + 4 || result.compare(0, 2, "[\"") != 0)
-      throw Error("the echo's result is not the params sent: " + result.substr(0, 80));
     std::span<std::byte> into = in_.take(pending_);
-    for (std::size_t i = 0; i < pending_; ++i) {
-      auto digit = [&](char c) -> unsigned {
-        if (c >= '0' && c <= '9') return static_cast<unsigned>(c - '0');
-        if (c >= 'a' && c <= 'f') return static_cast<unsigned>(c - 'a' + 10);
-        throw Error("the echo's result is not hex");
-      };
-      into[i] = static_cast<std::byte>(digit(result[2 + 2 * i]) << 4 | digit(result[3 + 2 * i]));
-    }
+    client_->echo({out_.data(), pending_}, into);
     return into;
   }
-  const rpc::JsonRpcClient& client() const { return client_; }
+  const rpc::EchoClient& client() const { return *client_; }
 
  private:
-  rpc::JsonRpcClient client_;
+  std::unique_ptr<rpc::EchoClient> client_;
   int quit_fd_;
-  std::string params_;
   std::size_t pending_ = 0;
   MessageBuffer out_, in_;
 };
-
-// The gRPC client side: each message is the bytes of a BytesValue sent to
-// conduit.interop.Echo/bytes, and comes back the same way.
-class GrpcClientEndpoint : public Endpoint {
- public:
-  GrpcClientEndpoint(std::string target, int quit_fd)
-      : channel_(target, std::chrono::seconds(20)), quit_fd_(quit_fd) {}
-  std::span<std::byte> prepare(std::size_t size) override { return out_.take(size); }
-  void send(std::size_t size) override {
-    std::span<const std::byte> message{out_.data(), size};
-    if (Pattern::index_of(message) == Pattern::kQuit) {
-      ::close(quit_fd_);  // the server's process ends
-      quit_fd_ = -1;
-      return;
-    }
-    google::protobuf::BytesValue request;
-    request.set_value(reinterpret_cast<const char*>(message.data()), size);
-    request_ = request.SerializeAsString();
-    pending_ = size;
-  }
-  std::span<const std::byte> receive() override {
-    rpc::Status status = channel_.call_raw("/conduit.interop.Echo/bytes", request_, response_,
-                                           std::chrono::seconds(20));
-    if (!status.ok()) throw Error("the gRPC echo failed: " + status.to_string());
-    google::protobuf::BytesValue echoed;
-    if (!echoed.ParseFromString(response_) || echoed.value().size() != pending_)
-      throw Error("the gRPC echo's response is not the message sent");
-    std::span<std::byte> into = in_.take(pending_);
-    std::memcpy(into.data(), echoed.value().data(), pending_);
-    return into;
-  }
-
- private:
-  rpc::GrpcChannel channel_;
-  int quit_fd_;
-  std::string request_, response_;
-  std::size_t pending_ = 0;
-  MessageBuffer out_, in_;
-};
-
-enum class Protocol { jsonrpc, grpc };
 
 // A conduit server in the peer, reached over `transport` with `protocol`'s
 // client.
 class RpcLink : public Link {
  public:
-  RpcLink(const Transport& transport, const RunContext& context, std::size_t size,
-              Protocol protocol = Protocol::jsonrpc)
-      : transport_(transport), size_(size), protocol_(protocol) {
+  RpcLink(const rpc::Protocol& protocol, const rpc::CompareRoute& route, const RunContext& context)
+      : protocol_(protocol), route_(route) {
     static std::atomic<int> counter{0};
-    path_ = fmt::format("{}/rpc-{}-{}.sock", context.scratch.directory, transport.key, counter++);
+    path_ =
+        fmt::format("{}/rpc-{}-{}.sock", context.scratch.directory, route.listens_on, counter++);
     if (::pipe2(ready_, O_CLOEXEC) != 0 || ::pipe2(quit_, O_CLOEXEC) != 0)
       throw Error(std::string("pipe2: ") + std::strerror(errno));
   }
@@ -194,10 +130,10 @@ class RpcLink : public Link {
     options.threads = 1;
     options.max_message_bytes = 64 << 20;
     auto server = std::make_unique<rpc::Server>(*services, options);
-    std::string key = transport_.key;
-    std::string bound = server->listen(key == "unix"  ? "unix:" + path_
-                                       : key == "shm" ? "shm:" + path_
-                                                      : "tcp://127.0.0.1:0");
+    const std::string& on = route_.listens_on;
+    std::string bound = server->listen(on == "unix"  ? "unix:" + path_
+                                       : on == "shm" ? "shm+unix:" + path_
+                                                     : "tcp://127.0.0.1:0");
     server->start();
     write_fully(ready_[1], bound + "\n");
     return std::make_unique<ServerEndpoint>(std::move(services), std::move(server), quit_[0]);
@@ -207,17 +143,10 @@ class RpcLink : public Link {
     ::close(ready_[1]);
     ::close(quit_[0]);
     ready_[1] = quit_[0] = -1;
-    std::string bound = read_line(ready_[0]);
-    std::string uri = bound;
-    if (std::string(transport_.key) == "http") uri = "http://" + bound.substr(6) + "/jsonrpc";
+    const std::string uri = route_.client_uri(read_line(ready_[0]));
     int quit = quit_[1];
     quit_[1] = -1;  // the endpoint closes it
-    if (protocol_ == Protocol::grpc) {
-      // "tcp://HOST:PORT" → "HOST:PORT"; "unix:/path" and "shm:/path" as they are.
-      return std::make_unique<GrpcClientEndpoint>(
-          bound.rfind("tcp://", 0) == 0 ? bound.substr(6) : bound, quit);
-    }
-    return std::make_unique<ClientEndpoint>(uri, quit);
+    return std::make_unique<ClientEndpoint>(protocol_.make_echo_client(uri), quit);
   }
 
  private:
@@ -238,20 +167,24 @@ class RpcLink : public Link {
     return line;
   }
 
-  const Transport& transport_;
-  std::size_t size_;
-  Protocol protocol_;
+  const rpc::Protocol& protocol_;
+  const rpc::CompareRoute& route_;
   std::string path_;
   int ready_[2] = {-1, -1};
   int quit_[2] = {-1, -1};
 };
 
-std::unique_ptr<Link> raw_link_for(const Transport& transport, std::size_t size,
+std::unique_ptr<Link> raw_link_for(const std::string& listens_on, std::size_t size,
                                    const RunContext& context) {
-  std::string key = transport.key;
-  if (key == "unix") return raw_unix_connection_link(context.scratch, SOCK_STREAM, size);
-  if (key == "shm") return raw_shared_slots_link(size, true);
+  if (listens_on == "unix") return raw_unix_connection_link(context.scratch, SOCK_STREAM, size);
+  if (listens_on == "shm") return raw_shared_slots_link(size, true);
   return raw_tcp_link(size);
+}
+
+const char* raw_loop_name(const std::string& listens_on) {
+  for (const RawLoop& loop : kRawLoops)
+    if (listens_on == loop.listens_on) return loop.name;
+  return "";
 }
 
 // Calls (or raw round trips) per second, one after another on one
@@ -279,24 +212,25 @@ Throughput call_rate(Endpoint& endpoint, const Pattern& pattern, std::size_t siz
   throughput.messages = index - first;
   throughput.seconds = std::chrono::duration<double>(Clock::now() - start).count();
   throughput.messages_per_second = static_cast<double>(throughput.messages) / throughput.seconds;
-  throughput.megabytes_per_second = throughput.messages_per_second * static_cast<double>(size) / 1e6;
+  throughput.megabytes_per_second =
+      throughput.messages_per_second * static_cast<double>(size) / 1e6;
   return throughput;
 }
 
-// A row of echo calls of `protocol` over `transport` ("KEY_PREFIX-tcp"):
-// latency and throughput beside the raw loop of the same transport.
-Entry echo_call_entry(const std::string& key_prefix, const std::string& name,
-                      const Transport& transport, Protocol protocol) {
+// A row of echo calls of `protocol` over `route` ("<protocol>-<route key>"):
+// latency and throughput beside the raw loop of the same transport, and the
+// bytes each 64 B call puts on the wire.
+Entry echo_call_entry(const rpc::Protocol& protocol, const rpc::CompareRoute& route) {
   Entry entry;
   entry.family = "RPC";
-  entry.key = key_prefix + "-" + transport.key;
-  entry.name = name;
-  entry.transport = transport.name;
-  entry.raw_name = transport.raw_name;
-  auto make = [&transport, protocol](Side side, std::size_t size, const RunContext& context) {
-    return [&transport, protocol, side, size, &context]() -> std::unique_ptr<Link> {
-      if (side == Side::raw) return raw_link_for(transport, size, context);
-      return std::make_unique<RpcLink>(transport, context, size, protocol);
+  entry.key = std::string(protocol.name()) + "-" + route.key;
+  entry.name = std::string(protocol.title());
+  entry.transport = route.transport;
+  entry.raw_name = raw_loop_name(route.listens_on);
+  auto make = [&protocol, &route](Side side, std::size_t size, const RunContext& context) {
+    return [&protocol, &route, side, size, &context]() -> std::unique_ptr<Link> {
+      if (side == Side::raw) return raw_link_for(route.listens_on, size, context);
+      return std::make_unique<RpcLink>(protocol, route, context);
     };
   };
   entry.latency = [make](Side side, std::size_t size, const RunContext& context) {
@@ -313,18 +247,13 @@ Entry echo_call_entry(const std::string& key_prefix, const std::string& name,
         },
         context.placement, context.watchdog);
   };
-  return entry;
-}
-
-Entry jsonrpc_entry(const Transport& transport) {
-  Entry entry = echo_call_entry("jsonrpc", "JSON-RPC 2.0", transport, Protocol::jsonrpc);
-  entry.extra = [&transport](const RunContext& context) {
+  entry.extra = [&protocol, &route](const RunContext& context) {
     std::map<std::string, double> figures;
     constexpr std::size_t kSize = 64;
     constexpr int kCalls = 100;
     Pattern pattern(kSize);
     Outcome<Latency> outcome = in_two_processes<Latency>(
-        [&] { return std::make_unique<RpcLink>(transport, context, kSize); },
+        [&] { return std::make_unique<RpcLink>(protocol, route, context); },
         [](Endpoint& peer) { echo_until_quit(peer); },
         [&](Endpoint& driver) {
           auto& client = static_cast<ClientEndpoint&>(driver).client();
@@ -333,8 +262,9 @@ Entry jsonrpc_entry(const Transport& transport) {
             driver.send(kSize);
             driver.receive();
           }
-          figures["bytes_on_wire_per_call_64B"] =
-              static_cast<double>(client.bytes_sent() + client.bytes_received()) / kCalls;
+          if (client.bytes_on_wire() > 0)
+            figures["bytes_on_wire_per_call_64B"] =
+                static_cast<double>(client.bytes_on_wire()) / kCalls;
           send_quit(driver, pattern, kSize);
           return Latency{};
         },
@@ -345,22 +275,21 @@ Entry jsonrpc_entry(const Transport& transport) {
   return entry;
 }
 
-constexpr Transport kGrpcTransports[] = {
-    {"tcp", "HTTP/2 over TCP (h2c)", "write/read on a loopback connection"},
-    {"unix", "HTTP/2 over a UNIX socket", "write/read on an accepted UNIX connection"},
-    {"shm", "HTTP/2 over shared memory", "busy-polled slots, copy in, read in place"},
-};
-
-// gRPC: conduit.interop.Echo/bytes through GrpcChannel.
-Entry grpc_entry(const Transport& transport) {
-  return echo_call_entry("grpc", "gRPC", transport, Protocol::grpc);
-}
-
 }  // namespace
 
 void add_rpc_entries(Registry& registry) {
-  for (const Transport& transport : kTransports) registry.add(jsonrpc_entry(transport));
-  for (const Transport& transport : kGrpcTransports) registry.add(grpc_entry(transport));
+  // The routes live as long as the protocol table: the entries keep
+  // references to them.
+  static const std::vector<std::pair<const rpc::Protocol*, std::vector<rpc::CompareRoute>>> routes =
+      [] {
+        std::vector<std::pair<const rpc::Protocol*, std::vector<rpc::CompareRoute>>> all;
+        for (const auto& protocol : rpc::protocols())
+          all.emplace_back(protocol.get(), protocol->compare_routes());
+        return all;
+      }();
+  for (const auto& [protocol, its_routes] : routes)
+    for (const rpc::CompareRoute& route : its_routes)
+      registry.add(echo_call_entry(*protocol, route));
 }
 
 }  // namespace conduit::compare

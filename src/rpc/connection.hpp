@@ -22,42 +22,9 @@
 #include "conduit/rpc/call_context.hpp"
 #include "conduit/rpc/server.hpp"
 #include "conduit/rpc/service.hpp"
+#include "rpc/transports/byte_stream.hpp"
 
 namespace conduit::rpc {
-
-namespace asio = boost::asio;
-
-// Turns a thread that waits outside a connection's executor (in a shared
-// memory ring) back to it. Shared, so that a thread that has just posted
-// work can still wake the executor's thread when the connection itself may
-// be gone already. Any thread.
-class Waker {
- public:
-  virtual ~Waker() = default;
-  virtual void wake() noexcept = 0;
-};
-
-// A bidirectional byte stream: a TCP or UNIX socket, or a pair of pipes.
-class ByteStream {
- public:
-  virtual ~ByteStream() = default;
-  // Reads some bytes; 0 at end of file. Throws boost::system::system_error.
-  virtual asio::awaitable<std::size_t> read_some(asio::mutable_buffer into) = 0;
-  // Writes all of `bytes`.
-  virtual asio::awaitable<void> write(asio::const_buffer bytes) = 0;
-  // Ends pending and future operations (they fail with operation_aborted).
-  // Call on the connection's executor.
-  virtual void close() = 0;
-  // Cuts the peer off at once, from any thread, even while a handler of
-  // this connection runs: the peer sees end of file, later reads and writes
-  // here fail. Does nothing where the transport cannot (pipes).
-  virtual void abort() noexcept = 0;
-  virtual const Peer& peer() const = 0;
-  // What wakes the connection's thread after work was posted to its
-  // executor from another thread: null for transports that wait in the
-  // executor itself (sockets, pipes).
-  virtual std::shared_ptr<Waker> waker() const { return nullptr; }
-};
 
 // The calls of a server that run on threads of their own (streaming
 // handlers): the server waits for them all to end before its executors go,
@@ -178,36 +145,5 @@ class Connection : public std::enable_shared_from_this<Connection> {
   std::chrono::steady_clock::time_point timer_expiry_;
   bool timed_out_ = false;
 };
-
-// One protocol a server speaks, recognised by the first bytes a client sends.
-class ServerProtocol {
- public:
-  enum class Match { yes, no, need_more };
-
-  virtual ~ServerProtocol() = default;
-  virtual std::string_view name() const = 0;
-  virtual Match match(std::string_view first_bytes) const = 0;
-  // Serves the connection until the peer closes it, an error, or shutdown.
-  // `pending` holds the bytes already read (those match() saw).
-  virtual asio::awaitable<void> serve(Connection& connection, std::string pending) const = 0;
-};
-
-// Every protocol conduit serves, in the order they are tried.
-const std::vector<std::unique_ptr<ServerProtocol>>& server_protocols();
-
-// A protocol spoken in whole messages (over shared memory, where a ring
-// message is a protocol message), recognised by the first message.
-class MessageProtocol {
- public:
-  virtual ~MessageProtocol() = default;
-  virtual std::string_view name() const = 0;
-  virtual bool match(std::string_view first_message) const = 0;
-  // The reply to one message, or std::nullopt when none is due.
-  virtual std::optional<std::string> handle(std::string_view message, CallContext& context,
-                                            const ServiceTable& services,
-                                            const ServerOptions& options) const = 0;
-};
-
-const std::vector<std::unique_ptr<MessageProtocol>>& message_protocols();
 
 }  // namespace conduit::rpc

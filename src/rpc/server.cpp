@@ -14,226 +14,30 @@
 #include <boost/asio/strand.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
-
 #include <condition_variable>
 #include <cstring>
-#include <future>
 #include <filesystem>
+#include <future>
 #include <list>
 #include <mutex>
 #include <set>
 #include <thread>
 
 #include "conduit/error.hpp"
-#include "conduit/ipc/uri.hpp"
+#include "rpc/call_runner.hpp"
 #include "rpc/connection.hpp"
+#include "rpc/protocol.hpp"
+#include "rpc/transports/address.hpp"
+#include "rpc/transports/listener.hpp"
 #include "rpc/transports/shm_transport.hpp"
+#include "rpc/transports/streams.hpp"
 
 namespace conduit::rpc {
 
-namespace {
-
-using boost::system::error_code;
-using tcp = asio::ip::tcp;
-using local = asio::local::stream_protocol;
-
-// ---- byte streams ------------------------------------------------------------
-
-template <typename Socket>
-class SocketStream : public ByteStream {
- public:
-  SocketStream(Socket socket, Peer peer) : socket_(std::move(socket)), peer_(std::move(peer)) {
-    error_code ignored;
-    socket_.non_blocking(true, ignored);  // write() tries a send that must not block
-  }
-  asio::awaitable<std::size_t> read_some(asio::mutable_buffer into) override {
-    auto [error, n] = co_await socket_.async_read_some(
-        into, asio::as_tuple(asio::use_awaitable));
-    if (error == asio::error::eof) co_return 0;
-    if (error) throw boost::system::system_error(error);
-    co_return n;
-  }
-  asio::awaitable<void> write(asio::const_buffer bytes) override {
-    // A reply usually fits in the socket's buffer: sent right here, it needs
-    // no asynchronous operation, whose completion Asio would post (and then
-    // poll the reactor once more before running it). What does not fit
-    // goes the asynchronous way.
-    error_code error;
-    const std::size_t sent = socket_.write_some(bytes, error);
-    if (!error && sent == bytes.size()) co_return;
-    if (error && error != asio::error::would_block && error != asio::error::try_again)
-      throw boost::system::system_error(error);
-    co_await asio::async_write(socket_, bytes + (error ? 0 : sent), asio::use_awaitable);
-  }
-  void close() override {
-    native_.store(-1);  // abort() must not reach a descriptor number reused after this
-    error_code ignored;
-    socket_.shutdown(Socket::shutdown_both, ignored);
-    socket_.close(ignored);
-  }
-  void abort() noexcept override {
-    int fd = native_.load();
-    if (fd >= 0) ::shutdown(fd, SHUT_RDWR);
-  }
-  const Peer& peer() const override { return peer_; }
-
- private:
-  Socket socket_;
-  std::atomic<int> native_{socket_.native_handle()};
-  Peer peer_;
-};
-
-// A child's stdin and stdout as one stream.
-class StdioStream : public ByteStream {
- public:
-  StdioStream(asio::any_io_executor executor, int in, int out)
-      : in_(executor, ::dup(in)), out_(executor, ::dup(out)) {
-    peer_.address = "stdio";
-  }
-  asio::awaitable<std::size_t> read_some(asio::mutable_buffer into) override {
-    auto [error, n] = co_await in_.async_read_some(into, asio::as_tuple(asio::use_awaitable));
-    if (error == asio::error::eof) co_return 0;
-    if (error) throw boost::system::system_error(error);
-    co_return n;
-  }
-  asio::awaitable<void> write(asio::const_buffer bytes) override {
-    co_await asio::async_write(out_, bytes, asio::use_awaitable);
-  }
-  void close() override {
-    error_code ignored;
-    in_.close(ignored);
-    out_.close(ignored);
-  }
-  void abort() noexcept override {}
-  const Peer& peer() const override { return peer_; }
-
- private:
-  asio::posix::stream_descriptor in_, out_;
-  Peer peer_;
-};
-
-// A shared-memory link as a byte stream, for the protocols that speak one
-// (gRPC's HTTP/2): each ring message is a piece of the stream. The session's
-// thread waits in the ring and hands what arrives to the waiting read
-// (deliver); writes go straight into the ring.
-// Interrupts the session thread's wait in the ring (ShmRing::interrupt),
-// until the session lets go of the link (detach()).
-class ShmWaker : public Waker {
- public:
-  explicit ShmWaker(shm::Link& link) : link_(&link) {}
-  void wake() noexcept override {
-    std::lock_guard lock(mutex_);
-    if (link_) link_->interrupt();
-  }
-  void detach() {
-    std::lock_guard lock(mutex_);
-    link_ = nullptr;
-  }
-
- private:
-  std::mutex mutex_;
-  shm::Link* link_;
-};
-
-class ShmStream : public ByteStream {
- public:
-  ShmStream(asio::any_io_executor executor, shm::Link& link, std::shared_ptr<ShmWaker> waker,
-            Peer peer, std::string first)
-      : link_(link),
-        waker_(std::move(waker)),
-        peer_(std::move(peer)),
-        readable_(executor),
-        buffer_(std::move(first)) {}
-
-  asio::awaitable<std::size_t> read_some(asio::mutable_buffer into) override {
-    for (;;) {
-      if (closed_) throw boost::system::system_error(asio::error::operation_aborted);
-      if (offset_ < buffer_.size()) {
-        const std::size_t n = std::min(into.size(), buffer_.size() - offset_);
-        std::memcpy(into.data(), buffer_.data() + offset_, n);
-        offset_ += n;
-        co_return n;
-      }
-      if (ended_) co_return 0;
-      reading_ = true;
-      readable_.expires_at(asio::steady_timer::time_point::max());
-      co_await readable_.async_wait(asio::as_tuple(asio::use_awaitable));  // ended by deliver()
-      reading_ = false;
-    }
-  }
-  asio::awaitable<void> write(asio::const_buffer bytes) override {
-    if (closed_) throw boost::system::system_error(asio::error::operation_aborted);
-    try {
-      link_.send_bytes(std::string_view(static_cast<const char*>(bytes.data()), bytes.size()));
-    } catch (const Error&) {  // the peer is gone, or the server cancelled the link
-      throw boost::system::system_error(asio::error::broken_pipe);
-    }
-    co_return;
-  }
-  void close() override {
-    closed_ = true;
-    readable_.cancel();
-  }
-  void abort() noexcept override { link_.cancel(); }
-  const Peer& peer() const override { return peer_; }
-  std::shared_ptr<Waker> waker() const override { return waker_; }
-
-  // ---- the session thread's side (on the connection's executor) ----
-
-  // A read waits and every byte delivered has been read.
-  bool wants_bytes() const { return reading_ && offset_ == buffer_.size() && !ended_ && !closed_; }
-  void deliver(std::string_view bytes) {
-    buffer_.assign(bytes);
-    offset_ = 0;
-    readable_.cancel();
-  }
-  // The peer closed the link, died, or the server cut it off.
-  void end() {
-    ended_ = true;
-    readable_.cancel();
-  }
-
- private:
-  shm::Link& link_;
-  std::shared_ptr<ShmWaker> waker_;
-  Peer peer_;
-  asio::steady_timer readable_;
-  std::string buffer_;
-  std::size_t offset_ = 0;
-  bool reading_ = false;
-  bool ended_ = false;
-  bool closed_ = false;
-};
-
-Peer tcp_peer(const tcp::socket& socket) {
-  error_code error;
-  auto endpoint = socket.remote_endpoint(error);
-  Peer peer;
-  if (!error) {
-    auto address = endpoint.address();
-    peer.address = (address.is_v6() ? "[" + address.to_string() + "]" : address.to_string()) +
-                   ":" + std::to_string(endpoint.port());
-  }
-  return peer;
-}
-
-Peer unix_peer(local::socket& socket, const std::string& listener) {
-  Peer peer;
-  peer.address = listener;
-  ucred credentials{};
-  socklen_t length = sizeof credentials;
-  if (::getsockopt(socket.native_handle(), SOL_SOCKET, SO_PEERCRED, &credentials, &length) == 0)
-    peer.credentials = ipc::PeerCredentials{credentials.pid, credentials.uid, credentials.gid};
-  return peer;
-}
-
-}  // namespace
-
 // ---- Connection ---------------------------------------------------------------
 
-Connection::Connection(std::unique_ptr<ByteStream> stream,
-                       asio::any_io_executor executor, asio::any_io_executor calls,
-                       const ServiceTable& services,
+Connection::Connection(std::unique_ptr<ByteStream> stream, asio::any_io_executor executor,
+                       asio::any_io_executor calls, const ServiceTable& services,
                        const ServerOptions& options, const std::atomic<bool>& stopping,
                        CallThreads& call_threads)
     : stream_(std::move(stream)),
@@ -286,7 +90,7 @@ void Connection::set_timer(std::chrono::steady_clock::time_point expiry) {
   timer_.expires_at(expiry);  // a wait already set ends with operation_aborted
   // A wait that has fired is not cancelled by close(): the handler may run
   // after the connection is gone, so it holds a weak reference.
-  timer_.async_wait([self = weak_from_this()](error_code error) {
+  timer_.async_wait([self = weak_from_this()](boost::system::error_code error) {
     auto connection = self.lock();
     if (error || !connection) return;  // set again, or the connection closed
     connection->on_timer();
@@ -343,67 +147,24 @@ class Server::Impl {
   }
 
   std::string listen(std::string_view text) {
-    // shm:PATH names the handshake socket's path, which may have any number
-    // of slashes (ipc's shm: is a POSIX segment name, which may not).
-    if (text.rfind("shm:", 0) == 0) return listen_shm(std::string(text.substr(4)), text);
-    ipc::Uri uri = ipc::Uri::parse(text);
-    if (uri.scheme == "tcp") {
-      error_code parse_error;
-      auto ip = asio::ip::make_address(uri.host, parse_error);
-      if (parse_error)
-        throw InvalidUri(std::string(text) + ": the host must be an IP address (127.0.0.1, ::1)");
-      tcp::endpoint endpoint(ip, uri.port);
-      auto acceptor = std::make_shared<tcp::acceptor>(io_);
-      error_code error;
-      acceptor->open(endpoint.protocol(), error);
-      if (!error) acceptor->set_option(tcp::acceptor::reuse_address(true), error);
-      if (!error) acceptor->bind(endpoint, error);
-      if (!error) acceptor->listen(asio::socket_base::max_listen_connections, error);
-      if (error)
-        throw SystemError("listen", std::string(text), error.value(),
-                          error == asio::error::address_in_use ? "another process listens there"
-                                                               : "");
-      auto bound = acceptor->local_endpoint();
-      std::string address = bound.address().is_v6() ? "[" + bound.address().to_string() + "]"
-                                                     : bound.address().to_string();
-      std::string result = "tcp://" + address + ":" + std::to_string(bound.port());
-      tcp_acceptors_.push_back(acceptor);
-      asio::co_spawn(io_, accept_tcp(acceptor), asio::detached);
-      return result;
-    }
-    if (uri.scheme == "unix") {
-      std::string path = uri.path;
-      std::string result = "unix:" + path;
-      asio::co_spawn(io_, accept_unix(local_acceptor(path, text), result), asio::detached);
-      return result;
-    }
-    throw InvalidUri(std::string(text) +
-                     ": a server listens on tcp://HOST:PORT, unix:/path or shm:/path");
-  }
-
-  std::string listen_shm(const std::string& path, std::string_view text) {
-    if (path.empty() || path[0] != '/')
-      throw InvalidUri(std::string(text) + ": shm: takes the absolute path of the handshake socket");
-    std::string result = "shm:" + path;
-    asio::co_spawn(io_, accept_shm(local_acceptor(path, text), result), asio::detached);
-    return result;
-  }
-
-  // A UNIX stream socket listening on `path` ("/path", or "@name" for an
-  // abstract one), its file removed at shutdown.
-  std::shared_ptr<local::acceptor> local_acceptor(const std::string& path, std::string_view text) {
-    const bool abstract = !path.empty() && path[0] == '@';
-    if (!abstract) remove_stale_socket(path, text);
-    auto acceptor = std::make_shared<local::acceptor>(io_);
-    error_code error;
-    local::endpoint endpoint(abstract ? std::string(1, '\0') + path.substr(1) : path);
-    acceptor->open(endpoint.protocol(), error);
-    if (!error) acceptor->bind(endpoint, error);
-    if (!error) acceptor->listen(asio::socket_base::max_listen_connections, error);
-    if (error) throw SystemError("listen", std::string(text), error.value());
-    if (!abstract) socket_files_.push_back(path);
-    unix_acceptors_.push_back(acceptor);
-    return acceptor;
+    const transport::Address address = transport::parse_address(text, transport::Role::server);
+    if (address.kind == transport::Kind::stdio)
+      throw InvalidUri(
+          "stdio: a server serves its stdin and stdout with serve_stdio(), not listen()");
+    auto listener = std::make_shared<transport::Listener>(io_, address);
+    std::lock_guard lock(mutex_);
+    listeners_.push_back(listener);
+    asio::co_spawn(io_,
+                   listener->accept(
+                       [this] { return connection_executor(); },
+                       [this](std::unique_ptr<ByteStream> stream, asio::any_io_executor executor) {
+                         admit(std::move(stream), executor);
+                       },
+                       [this](ipc::FileDescriptor socket, Peer peer) {
+                         start_shm_session(std::move(socket), std::move(peer));
+                       }),
+                   asio::detached);
+    return listener->uri();
   }
 
   void start() {
@@ -415,8 +176,8 @@ class Server::Impl {
   void serve_stdio(int in, int out) {
     auto executor = connection_executor();
     auto connection = std::make_shared<Connection>(
-        std::make_unique<StdioStream>(executor, in, out), executor, io_.get_executor(), services_,
-        options_, stopping_, call_threads_);
+        std::make_unique<transport::StdioStream>(executor, in, out), executor, io_.get_executor(),
+        services_, options_, stopping_, call_threads_);
     std::promise<void> done;
     auto finished = done.get_future();
     track(connection);
@@ -432,9 +193,8 @@ class Server::Impl {
       stopping_.store(true);
     }
     asio::post(io_, [this] {
-      error_code ignored;
-      for (auto& acceptor : tcp_acceptors_) acceptor->close(ignored);
-      for (auto& acceptor : unix_acceptors_) acceptor->close(ignored);
+      std::lock_guard lock(mutex_);
+      for (auto& listener : listeners_) listener->close();
     });
     close_connections(/*only_idle=*/true);
     {
@@ -459,7 +219,10 @@ class Server::Impl {
     }
     for (auto& thread : threads)
       if (thread.get_id() != std::this_thread::get_id()) thread.join();
-    for (const auto& path : socket_files_) ::unlink(path.c_str());
+    {
+      std::lock_guard lock(mutex_);
+      listeners_.clear();  // and with them the socket files
+    }
     std::lock_guard lock(mutex_);
     stopped_ = true;
     changed_.notify_all();
@@ -471,75 +234,20 @@ class Server::Impl {
   }
 
  private:
-  static void remove_stale_socket(const std::string& path, std::string_view uri) {
-    std::error_code error;
-    if (!std::filesystem::is_socket(path, error)) {
-      if (std::filesystem::exists(path, error))
-        throw SystemError("listen", std::string(uri), EEXIST,
-                          "the path exists and is not a socket; remove it or choose another");
-      return;
-    }
-    // A socket file nobody accepts on is left from a process that died.
-    int probe = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    sockaddr_un address{};
-    address.sun_family = AF_UNIX;
-    std::strncpy(address.sun_path, path.c_str(), sizeof address.sun_path - 1);
-    bool live = ::connect(probe, reinterpret_cast<sockaddr*>(&address), sizeof address) == 0;
-    ::close(probe);
-    if (live)
-      throw SystemError("listen", std::string(uri), EADDRINUSE, "another server listens there");
-    ::unlink(path.c_str());
-  }
-
-  asio::awaitable<void> accept_tcp(std::shared_ptr<tcp::acceptor> acceptor) {
-    for (;;) {
-      auto executor = connection_executor();
-      tcp::socket socket(executor);
-      auto [error] = co_await acceptor->async_accept(socket, asio::as_tuple(asio::use_awaitable));
-      if (error == asio::error::operation_aborted || !acceptor->is_open()) co_return;
-      if (error) continue;
-      socket.set_option(tcp::no_delay(true), error);
-      Peer peer = tcp_peer(socket);
-      admit(std::make_unique<SocketStream<tcp::socket>>(std::move(socket), std::move(peer)),
-            executor);
-    }
-  }
-
-  asio::awaitable<void> accept_unix(std::shared_ptr<local::acceptor> acceptor, std::string uri) {
-    for (;;) {
-      auto executor = connection_executor();
-      local::socket socket(executor);
-      auto [error] = co_await acceptor->async_accept(socket, asio::as_tuple(asio::use_awaitable));
-      if (error == asio::error::operation_aborted || !acceptor->is_open()) co_return;
-      if (error) continue;
-      Peer peer = unix_peer(socket, uri);
-      admit(std::make_unique<SocketStream<local::socket>>(std::move(socket), std::move(peer)),
-            executor);
-    }
-  }
-
-  asio::awaitable<void> accept_shm(std::shared_ptr<local::acceptor> acceptor, std::string uri) {
-    for (;;) {
-      local::socket socket(io_);
-      auto [error] = co_await acceptor->async_accept(socket, asio::as_tuple(asio::use_awaitable));
-      if (error == asio::error::operation_aborted || !acceptor->is_open()) co_return;
-      if (error) continue;
-      Peer peer = unix_peer(socket, uri);
-      ipc::FileDescriptor fd(socket.release());
-      std::lock_guard lock(mutex_);
-      for (auto it = shm_sessions_.begin(); it != shm_sessions_.end();) {
-        if ((*it)->done) {
-          (*it)->thread.join();
-          it = shm_sessions_.erase(it);
-        } else {
-          ++it;
-        }
+  void start_shm_session(ipc::FileDescriptor fd, Peer peer) {
+    std::lock_guard lock(mutex_);
+    for (auto it = shm_sessions_.begin(); it != shm_sessions_.end();) {
+      if ((*it)->done) {
+        (*it)->thread.join();
+        it = shm_sessions_.erase(it);
+      } else {
+        ++it;
       }
-      if (stopping_ || shm_sessions_.size() >= options_.max_connections) continue;
-      auto session = std::make_shared<ShmSession>();
-      shm_sessions_.push_back(session);
-      session->thread = std::thread(&Impl::serve_shm, this, session, std::move(fd), std::move(peer));
     }
+    if (stopping_ || shm_sessions_.size() >= options_.max_connections) return;
+    auto session = std::make_shared<ShmSession>();
+    shm_sessions_.push_back(session);
+    session->thread = std::thread(&Impl::serve_shm, this, session, std::move(fd), std::move(peer));
   }
 
   // A shared-memory peer is served by a thread of its own, blocked in the
@@ -570,8 +278,7 @@ class Server::Impl {
             break;
           }
         }
-        CallContext context;
-        context.peer = peer;
+        CallContext context = make_call_context(options_, protocol->name(), peer);
         std::optional<std::string> reply = protocol->handle(*message, context, services_, options_);
         if (reply) link.send(*reply);
       }
@@ -596,13 +303,13 @@ class Server::Impl {
     // at (idle and request timeouts fire this much late at most).
     constexpr auto kTimerSlice = std::chrono::milliseconds(50);
     asio::io_context io(1);
-    auto waker = std::make_shared<ShmWaker>(link);
-    auto owned =
-        std::make_unique<ShmStream>(io.get_executor(), link, waker, peer, std::move(first));
-    ShmStream& stream = *owned;
-    auto connection = std::make_shared<Connection>(std::move(owned), io.get_executor(),
-                                                   io.get_executor(), services_, options_,
-                                                   stopping_, call_threads_);
+    auto waker = std::make_shared<transport::ShmWaker>(link);
+    auto owned = std::make_unique<transport::ShmStream>(io.get_executor(), link, waker, peer,
+                                                        std::move(first));
+    transport::ShmStream& stream = *owned;
+    auto connection =
+        std::make_shared<Connection>(std::move(owned), io.get_executor(), io.get_executor(),
+                                     services_, options_, stopping_, call_threads_);
     track(connection);
     bool done = false;
     bool link_open = true;
@@ -658,9 +365,8 @@ class Server::Impl {
         return;
       }
     }
-    auto connection =
-        std::make_shared<Connection>(std::move(stream), executor, io_.get_executor(), services_,
-                                     options_, stopping_, call_threads_);
+    auto connection = std::make_shared<Connection>(std::move(stream), executor, io_.get_executor(),
+                                                   services_, options_, stopping_, call_threads_);
     track(connection);
     asio::co_spawn(executor, serve(connection), asio::detached);
   }
@@ -696,7 +402,7 @@ class Server::Impl {
     try {
       std::string pending;
       char chunk[4096];
-      const ServerProtocol* chosen = nullptr;
+      const StreamProtocol* chosen = nullptr;
       while (!chosen) {
         std::size_t n = co_await connection->read_some(
             asio::buffer(chunk), pending.empty() ? Connection::Awaiting::next_request
@@ -704,13 +410,13 @@ class Server::Impl {
         if (n == 0) break;
         pending.append(chunk, n);
         bool undecided = false;
-        for (const auto& protocol : server_protocols()) {
+        for (const auto& protocol : stream_protocols()) {
           auto match = protocol->match(pending);
-          if (match == ServerProtocol::Match::yes) {
+          if (match == StreamProtocol::Match::yes) {
             chosen = protocol.get();
             break;
           }
-          if (match == ServerProtocol::Match::need_more) undecided = true;
+          if (match == StreamProtocol::Match::need_more) undecided = true;
         }
         if (!chosen && (!undecided || pending.size() > 64)) break;  // nobody speaks this
       }
@@ -730,9 +436,7 @@ class Server::Impl {
   ServerOptions options_;
   asio::io_context io_;
   asio::executor_work_guard<asio::io_context::executor_type> work_;
-  std::vector<std::shared_ptr<tcp::acceptor>> tcp_acceptors_;
-  std::vector<std::shared_ptr<local::acceptor>> unix_acceptors_;
-  std::vector<std::string> socket_files_;
+  std::vector<std::shared_ptr<transport::Listener>> listeners_;
   std::mutex mutex_;
   std::condition_variable changed_;
   std::set<std::shared_ptr<Connection>> connections_;

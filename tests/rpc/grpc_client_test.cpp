@@ -72,13 +72,13 @@ class GrpcClient : public ::testing::Test {
     server_ = std::make_unique<Server>(services_);
     tcp_ = server_->listen(tcp_.empty() ? "tcp://127.0.0.1:0" : tcp_);
     unix_ = server_->listen("unix:" + dir_.path() + "/grpc.sock");
-    shm_ = server_->listen("shm:" + dir_.path() + "/grpc-shm.sock");
+    shm_ = server_->listen("shm+unix:" + dir_.path() + "/grpc-shm.sock");
     server_->start();
   }
 
   std::string tcp_target() const { return tcp_.substr(6); }  // HOST:PORT
   std::string unix_target() const { return unix_; }           // unix:/path
-  std::string shm_target() const { return shm_; }             // shm:/path
+  std::string shm_target() const { return shm_; }             // shm+unix:/path
 
   TempDir dir_;
   ServiceTable services_;
@@ -290,7 +290,7 @@ TEST_F(GrpcClient, ReconnectsAfterTheServerRestarted) {
   EXPECT_EQ(stub.subtract(request).number_value(), 2);
 }
 
-// ---- over shared memory (the server's shm: listener) ----
+// ---- over shared memory (the server's shm+unix: listener) ----
 
 TEST_F(GrpcClient, StreamsOverSharedMemory) {
   GrpcChannel channel(shm_target(), 5s);
@@ -359,7 +359,7 @@ TEST_F(GrpcClient, ClientKilledMidStreamOverSharedMemoryLeavesTheServerServing) 
 }
 
 TEST_F(GrpcClient, GarbageOverSharedMemoryGetsGoawayAndOtherClientsAreServed) {
-  shm::Link link = shm::connect_link(shm_target().substr(4));
+  shm::Link link = shm::connect_link(shm_target().substr(9));
   link.send(std::string(grpc::kPreface) + std::string(40, '\xee'));
   std::string answer;
   bool timed_out = false;

@@ -36,7 +36,7 @@ class JsonRpcServer : public ::testing::Test {
     options.threads = 2;
     options.max_message_bytes = 1 << 20;
     options.request_timeout = 500ms;
-    options.max_json_depth = 64;
+    options.jsonrpc.max_depth = 64;
     server_ = std::make_unique<Server>(services_, options);
     tcp_ = server_->listen("tcp://127.0.0.1:0");
     unix_ = server_->listen("unix:" + dir_.path() + "/rpc.sock");

@@ -89,7 +89,7 @@ Status rpc_error_of(Call call) {
   return {};
 }
 
-// A Server with `services` on loopback TCP, a UNIX socket and a shm:
+// A Server with `services` on loopback TCP, a UNIX socket and a shm+unix:
 // handshake socket, in a private directory; shut down on destruction.
 class RunningServer {
  public:
@@ -101,7 +101,7 @@ class RunningServer {
     const std::string tcp = server_->listen("tcp://127.0.0.1:0");
     port_ = tcp.substr(tcp.rfind(':') + 1);
     unix_ = server_->listen("unix:" + directory_.path() + "/rpc.sock");
-    shm_ = server_->listen("shm:" + directory_.path() + "/shm.sock");
+    shm_ = server_->listen("shm+unix:" + directory_.path() + "/shm.sock");
     server_->start();
   }
   ~RunningServer() { server_->shutdown(1s); }

@@ -12,6 +12,7 @@
 #include <google/protobuf/message.h>
 
 #include <chrono>
+#include <memory>
 #include <string_view>
 
 #include "conduit/error.hpp"
@@ -92,5 +93,14 @@ class JsonRpcChannel : public ClientChannel {
   JsonRpcClient client_;
   std::chrono::milliseconds timeout_;
 };
+
+// A channel to the server at `uri`, through whichever protocol takes that
+// form of URI: "grpc://HOST:PORT" (gRPC), "http://HOST:PORT/jsonrpc"
+// (JSON-RPC), ... (`conduit call --help` lists them all). Connects on the
+// first call; `timeout` is how long each call waits unless its CallOptions
+// say otherwise. Throws InvalidUri listing the forms when no protocol takes
+// `uri`.
+std::unique_ptr<ClientChannel> make_channel(std::string_view uri,
+                                            std::chrono::milliseconds timeout = std::chrono::seconds(30));
 
 }  // namespace conduit::rpc

@@ -14,6 +14,31 @@
 
 namespace conduit::rpc {
 
+// gRPC's own options (ServerOptions::grpc).
+struct GrpcServerOptions {
+  // Largest request message (gRPC's own default; RESOURCE_EXHAUSTED
+  // beyond).
+  std::size_t max_message_bytes = 4 << 20;
+  // Keepalive (gRPC's GRPC_ARG_KEEPALIVE_TIME_MS and _TIMEOUT_MS, with a
+  // server's defaults): a connection on which nothing arrived for
+  // keepalive_time is sent a PING, and closed when the ACK is not back
+  // within keepalive_timeout.
+  std::chrono::milliseconds keepalive_time{2 * 3600 * 1000};
+  std::chrono::milliseconds keepalive_timeout{20'000};
+  // A client's PING that comes sooner than this after its last one, with no
+  // response headers or data sent in between, is a strike; the third gets
+  // GOAWAY ENHANCE_YOUR_CALM "too_many_pings" (gRPC's
+  // min_recv_ping_interval_without_data and max_ping_strikes = 2).
+  std::chrono::milliseconds min_ping_interval{300'000};
+};
+
+// JSON-RPC's own options (ServerOptions::jsonrpc).
+struct JsonRpcServerOptions {
+  // JSON nesting depth and batch length a request may have.
+  int max_depth = 64;
+  std::size_t max_batch = 1024;
+};
+
 struct ServerOptions {
   // Threads running handlers and I/O; 0: one per CPU.
   std::size_t threads = 0;
@@ -26,30 +51,21 @@ struct ServerOptions {
   std::size_t max_calls_per_connection = 32;
   // Largest request (HTTP body, JSON text, framed message).
   std::size_t max_message_bytes = 16 << 20;
-  // Largest gRPC request message (gRPC's own default; RESOURCE_EXHAUSTED
-  // beyond).
-  std::size_t grpc_max_message_bytes = 4 << 20;
-  // gRPC keepalive (gRPC's GRPC_ARG_KEEPALIVE_TIME_MS and _TIMEOUT_MS, with
-  // a server's defaults): a connection on which nothing arrived for
-  // grpc_keepalive_time is sent a PING, and closed when the ACK is not back
-  // within grpc_keepalive_timeout.
-  std::chrono::milliseconds grpc_keepalive_time{2 * 3600 * 1000};
-  std::chrono::milliseconds grpc_keepalive_timeout{20'000};
-  // A client's PING that comes sooner than this after its last one, with no
-  // response headers or data sent in between, is a strike; the third gets
-  // GOAWAY ENHANCE_YOUR_CALM "too_many_pings" (gRPC's
-  // min_recv_ping_interval_without_data and max_ping_strikes = 2).
-  std::chrono::milliseconds grpc_min_ping_interval{300'000};
-  // JSON nesting depth and batch length a request may have.
-  int max_json_depth = 64;
-  std::size_t max_batch = 1024;
   // A request must arrive whole within this time once it has started, and an
   // idle connection is closed after idle_timeout.
   std::chrono::milliseconds request_timeout{10'000};
   std::chrono::milliseconds idle_timeout{300'000};
-  // Data bytes of each of the two rings a shm: client gets (a power of two);
-  // a message may take half. Pages are touched only as the rings fill.
+  // The longest any call may run, in every protocol: its deadline is the
+  // earlier of this and the client's own (gRPC's grpc-timeout); a call past
+  // its deadline ends DEADLINE_EXCEEDED. 0: no limit of the server's.
+  std::chrono::milliseconds call_timeout{0};
+  // Data bytes of each of the two rings a shm+unix: client gets (a power of
+  // two); a message may take half. Pages are touched only as the rings fill.
   std::size_t shm_ring_bytes = 8 << 20;
+
+  // Each protocol's own.
+  GrpcServerOptions grpc;
+  JsonRpcServerOptions jsonrpc;
 };
 
 class Server {
@@ -61,10 +77,10 @@ class Server {
   Server& operator=(const Server&) = delete;
 
   // Listens on "tcp://HOST:PORT" (PORT 0 picks one), "unix:/path" /
-  // "unix:@name", or "shm:/path": a UNIX socket at /path over which each
-  // client is handed two shared-memory rings, then served JSON-RPC texts or
-  // gRPC through them by a thread of its own. Returns the address peers use
-  // (the real port). Throws InvalidUri or SystemError naming the address.
+  // "unix:@name", or "shm+unix:/path": a UNIX socket at /path over which
+  // each client is handed two shared-memory rings, then served through them
+  // by a thread of its own. Returns the address peers use (the real port).
+  // Throws InvalidUri or SystemError naming the address.
   std::string listen(std::string_view uri);
 
   // Starts serving on the threads; returns at once.

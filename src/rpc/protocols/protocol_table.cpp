@@ -1,26 +1,18 @@
-// The protocols a server recognises, tried in this order on a connection's
-// first bytes. A protocol joins with one line here.
-#include "rpc/connection.hpp"
-#include "rpc/protocols/grpc/server_protocol.hpp"
-#include "rpc/protocols/jsonrpc/server_protocols.hpp"
+// The protocols conduit speaks, in the order their recognisers are tried on
+// a connection's first bytes and their client URIs are matched. A protocol
+// joins with one line here (and the include of its folder's protocol.hpp).
+#include "rpc/protocol.hpp"
+#include "rpc/protocols/grpc/protocol.hpp"
+#include "rpc/protocols/jsonrpc/protocol.hpp"
 
 namespace conduit::rpc {
 
-const std::vector<std::unique_ptr<ServerProtocol>>& server_protocols() {
-  static const std::vector<std::unique_ptr<ServerProtocol>> table = [] {
-    std::vector<std::unique_ptr<ServerProtocol>> protocols;
-    grpc::add_server_protocols(protocols);  // "PRI * HTTP/2.0": before HTTP/1.1
-    jsonrpc::add_server_protocols(protocols);
-    return protocols;
-  }();
-  return table;
-}
-
-const std::vector<std::unique_ptr<MessageProtocol>>& message_protocols() {
-  static const std::vector<std::unique_ptr<MessageProtocol>> table = [] {
-    std::vector<std::unique_ptr<MessageProtocol>> protocols;
-    jsonrpc::add_message_protocols(protocols);
-    return protocols;
+const std::vector<std::unique_ptr<Protocol>>& protocols() {
+  static const std::vector<std::unique_ptr<Protocol>> table = [] {
+    std::vector<std::unique_ptr<Protocol>> all;
+    all.push_back(jsonrpc::make_protocol());
+    all.push_back(grpc::make_protocol());
+    return all;
   }();
   return table;
 }

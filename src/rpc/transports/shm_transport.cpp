@@ -111,28 +111,28 @@ Link connect_link(std::string_view path, std::chrono::milliseconds timeout) {
         deadline - std::chrono::steady_clock::now());
     pollfd ready{socket.fd(), POLLIN, 0};
     if (left.count() <= 0 || ::poll(&ready, 1, static_cast<int>(left.count())) == 0)
-      throw Error("shm:" + std::string(path) + ": the server sent no shared memory within " +
+      throw Error("shm+unix:" + std::string(path) + ": the server sent no shared memory within " +
                   std::to_string(timeout.count()) + " ms");
     std::vector<ipc::FileDescriptor> more;
     std::size_t n = socket.receive_with_fds(
         std::as_writable_bytes(std::span(&handshake, 1)).subspan(got), more);
     if (n == 0)
-      throw PeerGone("shm:" + std::string(path) + ": the server closed the connection (is it a "
-                     "conduit server listening on shm:?)");
+      throw PeerGone("shm+unix:" + std::string(path) + ": the server closed the connection (is it a "
+                     "conduit server listening on shm+unix:?)");
     got += n;
     for (auto& fd : more) fds.push_back(std::move(fd));
   }
   if (std::memcmp(handshake.magic, kMagic, sizeof kMagic) != 0 || fds.size() != 1)
-    throw ProtocolError("shm:" + std::string(path) +
+    throw ProtocolError("shm+unix:" + std::string(path) +
                         ": the server's handshake is not conduit's (wrong magic or no memfd)");
   const std::size_t capacity = handshake.capacity;
   if (capacity < 4096 || capacity > kLargestCapacity || (capacity & (capacity - 1)) != 0)
-    throw ProtocolError("shm:" + std::string(path) + ": the server announced rings of " +
+    throw ProtocolError("shm+unix:" + std::string(path) + ": the server announced rings of " +
                         std::to_string(capacity) + " bytes, not a power of two in 4 KiB..1 GiB");
   ipc::SharedMemory memory = ipc::SharedMemory::adopt(std::move(fds.front()));
   const std::size_t footprint = ShmRing::footprint(capacity);
   if (memory.size() != 2 * footprint || !memory.size_sealed())
-    throw ProtocolError("shm:" + std::string(path) +
+    throw ProtocolError("shm+unix:" + std::string(path) +
                         ": the shared memory passed is not the size announced, or not sealed");
   ipc::Mapping mapping = memory.map();
   auto cancellation = std::make_unique<ipc::Cancellation>();

@@ -1,6 +1,6 @@
 // RPC over shared memory between two processes on one host.
 //
-// The server listens on a UNIX socket (`shm:/path` names its path). For each
+// The server listens on a UNIX socket (`shm+unix:/path` names its path). For each
 // client that connects it makes a memfd holding two ShmRings (requests in
 // one, replies in the other), attaches its own ends, and passes the memfd
 // over the socket with SCM_RIGHTS. Only the connected peer ever gets the

@@ -11,8 +11,8 @@
 
 #include "conduit/error.hpp"
 #include "conduit/ipc/file_descriptor.hpp"
-#include "conduit/ipc/tcp_socket.hpp"
-#include "conduit/ipc/unix_socket.hpp"
+#include "rpc/transports/address.hpp"
+#include "rpc/transports/connect.hpp"
 #include "conduit/rpc/grpc_channel.hpp"
 #include "rpc/protocols/grpc/wire.hpp"
 #include "rpc/transports/shm_transport.hpp"
@@ -51,49 +51,28 @@ StatusCode code_for_http_status(int status) {
 }
 
 struct Target {
-  bool unix_socket = false;
-  bool shm = false;  // a conduit server's shm: listener
-  std::string host;  // or the UNIX socket's path ("@name": abstract)
-  std::uint16_t port = 0;
-  std::string authority;
+  transport::Address address;
+  std::string authority;  // :authority, "HOST:PORT" or "localhost"
 };
 
+// gRPC's own target forms ("HOST:PORT", "[::1]:PORT", "grpc://HOST:PORT",
+// "unix:/path", "unix:@name") and conduit's shared memory (shm+unix:/path),
+// through the transport layer's parser.
 Target parse_target(std::string_view text) {
   Target target;
   std::string_view rest = text;
-  if (rest.starts_with("shm:")) {
-    target.shm = true;
-    rest.remove_prefix(4);
-    if (rest.empty() || (rest[0] != '/' && rest[0] != '@'))
-      throw InvalidUri(std::string(text) +
-                       ": shm: takes the path of the server's handshake socket (shm:/path)");
-    target.host = rest;
-    target.authority = "localhost";
-    return target;
-  }
-  if (rest.starts_with("unix:")) {
-    target.unix_socket = true;
-    rest.remove_prefix(5);
-    if (rest.starts_with("//")) rest.remove_prefix(2);  // unix:///path
-    if (rest.empty()) throw InvalidUri(std::string(text) + ": unix: needs a socket path");
-    target.host = rest;
-    target.authority = "localhost";
-    return target;
-  }
   if (rest.starts_with("grpc://")) rest.remove_prefix(7);
-  std::size_t colon = rest.rfind(':');
-  if (colon == std::string_view::npos || colon + 1 == rest.size())
-    throw InvalidUri(std::string(text) +
-                     ": expected HOST:PORT, [IPv6]:PORT, unix:/path or shm:/path");
-  std::string_view host = rest.substr(0, colon);
-  if (host.starts_with('[') && host.ends_with(']')) host = host.substr(1, host.size() - 2);
-  const std::string port(rest.substr(colon + 1));
-  if (port.find_first_not_of("0123456789") != std::string::npos || port.size() > 5 ||
-      std::stoul(port) == 0 || std::stoul(port) > 65535)
-    throw InvalidUri(std::string(text) + ": the port must be a number from 1 to 65535");
-  target.host = host;
-  target.port = static_cast<std::uint16_t>(std::stoul(port));
-  target.authority = std::string(rest);
+  const bool has_scheme = rest.starts_with("unix:") || rest.starts_with("shm+unix:") ||
+                          rest.starts_with("shm:") || rest.find("://") != std::string_view::npos;
+  try {
+    target.address = transport::parse_address(has_scheme ? std::string(rest) : "tcp://" + std::string(rest),
+                                              transport::Role::client);
+  } catch (const InvalidUri& error) {
+    throw InvalidUri(std::string(error.what()) +
+                     "(a gRPC channel also takes HOST:PORT and grpc://HOST:PORT)");
+  }
+  target.authority =
+      target.address.kind == transport::Kind::tcp ? std::string(rest) : std::string("localhost");
   return target;
 }
 
@@ -308,17 +287,10 @@ class GrpcChannel::Impl {
       const auto left =
           std::max(std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now()),
                    std::chrono::milliseconds(1));
-      if (target_.shm) {
-        wire_ = std::make_unique<ShmWire>(shm::connect_link(target_.host, left));
-      } else if (target_.unix_socket) {
-        wire_ = std::make_unique<SocketWire>(
-            ipc::UnixSocket::connect(ipc::UnixAddress::parse(target_.host),
-                                     ipc::UnixSocketType::stream)
-                .release());
-      } else {
-        wire_ = std::make_unique<SocketWire>(
-            ipc::TcpSocket::connect(target_.host, target_.port, left).release());
-      }
+      if (target_.address.kind == transport::Kind::shm)
+        wire_ = std::make_unique<ShmWire>(transport::connect_shm(target_.address, left));
+      else
+        wire_ = std::make_unique<SocketWire>(transport::connect_socket(target_.address, left));
     } catch (const Error& error) {
       return {StatusCode::unavailable, error.what()};
     }

@@ -27,6 +27,7 @@
 #include <string>
 #include <vector>
 
+#include "rpc/call_runner.hpp"
 #include "rpc/protocols/grpc/wire.hpp"
 
 namespace conduit::rpc::grpc {
@@ -304,7 +305,7 @@ class GrpcConnection : public std::enable_shared_from_this<GrpcConnection> {
       if (auto self = weak.lock()) self->say_goodbye();
     });
     std::exception_ptr failure;
-    arm_keepalive(connection_.options().grpc_keepalive_time);
+    arm_keepalive(connection_.options().grpc.keepalive_time);
     try {
       co_await serve(std::move(pending));
     } catch (...) {
@@ -406,14 +407,14 @@ class GrpcConnection : public std::enable_shared_from_this<GrpcConnection> {
     }
     if (heard_) {
       heard_ = false;
-      arm_keepalive(options.grpc_keepalive_time);
+      arm_keepalive(options.grpc.keepalive_time);
       return;
     }
     static constexpr std::uint8_t kOpaque[8] = {'k', 'e', 'e', 'p', 'a', 'l', 'v', 'e'};
     nghttp2_submit_ping(session_, NGHTTP2_FLAG_NONE, kOpaque);
     awaiting_ping_ack_ = true;
     flush();
-    arm_keepalive(options.grpc_keepalive_timeout);
+    arm_keepalive(options.grpc.keepalive_timeout);
   }
 
   // A PING from the client: counted as a strike when it comes too soon
@@ -421,7 +422,7 @@ class GrpcConnection : public std::enable_shared_from_this<GrpcConnection> {
   void on_client_ping() {
     const auto now = std::chrono::steady_clock::now();
     if (pinged_before_ && !responded_since_ping_ &&
-        now - last_client_ping_ < connection_.options().grpc_min_ping_interval) {
+        now - last_client_ping_ < connection_.options().grpc.min_ping_interval) {
       if (++ping_strikes_ > kMaxPingStrikes) too_many_pings_ = true;
     }
     pinged_before_ = true;
@@ -589,7 +590,7 @@ class GrpcConnection : public std::enable_shared_from_this<GrpcConnection> {
     }
     if (stream == nullptr || stream->started) return 0;
     // Framing overhead aside, a unary request holds one message.
-    if (stream->body.size() + length > connection.connection_.options().grpc_max_message_bytes + 5) {
+    if (stream->body.size() + length > connection.connection_.options().grpc.max_message_bytes + 5) {
       stream->body_too_large = true;
       stream->body.clear();
       return 0;
@@ -599,7 +600,7 @@ class GrpcConnection : public std::enable_shared_from_this<GrpcConnection> {
     // its bytes arrive: the status, then RST_STREAM so the client stops
     // sending (RFC 9113, 8.1).
     if (const std::uint64_t announced = announced_length(stream->body);
-        announced > connection.connection_.options().grpc_max_message_bytes &&
+        announced > connection.connection_.options().grpc.max_message_bytes &&
         is_grpc_request(*stream)) {
       stream->started = true;
       stream->reset_after_answer = true;  // once the status is out (on_frame_sent)
@@ -636,11 +637,11 @@ class GrpcConnection : public std::enable_shared_from_this<GrpcConnection> {
     if (encoding != "gzip") return unaccepted(encoding);
     bool too_large = false;
     std::optional<std::string> plain = gzip_decompress(
-        message, connection_.options().grpc_max_message_bytes, too_large);
+        message, connection_.options().grpc.max_message_bytes, too_large);
     if (too_large) {
       return {StatusCode::resource_exhausted,
               "the request message expands beyond the server's limit of " +
-                  std::to_string(connection_.options().grpc_max_message_bytes) + " bytes"};
+                  std::to_string(connection_.options().grpc.max_message_bytes) + " bytes"};
     }
     if (!plain) return {StatusCode::internal, "a message's gzip data is malformed"};
     message = std::move(*plain);
@@ -662,7 +663,7 @@ class GrpcConnection : public std::enable_shared_from_this<GrpcConnection> {
     return {StatusCode::resource_exhausted,
             "the request message (" + std::to_string(length) +
                 " bytes) is larger than the server's limit of " +
-                std::to_string(options.grpc_max_message_bytes) + " bytes"};
+                std::to_string(options.grpc.max_message_bytes) + " bytes"};
   }
 
   static int on_frame_sent(nghttp2_session* session, const nghttp2_frame* frame,
@@ -690,7 +691,7 @@ class GrpcConnection : public std::enable_shared_from_this<GrpcConnection> {
       } else if (connection.awaiting_ping_ack_) {
         connection.awaiting_ping_ack_ = false;
         connection.heard_ = false;
-        connection.arm_keepalive(connection.connection_.options().grpc_keepalive_time);
+        connection.arm_keepalive(connection.connection_.options().grpc.keepalive_time);
       }
       return 0;
     }
@@ -749,11 +750,11 @@ class GrpcConnection : public std::enable_shared_from_this<GrpcConnection> {
     if (stream.body_too_large) {
       answer_status(stream, {StatusCode::resource_exhausted,
                              "the request message is larger than the server's limit of " +
-                                 std::to_string(connection_.options().grpc_max_message_bytes) +
+                                 std::to_string(connection_.options().grpc.max_message_bytes) +
                                  " bytes"});
       return;
     }
-    MessageDeframer deframer(connection_.options().grpc_max_message_bytes);
+    MessageDeframer deframer(connection_.options().grpc.max_message_bytes);
     deframer.append(stream.body);
     bool compressed = false;
     std::string request;
@@ -781,21 +782,14 @@ class GrpcConnection : public std::enable_shared_from_this<GrpcConnection> {
       }
     }
 
-    CallContext context;
-    context.protocol = "grpc";
-    context.peer = connection_.peer();
+    CallContext context = make_call_context(connection_, kName, stream.timeout);
     context.metadata = std::move(stream.metadata);
     context.request_compressed = compressed;
-    if (stream.timeout) context.deadline = CallContext::Clock::now() + *stream.timeout;
     context.share_cancellation(stream.cancelled);
 
     ++running_;
     const bool accepts_gzip = accepts(stream.accept_encoding, "gzip");
-    // Where one thread runs both the connection and the calls (a server
-    // with one thread, a shared-memory session), the call runs here and
-    // now: posting it, and its answer back, would only add two rounds of
-    // the event loop (each a poll of the kernel) to every call.
-    const bool inline_call = connection_.call_executor() == connection_.executor();
+    const bool inline_call = runs_inline(connection_);
     auto run = [self = shared_from_this(), id = stream.id, method, request = std::move(request),
                 accepts_gzip, inline_call, context = std::move(context)]() mutable {
       std::string response_bytes;
@@ -806,9 +800,7 @@ class GrpcConnection : public std::enable_shared_from_this<GrpcConnection> {
                   "the request is not a valid " + method->request_prototype().GetTypeName()};
       } else {
         std::unique_ptr<google::protobuf::Message> out(method->response_prototype().New());
-        status = method->invoke(context, *in, *out);
-        if ((status.ok() || status.code() == StatusCode::cancelled) && context.expired())
-          status = {StatusCode::deadline_exceeded, "the deadline passed during the call"};
+        status = run_unary(*method, context, *in, *out);
         if (status.ok()) out->SerializeToString(&response_bytes);
       }
       const bool compress = context.compress_response && accepts_gzip;
@@ -844,12 +836,9 @@ class GrpcConnection : public std::enable_shared_from_this<GrpcConnection> {
       answer_status(stream, unaccepted(stream.encoding));
       return;
     }
-    stream.deframer = std::make_unique<MessageDeframer>(connection_.options().grpc_max_message_bytes);
-    CallContext context;
-    context.protocol = "grpc";
-    context.peer = connection_.peer();
+    stream.deframer = std::make_unique<MessageDeframer>(connection_.options().grpc.max_message_bytes);
+    CallContext context = make_call_context(connection_, kName, stream.timeout);
     context.metadata = std::move(stream.metadata);
-    if (stream.timeout) context.deadline = CallContext::Clock::now() + *stream.timeout;
     context.share_cancellation(stream.cancelled);
     const std::int32_t id = stream.id;
     std::weak_ptr<GrpcConnection> weak = weak_from_this();
@@ -865,7 +854,7 @@ class GrpcConnection : public std::enable_shared_from_this<GrpcConnection> {
     CallThreads& threads = connection_.call_threads();
     threads.enter();
     std::thread([self = shared_from_this(), id, &method, call, &threads]() mutable {
-      call->finish(method.invoke_stream(call->context(), *call, *call));
+      call->finish(run_stream(method, call->context(), *call, *call));
       Connection& connection = self->connection_;
       connection.post([self = std::move(self), id] {
         --self->running_;
@@ -1023,7 +1012,7 @@ class GrpcConnection : public std::enable_shared_from_this<GrpcConnection> {
   nghttp2_session* session_ = nullptr;
   std::map<std::int32_t, std::unique_ptr<Stream>> streams_;
   asio::steady_timer wake_;
-  // Keepalive (ServerOptions::grpc_keepalive_*) and the client's PING policy.
+  // Keepalive (ServerOptions::grpc.keepalive_*) and the client's PING policy.
   static constexpr int kMaxPingStrikes = 2;
   asio::steady_timer keepalive_;
   bool heard_ = false;  // bytes arrived since the keepalive timer was set
@@ -1041,7 +1030,7 @@ class GrpcConnection : public std::enable_shared_from_this<GrpcConnection> {
   bool goodbye_ = false;
 };
 
-class GrpcProtocol : public ServerProtocol {
+class Http2Protocol : public StreamProtocol {
  public:
   std::string_view name() const override { return "grpc"; }
 
@@ -1059,8 +1048,8 @@ class GrpcProtocol : public ServerProtocol {
 
 }  // namespace
 
-void add_server_protocols(std::vector<std::unique_ptr<ServerProtocol>>& table) {
-  table.push_back(std::make_unique<GrpcProtocol>());
+std::unique_ptr<StreamProtocol> make_stream_protocol() {
+  return std::make_unique<Http2Protocol>();
 }
 
 }  // namespace conduit::rpc::grpc

@@ -3,13 +3,15 @@
 #pragma once
 
 #include <memory>
-#include <vector>
+#include <string_view>
 
-#include "rpc/connection.hpp"
+#include "rpc/protocol.hpp"
 
 namespace conduit::rpc::grpc {
 
-// Appends gRPC's entry to the server's protocol table.
-void add_server_protocols(std::vector<std::unique_ptr<ServerProtocol>>& table);
+// CallContext::protocol of its calls, and its name in the protocol table.
+inline constexpr std::string_view kName = "grpc";
+
+std::unique_ptr<StreamProtocol> make_stream_protocol();
 
 }  // namespace conduit::rpc::grpc

@@ -25,9 +25,9 @@ class AsyncJsonRpcClient::Impl {
         timeout_(timeout),
         socket_(executor),
         timer_(executor) {
-    if (target_.shm)
+    if (target_.address.kind == transport::Kind::shm)
       throw InvalidUri(std::string(uri) +
-                       ": shm: has no asynchronous client; use JsonRpcClient for shared memory");
+                       ": shm+unix: has no asynchronous client; use JsonRpcClient for shared memory");
   }
 
   // `self` keeps the client alive while the coroutine runs.
@@ -67,14 +67,14 @@ class AsyncJsonRpcClient::Impl {
 
   asio::awaitable<void> connect() {
     asio::generic::stream_protocol::endpoint endpoint;
-    if (target_.http || !target_.host.empty()) {
+    if (target_.address.kind == transport::Kind::tcp) {
       boost::system::error_code error;
-      auto address = asio::ip::make_address(target_.host, error);
+      auto address = asio::ip::make_address(target_.address.host, error);
       if (error)
         throw InvalidUri(target_.text + ": the asynchronous client takes an IP address, not a name");
-      endpoint = asio::ip::tcp::endpoint(address, target_.port);
+      endpoint = asio::ip::tcp::endpoint(address, target_.address.port);
     } else {
-      std::string path = target_.path;
+      std::string path = target_.address.path;
       if (!path.empty() && path[0] == '@') path[0] = '\0';
       endpoint = asio::local::stream_protocol::endpoint(path);
     }

@@ -15,13 +15,10 @@
 #include <rapidjson/writer.h>
 
 #include "conduit/ipc/file_descriptor.hpp"
-#include "conduit/ipc/tcp_socket.hpp"
-#include "conduit/ipc/unix_socket.hpp"
-#include "conduit/ipc/uri.hpp"
 #include "conduit/rpc/jsonrpc_client.hpp"
 #include "rpc/protocols/jsonrpc/client_parts.hpp"
 #include "rpc/protocols/jsonrpc/engine.hpp"
-#include "rpc/transports/shm_transport.hpp"
+#include "rpc/transports/connect.hpp"
 
 namespace conduit::rpc {
 
@@ -98,43 +95,30 @@ bool ReplyReader::keep_alive() const {
 Target parse_target(std::string_view uri) {
   Target target;
   target.text = std::string(uri);
-  if (uri.rfind("http://", 0) == 0) {
-    std::string_view rest = uri.substr(7);
-    std::size_t slash = rest.find('/');
-    std::string_view authority = rest.substr(0, slash);
-    target.path = slash == std::string_view::npos ? "/jsonrpc" : std::string(rest.substr(slash));
-    // Reuse the tcp:// parser for the host and port, brackets and all.
-    ipc::Uri tcp = ipc::Uri::parse("tcp://" + std::string(authority));
-    target.http = true;
-    target.host = tcp.host;
-    target.port = tcp.port;
-    return target;
-  }
-  if (uri.rfind("shm:", 0) == 0) {
-    target.shm = true;
-    target.path = std::string(uri.substr(4));
-    if (target.path.empty() || (target.path[0] != '/' && target.path[0] != '@'))
-      throw InvalidUri(std::string(uri) + ": shm: takes the path of the server's handshake socket");
-    return target;
-  }
-  ipc::Uri parsed = ipc::Uri::parse(uri);
-  if (parsed.scheme == "tcp") {
-    target.host = parsed.host;
-    target.port = parsed.port;
-  } else if (parsed.scheme == "unix") {
-    target.path = parsed.path;
-  } else {
-    throw InvalidUri(std::string(uri) +
-                     ": a JSON-RPC client connects to http://HOST:PORT/PATH, tcp://HOST:PORT, "
-                     "unix:/path or shm:/path");
+  try {
+    if (uri.starts_with("http://")) {
+      std::string_view rest = uri.substr(7);
+      const std::size_t slash = rest.find('/');
+      target.http = true;
+      target.http_path = slash == std::string_view::npos ? "/jsonrpc" : std::string(rest.substr(slash));
+      target.address = transport::parse_address("tcp://" + std::string(rest.substr(0, slash)),
+                                                transport::Role::client);
+      return target;
+    }
+    target.address = transport::parse_address(uri, transport::Role::client);
+  } catch (const InvalidUri& error) {
+    throw InvalidUri(std::string(error.what()) +
+                     "(a JSON-RPC client also takes http://HOST:PORT/PATH)");
   }
   return target;
 }
 
 std::string frame_request(const Target& target, const std::string& body) {
   if (!target.http) return body + "\n";
-  std::string host = target.host.find(':') != std::string::npos ? "[" + target.host + "]" : target.host;
-  return "POST " + target.path + " HTTP/1.1\r\nHost: " + host + ":" + std::to_string(target.port) +
+  const std::string& host_name = target.address.host;
+  std::string host = host_name.find(':') != std::string::npos ? "[" + host_name + "]" : host_name;
+  return "POST " + target.http_path + " HTTP/1.1\r\nHost: " + host + ":" +
+         std::to_string(target.address.port) +
          "\r\nContent-Type: application/json\r\nAccept: application/json\r\nContent-Length: " +
          std::to_string(body.size()) + "\r\n\r\n" + body;
 }
@@ -177,7 +161,7 @@ class JsonRpcClient::Impl {
   // A connection kept from an earlier call may have been closed by the
   // server meanwhile: then the request is sent again on a new one.
   std::string exchange(const std::string& request, bool reply_expected) {
-    if (target_.shm) return exchange_shm(request, reply_expected);
+    if (target_.address.kind == transport::Kind::shm) return exchange_shm(request, reply_expected);
     bool reused = fd_.get() >= 0;
     for (int attempt = 0;; ++attempt) {
       if (fd_.get() < 0) connect();
@@ -195,7 +179,7 @@ class JsonRpcClient::Impl {
 
   // Over shared memory: one ring message each way.
   std::string exchange_shm(const std::string& request, bool reply_expected) {
-    if (!link_) link_.emplace(shm::connect_link(target_.path, timeout_));
+    if (!link_) link_.emplace(transport::connect_shm(target_.address, timeout_));
     try {
       link_->send(request);
       sent_ += request.size();
@@ -214,16 +198,7 @@ class JsonRpcClient::Impl {
     }
   }
 
-  void connect() {
-    if (!target_.path.empty() && !target_.http) {
-      ipc::UnixSocket socket = ipc::UnixSocket::connect(ipc::UnixAddress::parse(target_.path),
-                                                         ipc::UnixSocketType::stream);
-      fd_.reset(::dup(socket.fd()));
-    } else {
-      ipc::TcpSocket socket = ipc::TcpSocket::connect(target_.host, target_.port, timeout_);
-      fd_ = socket.release();
-    }
-  }
+  void connect() { fd_ = transport::connect_socket(target_.address, timeout_); }
 
   void send_all(const std::string& bytes) {
     std::size_t done = 0;

@@ -11,19 +11,19 @@
 #include <string>
 #include <string_view>
 
+#include "rpc/transports/address.hpp"
+
 namespace conduit::rpc::jsonrpc {
 
 struct Target {
-  bool http = false;
-  bool shm = false;
-  std::string host;  // tcp and http
-  std::uint16_t port = 0;
-  std::string path;  // http: the request target; unix and shm: the socket
-  std::string text;  // as given, for messages
+  bool http = false;           // HTTP/1.1 over TCP; else one text per line or message
+  transport::Address address;  // where to connect
+  std::string http_path;       // http: the request target
+  std::string text;            // as given, for messages
 };
 
-// "http://HOST:PORT/PATH", "tcp://HOST:PORT", "unix:/path", "shm:/path".
-// Throws InvalidUri.
+// "http://HOST:PORT/PATH", "tcp://HOST:PORT", "unix:/path", "unix:@name",
+// "shm+unix:/path". Throws InvalidUri.
 Target parse_target(std::string_view uri);
 
 // The bytes that carry `body` to `target`: a line, or an HTTP POST.

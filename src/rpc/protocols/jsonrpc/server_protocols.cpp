@@ -3,11 +3,6 @@
 // LSP convention, for stdio and pipes).
 #include "rpc/protocols/jsonrpc/server_protocols.hpp"
 
-#include <boost/beast/core/error.hpp>
-#include <boost/beast/http/error.hpp>
-#include <boost/beast/http/parser.hpp>
-#include <boost/beast/http/string_body.hpp>
-
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
@@ -21,28 +16,20 @@
 #include <exception>
 #include <memory>
 
+#include "rpc/call_runner.hpp"
+#include "rpc/connection.hpp"
 #include "rpc/protocols/jsonrpc/engine.hpp"
 
 namespace conduit::rpc::jsonrpc {
 
 namespace {
 
-namespace http = boost::beast::http;
-
 Limits limits_of(const ServerOptions& options) {
   Limits limits;
   limits.max_body_bytes = options.max_message_bytes;
-  limits.max_depth = options.max_json_depth;
-  limits.max_batch = options.max_batch;
+  limits.max_depth = options.jsonrpc.max_depth;
+  limits.max_batch = options.jsonrpc.max_batch;
   return limits;
-}
-
-CallContext context_for(const Connection& connection) {
-  CallContext context;
-  context.protocol = "jsonrpc";
-  context.peer = connection.peer();
-  context.share_cancellation(connection.cancellation());
-  return context;
 }
 
 bool starts_with_ignoring_case(std::string_view text, std::string_view prefix) {
@@ -53,15 +40,15 @@ bool starts_with_ignoring_case(std::string_view text, std::string_view prefix) {
 }
 
 // Whether `text` is `word` or could still become it.
-ServerProtocol::Match match_prefix(std::string_view text, std::string_view word,
+StreamProtocol::Match match_prefix(std::string_view text, std::string_view word,
                                    bool ignore_case = false) {
   std::size_t n = std::min(text.size(), word.size());
   std::string_view head = text.substr(0, n);
   bool same = ignore_case ? starts_with_ignoring_case(head, word.substr(0, n))
                           : head == word.substr(0, n);
-  if (!same) return ServerProtocol::Match::no;
-  return text.size() >= word.size() ? ServerProtocol::Match::yes
-                                    : ServerProtocol::Match::need_more;
+  if (!same) return StreamProtocol::Match::no;
+  return text.size() >= word.size() ? StreamProtocol::Match::yes
+                                    : StreamProtocol::Match::need_more;
 }
 
 std::string error_text(int code, std::string_view message) {
@@ -69,129 +56,41 @@ std::string error_text(int code, std::string_view message) {
          std::string(message) + "\"},\"id\":null}";
 }
 
-// ---- HTTP/1.1 ------------------------------------------------------------------
+// ---- HTTP/1.1 (served by the shared front end) -------------------------------
 
-std::string http_response(unsigned status, std::string_view reason, std::string_view body,
-                          bool keep_alive, std::string_view extra_headers = {}) {
-  std::string text;
-  text.reserve(128 + extra_headers.size() + body.size());
-  text += "HTTP/1.1 ";
-  text += std::to_string(status);
-  text += ' ';
-  text += reason;
-  text += "\r\n";
-  if (!body.empty()) text += "Content-Type: application/json\r\n";
-  text += "Content-Length: ";
-  text += std::to_string(body.size());
-  text += "\r\n";
-  text += extra_headers;
-  text += keep_alive ? "Connection: keep-alive\r\n\r\n" : "Connection: close\r\n\r\n";
-  text += body;
-  return text;
+http1::Response http_reply(unsigned status, std::string body) {
+  http1::Response response;
+  response.status = status;
+  response.content_type = "application/json";
+  response.body = std::move(body);
+  return response;
 }
 
-bool is_json_content_type(std::string_view value) {
-  std::string_view type = value.substr(0, value.find(';'));
-  while (!type.empty() && type.back() == ' ') type.remove_suffix(1);
-  for (std::string_view accepted : {"application/json", "application/json-rpc", "application/jsonrequest"})
-    if (type.size() == accepted.size() && starts_with_ignoring_case(type, accepted)) return true;
-  return false;
+// The front end's own refusals on JSON-RPC's paths, as JSON-RPC errors.
+http1::Response http_refusal(unsigned status, std::string_view why) {
+  switch (status) {
+    case 413:
+      return http_reply(status, error_text(-32600, "Invalid Request: " + std::string(why)));
+    case 405:
+      return http_reply(status, error_text(-32600, "Invalid Request: use POST"));
+    case 415:
+      return http_reply(status,
+                        error_text(-32600, "Invalid Request: Content-Type must be application/json"));
+    default:
+      return http_reply(status, error_text(-32700, "Parse error: " + std::string(why)));
+  }
 }
 
-class HttpProtocol : public ServerProtocol {
- public:
-  std::string_view name() const override { return "jsonrpc-http"; }
-
-  Match match(std::string_view first) const override {
-    bool undecided = false;
-    for (std::string_view method : {"POST ", "GET ", "HEAD ", "PUT ", "DELETE ", "OPTIONS ", "PATCH "}) {
-      Match m = match_prefix(first, method);
-      if (m == Match::yes) return Match::yes;
-      if (m == Match::need_more) undecided = true;
-    }
-    return undecided ? Match::need_more : Match::no;
+http1::Response http_call(const http1::Request& request, CallContext& context) {
+  Engine engine(request.services, limits_of(request.options));
+  std::optional<std::string> reply = engine.handle(request.body, context);
+  if (!reply) {
+    http1::Response none;
+    none.status = 204;
+    return none;
   }
-
-  asio::awaitable<void> serve(Connection& connection, std::string pending) const override {
-    Engine engine(connection.services(), limits_of(connection.options()));
-    char chunk[16384];
-    for (;;) {
-      http::request_parser<http::string_body> parser;
-      parser.body_limit(connection.options().max_message_bytes);
-      parser.header_limit(16 * 1024);
-      boost::beast::error_code error;
-      bool first_read = true;
-      while (!parser.is_done()) {
-        if (!pending.empty()) {
-          // The parser takes what it can; what it leaves must be offered
-          // again with more bytes after it.
-          std::size_t used = parser.put(asio::buffer(pending), error);
-          pending.erase(0, used);
-          if (error == http::error::need_more) {
-            error = {};
-          } else if (error || parser.is_done()) {
-            break;
-          } else if (used > 0) {
-            continue;
-          }
-        }
-        bool between = first_read && pending.empty() && !parser.got_some();
-        connection.set_idle(between);
-        std::size_t n = co_await connection.read_some(
-            asio::buffer(chunk), between ? Connection::Awaiting::next_request : Connection::Awaiting::rest_of_request);
-        connection.set_idle(false);
-        if (n == 0) co_return;  // closed between (or inside) requests
-        pending.append(chunk, n);
-        first_read = false;
-      }
-      if (error == http::error::body_limit) {
-        co_await connection.write(http_response(
-            413, "Payload Too Large",
-            error_text(-32600, "Invalid Request: the body exceeds the server's limit of " +
-                                   std::to_string(connection.options().max_message_bytes) + " bytes"),
-            false));
-        co_return;
-      }
-      if (error) {
-        co_await connection.write(http_response(400, "Bad Request",
-                                                error_text(-32700, "Parse error: malformed HTTP request"),
-                                                false));
-        co_return;
-      }
-      auto& request = parser.get();
-      bool keep_alive = request.keep_alive() && !connection.stopping();
-      std::string target(request.target());
-      if (target != "/jsonrpc" && target != "/") {
-        co_await connection.write(http_response(
-            404, "Not Found", error_text(-32601, "Not found: JSON-RPC is served at /jsonrpc"),
-            keep_alive));
-      } else if (request.method() != http::verb::post) {
-        co_await connection.write(http_response(
-            405, "Method Not Allowed", error_text(-32600, "Invalid Request: use POST"), keep_alive,
-            "Allow: POST\r\n"));
-      } else if (!is_json_content_type(request[http::field::content_type])) {
-        co_await connection.write(http_response(
-            415, "Unsupported Media Type",
-            error_text(-32600, "Invalid Request: Content-Type must be application/json"),
-            keep_alive));
-      } else {
-        CallContext context = context_for(connection);
-        for (const auto& field : request) {
-          std::string key(field.name_string());
-          std::transform(key.begin(), key.end(), key.begin(),
-                         [](unsigned char c) { return std::tolower(c); });
-          context.metadata.emplace(std::move(key), std::string(field.value()));
-        }
-        std::optional<std::string> reply = engine.handle(request.body(), context);
-        if (reply)
-          co_await connection.write(http_response(200, "OK", *reply, keep_alive));
-        else
-          co_await connection.write(http_response(204, "No Content", "", keep_alive));
-      }
-      if (!keep_alive) co_return;
-    }
-  }
-};
+  return http_reply(200, std::move(*reply));
+}
 
 // ---- calls side by side --------------------------------------------------------
 
@@ -215,7 +114,7 @@ class ConcurrentCalls {
     ++state_->running;
     asio::post(state_->connection.call_executor(),
                [state = state_, request = std::move(request)]() mutable {
-                 CallContext context = context_for(state->connection);
+                 CallContext context = make_call_context(state->connection, kName);
                  std::optional<std::string> reply = state->engine->handle(request, context);
                  asio::post(state->connection.executor(),
                             [state, reply = std::move(reply)]() mutable {
@@ -334,7 +233,7 @@ asio::awaitable<void> serve_concurrently(
 
 // ---- one JSON text per line ------------------------------------------------------
 
-class LineProtocol : public ServerProtocol {
+class LineProtocol : public StreamProtocol {
  public:
   std::string_view name() const override { return "jsonrpc-lines"; }
 
@@ -394,7 +293,7 @@ class LineProtocol : public ServerProtocol {
 
 // ---- Content-Length framing (LSP) -----------------------------------------------
 
-class ContentLengthProtocol : public ServerProtocol {
+class ContentLengthProtocol : public StreamProtocol {
  public:
   std::string_view name() const override { return "jsonrpc-content-length"; }
 
@@ -486,7 +385,7 @@ class ContentLengthProtocol : public ServerProtocol {
 
 class MessageJsonRpc : public MessageProtocol {
  public:
-  std::string_view name() const override { return "jsonrpc"; }
+  std::string_view name() const override { return kName; }
   bool match(std::string_view first) const override {
     auto start = first.find_first_not_of(" \t\r\n");
     return start != std::string_view::npos && (first[start] == '{' || first[start] == '[');
@@ -494,21 +393,35 @@ class MessageJsonRpc : public MessageProtocol {
   std::optional<std::string> handle(std::string_view message, CallContext& context,
                                     const ServiceTable& services,
                                     const ServerOptions& options) const override {
-    context.protocol = "jsonrpc";
     return Engine(services, limits_of(options)).handle(message, context);
   }
 };
 
 }  // namespace
 
-void add_message_protocols(std::vector<std::unique_ptr<MessageProtocol>>& table) {
-  table.push_back(std::make_unique<MessageJsonRpc>());
+std::unique_ptr<MessageProtocol> message_protocol() {
+  return std::make_unique<MessageJsonRpc>();
 }
 
-void add_server_protocols(std::vector<std::unique_ptr<ServerProtocol>>& table) {
-  table.push_back(std::make_unique<HttpProtocol>());
-  table.push_back(std::make_unique<LineProtocol>());
-  table.push_back(std::make_unique<ContentLengthProtocol>());
+std::vector<std::unique_ptr<StreamProtocol>> stream_protocols() {
+  std::vector<std::unique_ptr<StreamProtocol>> all;
+  all.push_back(std::make_unique<LineProtocol>());
+  all.push_back(std::make_unique<ContentLengthProtocol>());
+  return all;
+}
+
+std::vector<http1::Route> http_routes() {
+  std::vector<http1::Route> routes;
+  for (const char* path : {"/jsonrpc", "/"}) {
+    http1::Route route;
+    route.protocol = std::string(kName);
+    route.path = path;
+    route.content_types = {"application/json", "application/json-rpc", "application/jsonrequest"};
+    route.handler = &http_call;
+    route.error_body = &http_refusal;
+    routes.push_back(std::move(route));
+  }
+  return routes;
 }
 
 }  // namespace conduit::rpc::jsonrpc

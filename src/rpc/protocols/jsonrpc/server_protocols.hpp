@@ -1,17 +1,22 @@
-// The server sides of JSON-RPC 2.0: HTTP/1.1, one text per line, and
-// Content-Length framing.
+// JSON-RPC 2.0 as a server speaks it: over HTTP/1.1 (POST /jsonrpc and /,
+// through the shared front end), as one JSON text per line on a raw stream,
+// with Content-Length headers (the LSP convention, for stdio and pipes), and
+// one text per ring message over shared memory.
 #pragma once
 
 #include <memory>
+#include <string_view>
 #include <vector>
 
-#include "rpc/connection.hpp"
+#include "rpc/protocol.hpp"
 
 namespace conduit::rpc::jsonrpc {
 
-// Appends JSON-RPC's entries to the server's protocol table.
-void add_server_protocols(std::vector<std::unique_ptr<ServerProtocol>>& table);
-// ... and to the table of protocols spoken in whole messages (shm).
-void add_message_protocols(std::vector<std::unique_ptr<MessageProtocol>>& table);
+// CallContext::protocol of its calls, and its name in the protocol table.
+inline constexpr std::string_view kName = "jsonrpc";
+
+std::vector<std::unique_ptr<StreamProtocol>> stream_protocols();
+std::unique_ptr<MessageProtocol> message_protocol();
+std::vector<http1::Route> http_routes();
 
 }  // namespace conduit::rpc::jsonrpc

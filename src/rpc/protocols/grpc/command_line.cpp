@@ -1,16 +1,15 @@
 // `conduit call grpc://...`: any method of any gRPC server that offers
 // server reflection, with proto3 JSON in and out (as grpcurl does).
-#include "cli/grpc_call.hpp"
+#include "rpc/protocols/grpc/command_line.hpp"
 
-#include <fmt/core.h>
 #include <google/protobuf/descriptor.h>
 #include <google/protobuf/descriptor.pb.h>
 #include <google/protobuf/descriptor_database.h>
 #include <google/protobuf/dynamic_message.h>
 
-#include <cstdio>
-#include <iostream>
+#include <istream>
 #include <memory>
+#include <ostream>
 #include <set>
 #include <vector>
 
@@ -20,31 +19,17 @@
 #include "grpc/reflection/v1/reflection.pb.h"
 #include "grpc/reflection/v1alpha/reflection.pb.h"
 
-namespace conduit::cli {
+namespace conduit::rpc::grpc {
 
 namespace {
 
 namespace pb = google::protobuf;
-using rpc::Status;
-using rpc::StatusCode;
-
-constexpr int kExitOk = 0;
-constexpr int kExitFailure = 1;
-constexpr int kExitUsage = 2;
-
-// "grpc://HOST:PORT" → "HOST:PORT"; "grpc+unix:/path" → "unix:/path";
-// "grpc+shm:/path" → "shm:/path" (a conduit server's shm: listener).
-std::string grpc_target(const std::string& uri) {
-  if (uri.rfind("grpc://", 0) == 0) return uri.substr(7);
-  if (uri.rfind("grpc+unix:", 0) == 0 || uri.rfind("grpc+shm:", 0) == 0) return uri.substr(5);
-  throw InvalidUri(uri + ": expected grpc://HOST:PORT, grpc+unix:/path or grpc+shm:/path");
-}
 
 // Asks the server's reflection service, v1 first and v1alpha when the
 // server has only that.
 class Reflection {
  public:
-  Reflection(rpc::GrpcChannel& channel, std::chrono::milliseconds timeout)
+  Reflection(GrpcChannel& channel, std::chrono::milliseconds timeout)
       : channel_(channel), timeout_(timeout) {}
 
   std::vector<std::string> services() {
@@ -84,18 +69,18 @@ class Reflection {
       Status status =
           channel_.call_stream_raw(service, {request.SerializeAsString()}, responses, timeout_);
       if (status.code() == StatusCode::unimplemented) continue;
-      if (!status.ok()) throw rpc::RpcError(status);
+      if (!status.ok()) throw RpcError(status);
       ::grpc::reflection::v1::ServerReflectionResponse response;
       if (responses.size() != 1 || !response.ParseFromString(responses.front()))
         throw ProtocolError("reflection answered with something other than one response");
       return response;
     }
-    throw rpc::RpcError({StatusCode::unimplemented,
-                         "the server offers no reflection (grpc.reflection.v1 or v1alpha), so "
-                         "conduit cannot learn its methods' types"});
+    throw RpcError({StatusCode::unimplemented,
+                    "the server offers no reflection (grpc.reflection.v1 or v1alpha), so "
+                    "conduit cannot learn its methods' types"});
   }
 
-  rpc::GrpcChannel& channel_;
+  GrpcChannel& channel_;
   std::chrono::milliseconds timeout_;
   pb::SimpleDescriptorDatabase database_;
   pb::DescriptorPool pool_{&database_};
@@ -103,26 +88,27 @@ class Reflection {
 };
 
 std::string signature(const pb::MethodDescriptor& method) {
-  return fmt::format("{}({}{}) returns ({}{})", method.name(),
-                     method.client_streaming() ? "stream " : "", method.input_type()->full_name(),
-                     method.server_streaming() ? "stream " : "", method.output_type()->full_name());
+  return method.name() + "(" + (method.client_streaming() ? "stream " : "") +
+         method.input_type()->full_name() + ") returns (" +
+         (method.server_streaming() ? "stream " : "") + method.output_type()->full_name() + ")";
 }
 
-int list(rpc::GrpcChannel& channel, std::chrono::milliseconds timeout) {
+CallExit list(GrpcChannel& channel, std::chrono::milliseconds timeout, std::ostream& out) {
   Reflection reflection(channel, timeout);
   for (const std::string& name : reflection.services()) {
-    fmt::print("{}\n", name);
+    out << name << "\n";
     reflection.load_symbol(name);
     const pb::ServiceDescriptor* service = reflection.pool().FindServiceByName(name);
     if (service == nullptr) continue;
     for (int i = 0; i < service->method_count(); ++i)
-      fmt::print("  {}\n", signature(*service->method(i)));
+      out << "  " << signature(*service->method(i)) << "\n";
   }
-  return kExitOk;
+  return CallExit::ok;
 }
 
-int call(rpc::GrpcChannel& channel, const std::string& method_name, const std::string& params,
-         std::chrono::milliseconds timeout) {
+CallExit call(GrpcChannel& channel, const std::string& method_name, const std::string& params,
+              std::chrono::milliseconds timeout, std::istream& in, std::ostream& out,
+              std::ostream& err) {
   std::string dotted = method_name;
   if (!dotted.empty() && dotted.front() == '/') dotted.erase(0, 1);
   const auto slash = dotted.rfind('/');
@@ -140,7 +126,7 @@ int call(rpc::GrpcChannel& channel, const std::string& method_name, const std::s
   const pb::Message& response_type = *factory.GetPrototype(method->output_type());
   auto encode = [&](const std::string& text) {
     std::unique_ptr<pb::Message> request(request_type.New());
-    if (Status parsed = rpc::json_params_to_message(text, *request); !parsed.ok())
+    if (Status parsed = json_params_to_message(text, *request); !parsed.ok())
       throw Error("the request does not fit " + method->input_type()->full_name() + ": " +
                   parsed.message());
     return request->SerializeAsString();
@@ -150,12 +136,12 @@ int call(rpc::GrpcChannel& channel, const std::string& method_name, const std::s
   const bool from_stdin = params.empty() && method->client_streaming();
   // A request that does not fit is refused before the call begins.
   const std::string only = from_stdin ? "" : encode(params.empty() ? "{}" : params);
-  rpc::GrpcChannel::Stream stream =
+  GrpcChannel::Stream stream =
       channel.open("/" + method->service()->full_name() + "/" + method->name(), timeout);
   if (!from_stdin) {
     stream.write(only);
   } else {
-    for (std::string line; std::getline(std::cin, line);) {
+    for (std::string line; std::getline(in, line);) {
       if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
       if (!stream.write(encode(line))) break;  // the call has ended: finish() says why
     }
@@ -165,41 +151,47 @@ int call(rpc::GrpcChannel& channel, const std::string& method_name, const std::s
     std::unique_ptr<pb::Message> response(response_type.New());
     if (!response->ParseFromString(bytes))
       throw ProtocolError("a response is not a valid " + method->output_type()->full_name());
-    fmt::print("{}\n", rpc::message_to_json(*response));
-    std::fflush(stdout);
+    out << message_to_json(*response) << std::endl;  // flushed: responses show as they come
   }
   const Status status = stream.finish();
   if (!status.ok()) {
-    fmt::print(stderr, "conduit call: {}\n", status.to_string());
-    return status.code() == StatusCode::unavailable ? kExitUsage : kExitFailure;
+    err << "conduit call: " << status.to_string() << "\n";
+    return status.code() == StatusCode::unavailable ? CallExit::usage : CallExit::server_error;
   }
-  return kExitOk;
+  return CallExit::ok;
 }
 
 }  // namespace
 
-bool is_grpc_uri(const std::string& uri) {
-  return uri.rfind("grpc://", 0) == 0 || uri.rfind("grpc+unix:", 0) == 0 ||
-         uri.rfind("grpc+shm:", 0) == 0;
+std::string channel_target(std::string_view uri) {
+  if (uri.starts_with("grpc://")) return std::string(uri.substr(7));
+  if (uri.starts_with("grpc+unix:") || uri.starts_with("grpc+shm+unix:"))
+    return std::string(uri.substr(5));
+  throw InvalidUri(std::string(uri) +
+                   ": expected grpc://HOST:PORT, grpc+unix:/path or grpc+shm+unix:/path");
 }
 
-int grpc_call(const std::string& uri, const std::string& method, const std::string& params,
-              bool list_only, std::chrono::milliseconds timeout) {
+CallExit call_from_command_line(const CommandLineCall& request, std::istream& in, std::ostream& out,
+                                std::ostream& err) {
   try {
-    rpc::GrpcChannel channel(grpc_target(uri), timeout);
-    if (list_only) return list(channel, timeout);
-    if (method.empty()) throw InvalidUri("name a method (package.Service/Method), or use --list");
-    return call(channel, method, params, timeout);
+    GrpcChannel channel(channel_target(request.uri), request.timeout);
+    if (request.notify)
+      throw InvalidUri("--notify is JSON-RPC's; a gRPC call always has an answer");
+    if (request.list) return list(channel, request.timeout, out);
+    if (request.method.empty())
+      throw InvalidUri("name a method (package.Service/Method), or use --list");
+    return call(channel, request.method, request.params, request.timeout, in, out, err);
   } catch (const InvalidUri& error) {
-    fmt::print(stderr, "conduit call: {}\n", error.what());
-    return kExitUsage;
-  } catch (const rpc::RpcError& error) {
-    fmt::print(stderr, "conduit call: {}\n", error.what());
-    return error.status().code() == StatusCode::unavailable ? kExitUsage : kExitFailure;
+    err << "conduit call: " << error.what() << "\n";
+    return CallExit::usage;
+  } catch (const RpcError& error) {
+    err << "conduit call: " << error.what() << "\n";
+    return error.status().code() == StatusCode::unavailable ? CallExit::usage
+                                                            : CallExit::server_error;
   } catch (const Error& error) {
-    fmt::print(stderr, "conduit call: {}\n", error.what());
-    return kExitFailure;
+    err << "conduit call: " << error.what() << "\n";
+    return CallExit::server_error;
   }
 }
 
-}  // namespace conduit::cli
+}  // namespace conduit::rpc::grpc

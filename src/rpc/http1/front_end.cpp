@@ -1,0 +1,236 @@
+#include "rpc/http1/front_end.hpp"
+
+#include <algorithm>
+#include <boost/beast/core/error.hpp>
+#include <boost/beast/http/error.hpp>
+#include <boost/beast/http/parser.hpp>
+#include <boost/beast/http/string_body.hpp>
+#include <cctype>
+
+#include "rpc/call_runner.hpp"
+#include "rpc/connection.hpp"
+
+namespace conduit::rpc::http1 {
+
+namespace {
+
+namespace beast_http = boost::beast::http;
+
+std::string lower(std::string_view text) {
+  std::string out(text);
+  std::transform(out.begin(), out.end(), out.begin(),
+                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+  return out;
+}
+
+// The media type of a Content-Type value: lower case, parameters and
+// spaces cut off.
+std::string media_type(std::string_view value) {
+  std::string_view type = value.substr(0, value.find(';'));
+  while (!type.empty() && (type.back() == ' ' || type.back() == '\t')) type.remove_suffix(1);
+  while (!type.empty() && (type.front() == ' ' || type.front() == '\t')) type.remove_prefix(1);
+  return lower(type);
+}
+
+std::string_view reason_of(unsigned status) {
+  switch (status) {
+    case 200:
+      return "OK";
+    case 204:
+      return "No Content";
+    case 400:
+      return "Bad Request";
+    case 404:
+      return "Not Found";
+    case 405:
+      return "Method Not Allowed";
+    case 413:
+      return "Payload Too Large";
+    case 415:
+      return "Unsupported Media Type";
+    case 500:
+      return "Internal Server Error";
+    default:
+      return "Status";
+  }
+}
+
+std::string serialize(const Response& response, bool keep_alive) {
+  std::string text;
+  text.reserve(128 + response.extra_headers.size() + response.body.size());
+  text += "HTTP/1.1 ";
+  text += std::to_string(response.status);
+  text += ' ';
+  text += reason_of(response.status);
+  text += "\r\n";
+  if (!response.body.empty()) {
+    text += "Content-Type: ";
+    text += response.content_type.empty() ? "text/plain; charset=utf-8" : response.content_type;
+    text += "\r\n";
+  }
+  text += "Content-Length: ";
+  text += std::to_string(response.body.size());
+  text += "\r\n";
+  text += response.extra_headers;
+  text += keep_alive ? "Connection: keep-alive\r\n\r\n" : "Connection: close\r\n\r\n";
+  text += response.body;
+  return text;
+}
+
+class FrontEnd final : public StreamProtocol {
+ public:
+  explicit FrontEnd(const std::vector<Route>& routes) : routes_(routes) {}
+
+  std::string_view name() const override { return "http/1.1"; }
+
+  Match match(std::string_view first) const override {
+    bool undecided = false;
+    for (std::string_view method :
+         {"POST ", "GET ", "HEAD ", "PUT ", "DELETE ", "OPTIONS ", "PATCH "}) {
+      const std::size_t n = std::min(first.size(), method.size());
+      if (first.substr(0, n) != method.substr(0, n)) continue;
+      if (first.size() >= method.size()) return Match::yes;
+      undecided = true;
+    }
+    return undecided ? Match::need_more : Match::no;
+  }
+
+  asio::awaitable<void> serve(Connection& connection, std::string pending) const override {
+    char chunk[16384];
+    const std::size_t limit = connection.options().max_message_bytes;
+    for (;;) {
+      beast_http::request_parser<beast_http::string_body> parser;
+      parser.body_limit(limit);
+      parser.header_limit(16 * 1024);
+      boost::beast::error_code error;
+      bool first_read = true;
+      while (!parser.is_done()) {
+        if (!pending.empty()) {
+          // The parser takes what it can; what it leaves must be offered
+          // again with more bytes after it.
+          std::size_t used = parser.put(asio::buffer(pending), error);
+          pending.erase(0, used);
+          if (error == beast_http::error::need_more) {
+            error = {};
+          } else if (error || parser.is_done()) {
+            break;
+          } else if (used > 0) {
+            continue;
+          }
+        }
+        bool between = first_read && pending.empty() && !parser.got_some();
+        connection.set_idle(between);
+        std::size_t n = co_await connection.read_some(
+            asio::buffer(chunk),
+            between ? Connection::Awaiting::next_request : Connection::Awaiting::rest_of_request);
+        connection.set_idle(false);
+        if (n == 0) co_return;  // closed between (or inside) requests
+        pending.append(chunk, n);
+        first_read = false;
+      }
+      if (error == beast_http::error::body_limit) {
+        // The request line is parsed before the headers that broke the limit.
+        const Route* route = any_route_at(parser.get().target());
+        co_await connection.write(serialize(
+            refusal(route, 413,
+                    "the body exceeds the server's limit of " + std::to_string(limit) + " bytes"),
+            false));
+        co_return;
+      }
+      if (error) {
+        co_await connection.write(
+            serialize(refusal(nullptr, 400, "malformed HTTP request: " + error.message()), false));
+        co_return;
+      }
+      auto& request = parser.get();
+      const bool keep_alive = request.keep_alive() && !connection.stopping();
+      co_await connection.write(serialize(answer(connection, request), keep_alive));
+      if (!keep_alive) co_return;
+    }
+  }
+
+ private:
+  // The path of a request target: without the query.
+  static std::string_view path_of(std::string_view target) {
+    return target.substr(0, target.find('?'));
+  }
+
+  const Route* any_route_at(std::string_view target) const {
+    const std::string_view path = path_of(target);
+    for (const Route& route : routes_)
+      if (route.path == path) return &route;
+    return nullptr;
+  }
+
+  static Response refusal(const Route* route, unsigned status, std::string_view why) {
+    if (route && route->error_body) return route->error_body(status, why);
+    Response response;
+    response.status = status;
+    response.body = std::string(why) + "\n";
+    return response;
+  }
+
+  Response answer(Connection& connection,
+                  beast_http::request<beast_http::string_body>& request) const {
+    const std::string_view path = path_of(request.target());
+    const std::string_view method = request.method_string();
+    const std::string type = media_type(request[beast_http::field::content_type]);
+    const Route* at_path = nullptr;
+    const Route* with_method = nullptr;
+    std::string allowed, accepted;
+    for (const Route& route : routes_) {
+      if (route.path != path) continue;
+      if (!at_path) at_path = &route;
+      if (route.method != method) {
+        if (allowed.find(route.method) == std::string::npos)
+          allowed += (allowed.empty() ? "" : ", ") + route.method;
+        continue;
+      }
+      if (!with_method) with_method = &route;
+      const bool takes = route.content_types.empty() ||
+                         std::find(route.content_types.begin(), route.content_types.end(), type) !=
+                             route.content_types.end();
+      if (takes) return call(connection, route, request);
+      for (const std::string& one : route.content_types)
+        accepted += (accepted.empty() ? "" : ", ") + one;
+    }
+    if (!at_path) {
+      std::string known;
+      for (const Route& route : routes_)
+        known += "\n  " + route.method + " " + route.path + " (" + route.protocol + ")";
+      return refusal(nullptr, 404,
+                     "no route for " + std::string(path) + "; this server answers" + known);
+    }
+    if (!with_method) {
+      Response response = refusal(
+          at_path, 405,
+          std::string(method) + " is not served at " + std::string(path) + "; use " + allowed);
+      response.extra_headers += "Allow: " + allowed + "\r\n";
+      return response;
+    }
+    return refusal(with_method, 415,
+                   "Content-Type " + (type.empty() ? std::string("(none)") : type) +
+                       " is not served at " + std::string(path) + "; use " + accepted);
+  }
+
+  static Response call(Connection& connection, const Route& route,
+                       beast_http::request<beast_http::string_body>& request) {
+    CallContext context = make_call_context(connection, route.protocol);
+    for (const auto& field : request)
+      context.metadata.emplace(lower(field.name_string()), std::string(field.value()));
+    Request seen{
+        request.method_string(), request.target(),      request[beast_http::field::content_type],
+        request.body(),          connection.services(), connection.options()};
+    return route.handler(seen, context);
+  }
+
+  const std::vector<Route>& routes_;
+};
+
+}  // namespace
+
+std::unique_ptr<StreamProtocol> make_front_end(const std::vector<Route>& routes) {
+  return std::make_unique<FrontEnd>(routes);
+}
+
+}  // namespace conduit::rpc::http1

@@ -1,0 +1,194 @@
+// One RPC protocol, both halves, as the rest of conduit sees it. A protocol
+// lives in one folder under src/rpc/protocols/ and joins with one line in
+// protocols/protocol_table.cpp; the server, `conduit serve`, `conduit call`,
+// `conduit compare`'s RPC rows and the --help texts know protocols only
+// through this interface, so none of them names one.
+//
+// A protocol says:
+// - its name ("grpc", the CallContext::protocol of its calls) and title;
+// - how a server recognises it: by a connection's first bytes
+//   (StreamProtocol), by a shared-memory link's first message
+//   (MessageProtocol), and/or by HTTP/1.1 routes, which the shared front end
+//   (http1/front_end.hpp) serves;
+// - the flags of its options (ServerOptions has a nested struct per protocol);
+// - the client URIs it takes, and how it makes a ClientChannel for one;
+// - how `conduit call` calls through it;
+// - the routes `conduit compare` measures it on.
+#pragma once
+
+#include <boost/asio/awaitable.hpp>
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <iosfwd>
+#include <memory>
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "conduit/rpc/call_context.hpp"
+#include "conduit/rpc/client_channel.hpp"
+#include "conduit/rpc/server.hpp"
+#include "conduit/rpc/service.hpp"
+#include "rpc/http1/route.hpp"
+
+namespace conduit::rpc {
+
+namespace asio = boost::asio;
+
+class Connection;
+
+// One way a protocol is spoken on a byte stream, recognised by the first
+// bytes a client sends.
+class StreamProtocol {
+ public:
+  enum class Match { yes, no, need_more };
+
+  virtual ~StreamProtocol() = default;
+  virtual std::string_view name() const = 0;
+  virtual Match match(std::string_view first_bytes) const = 0;
+  // Serves the connection until the peer closes it, an error, or shutdown.
+  // `pending` holds the bytes already read (those match() saw).
+  virtual asio::awaitable<void> serve(Connection& connection, std::string pending) const = 0;
+};
+
+// A protocol spoken in whole messages over a shared-memory link (a ring
+// message is a protocol message), recognised by the first message.
+class MessageProtocol {
+ public:
+  virtual ~MessageProtocol() = default;
+  virtual std::string_view name() const = 0;
+  virtual bool match(std::string_view first_message) const = 0;
+  // The reply to one message, or std::nullopt when none is due. `context`
+  // has the peer and the link's cancellation (make_call_context).
+  virtual std::optional<std::string> handle(std::string_view message, CallContext& context,
+                                            const ServiceTable& services,
+                                            const ServerOptions& options) const = 0;
+};
+
+// A flag of `conduit serve` that sets one of a protocol's options.
+struct ServeFlag {
+  std::string name;  // "--grpc-keepalive-time"
+  std::string help;
+  enum class Check { positive, non_negative } check = Check::positive;
+  // The option's value now (the flag's default), and how the flag sets it.
+  std::function<std::int64_t(const ServerOptions&)> get;
+  std::function<void(ServerOptions&, std::int64_t)> set;
+};
+
+// A client URI form a protocol takes, for help texts and errors.
+struct UriForm {
+  std::string form;         // "grpc://HOST:PORT"
+  std::string description;  // "gRPC over TCP (h2c)"
+};
+
+// What `conduit call` was asked.
+struct CommandLineCall {
+  std::string uri;
+  std::string method;   // empty with --list
+  std::string params;   // JSON text, or empty
+  bool list = false;    // --list: the server's methods
+  bool notify = false;  // --notify: no reply wanted
+  std::chrono::milliseconds timeout{30'000};
+};
+
+// Exit codes of `conduit call`, the same for every protocol.
+enum class CallExit : int {
+  ok = 0,
+  server_error = 1,  // the server answered with an error (or no reply came)
+  usage = 2,         // a local mistake or an unreachable server: no call made
+};
+
+// Moves bytes through a protocol's echo for `conduit compare`.
+class EchoClient {
+ public:
+  virtual ~EchoClient() = default;
+  // Sends `message` through the server's echo and fills `into` (of the same
+  // size) with what came back. Throws Error when the call fails or the echo
+  // is not the message.
+  virtual void echo(std::span<const std::byte> message, std::span<std::byte> into) = 0;
+  // Bytes written and read so far, framing included; 0 when unknown.
+  virtual std::uint64_t bytes_on_wire() const { return 0; }
+};
+
+// A transport `conduit compare` measures a protocol on.
+struct CompareRoute {
+  std::string key;        // "tcp": the row is "<protocol>-tcp"
+  std::string transport;  // "HTTP/2 over TCP (h2c)", the transport column
+  // Where the server listens: "tcp", "unix" or "shm" (and the raw loop
+  // beside it runs on the same).
+  std::string listens_on;
+  // The client URI for the address the server's listen() returned.
+  std::function<std::string(const std::string& bound)> client_uri;
+};
+
+class Protocol {
+ public:
+  virtual ~Protocol() = default;
+  Protocol() = default;
+  Protocol(const Protocol&) = delete;
+  Protocol& operator=(const Protocol&) = delete;
+
+  // "grpc", "jsonrpc": CallContext::protocol, compare's row keys.
+  virtual std::string_view name() const = 0;
+  // "gRPC", "JSON-RPC 2.0": for people.
+  virtual std::string_view title() const = 0;
+
+  // ---- the server half ----
+  // Recognisers of a connection's first bytes, tried in table order before
+  // HTTP/1.1.
+  virtual std::vector<std::unique_ptr<StreamProtocol>> stream_protocols() const { return {}; }
+  // The recogniser of a shared-memory link's first message, if the protocol
+  // is spoken in whole messages there (else its stream protocol is).
+  virtual std::unique_ptr<MessageProtocol> message_protocol() const { return nullptr; }
+  // Routes the HTTP/1.1 front end serves for it.
+  virtual std::vector<http1::Route> http_routes() const { return {}; }
+  // Flags of `conduit serve` for its options.
+  virtual std::vector<ServeFlag> serve_flags() const { return {}; }
+  // A line for `conduit serve --help`: how a client reaches it.
+  virtual std::string serve_summary() const = 0;
+
+  // ---- the client half ----
+  virtual std::vector<UriForm> client_uris() const = 0;
+  // Whether `uri` is one of client_uris().
+  virtual bool takes_uri(std::string_view uri) const = 0;
+  // A channel to the server at `uri`. Throws InvalidUri.
+  virtual std::unique_ptr<ClientChannel> make_channel(std::string_view uri,
+                                                      std::chrono::milliseconds timeout) const = 0;
+  // `conduit call`: requests a call streams come from `in`; prints the
+  // result on `out`, errors on `err`.
+  virtual CallExit call_from_command_line(const CommandLineCall& call, std::istream& in,
+                                          std::ostream& out, std::ostream& err) const = 0;
+
+  // ---- conduit compare ----
+  virtual std::vector<CompareRoute> compare_routes() const { return {}; }
+  // A client of the echo served by conduit's compare server (which has the
+  // interop services) at `uri`.
+  virtual std::unique_ptr<EchoClient> make_echo_client(const std::string& uri) const {
+    (void)uri;
+    return nullptr;
+  }
+};
+
+// Every registered protocol, in table order.
+const std::vector<std::unique_ptr<Protocol>>& protocols();
+
+// The protocol whose client takes `uri`; nullptr when none does.
+const Protocol* protocol_for_uri(std::string_view uri);
+
+// Every client URI form of every protocol, one per line, for --help texts
+// and errors.
+std::string client_uri_forms();
+
+// ---- what the server core builds from the table ----
+
+// Every recogniser of first bytes: each protocol's, then HTTP/1.1's front
+// end when any protocol has routes.
+const std::vector<std::unique_ptr<StreamProtocol>>& stream_protocols();
+const std::vector<std::unique_ptr<MessageProtocol>>& message_protocols();
+// Every protocol's HTTP/1.1 routes.
+const std::vector<http1::Route>& http_routes();
+
+}  // namespace conduit::rpc

@@ -1,0 +1,158 @@
+#include "rpc/protocols/jsonrpc/protocol.hpp"
+
+#include <ostream>
+
+#include "conduit/error.hpp"
+#include "conduit/rpc/jsonrpc_client.hpp"
+#include "rpc/protocols/jsonrpc/server_protocols.hpp"
+
+namespace conduit::rpc::jsonrpc {
+
+namespace {
+
+constexpr char kHex[] = "0123456789abcdef";
+
+// conduit compare's echo: each message goes out as `echo`'s one string param
+// (hex, since the messages are bytes) and comes back the same way.
+class HexEcho final : public EchoClient {
+ public:
+  explicit HexEcho(const std::string& uri) : client_(uri, std::chrono::seconds(20)) {}
+
+  void echo(std::span<const std::byte> message, std::span<std::byte> into) override {
+    params_.assign("[\"");
+    for (std::byte b : message) {
+      params_ += kHex[std::to_integer<unsigned>(b) >> 4];
+      params_ += kHex[std::to_integer<unsigned>(b) & 15];
+    }
+    params_ += "\"]";
+    const std::string result = client_.call("echo", params_);
+    // The echo of ["hex"] is ["hex"].
+    if (result.size() != message.size() * 2 + 4 || result.compare(0, 2, "[\"") != 0)
+      throw Error("the echo's result is not the params sent: " + result.substr(0, 80));
+    auto digit = [](char c) -> unsigned {
+      if (c >= '0' && c <= '9') return static_cast<unsigned>(c - '0');
+      if (c >= 'a' && c <= 'f') return static_cast<unsigned>(c - 'a' + 10);
+      throw Error("the echo's result is not hex");
+    };
+    for (std::size_t i = 0; i < message.size(); ++i)
+      into[i] = static_cast<std::byte>(digit(result[2 + 2 * i]) << 4 | digit(result[3 + 2 * i]));
+  }
+
+  std::uint64_t bytes_on_wire() const override {
+    return client_.bytes_sent() + client_.bytes_received();
+  }
+
+ private:
+  JsonRpcClient client_;
+  std::string params_;
+};
+
+class JsonRpc final : public Protocol {
+ public:
+  std::string_view name() const override { return kName; }
+  std::string_view title() const override { return "JSON-RPC 2.0"; }
+
+  std::vector<std::unique_ptr<StreamProtocol>> stream_protocols() const override {
+    return jsonrpc::stream_protocols();
+  }
+  std::unique_ptr<MessageProtocol> message_protocol() const override {
+    return jsonrpc::message_protocol();
+  }
+  std::vector<http1::Route> http_routes() const override { return jsonrpc::http_routes(); }
+
+  std::vector<ServeFlag> serve_flags() const override {
+    return {
+        {"--jsonrpc-max-depth", "Deepest nesting of arrays and objects a JSON-RPC request may have",
+         ServeFlag::Check::positive,
+         [](const ServerOptions& options) { return std::int64_t{options.jsonrpc.max_depth}; },
+         [](ServerOptions& options, std::int64_t value) {
+           options.jsonrpc.max_depth = static_cast<int>(value);
+         }},
+        {"--jsonrpc-max-batch", "Most requests one JSON-RPC batch may hold",
+         ServeFlag::Check::positive,
+         [](const ServerOptions& options) {
+           return static_cast<std::int64_t>(options.jsonrpc.max_batch);
+         },
+         [](ServerOptions& options, std::int64_t value) {
+           options.jsonrpc.max_batch = static_cast<std::size_t>(value);
+         }},
+    };
+  }
+
+  std::string serve_summary() const override {
+    return "JSON-RPC 2.0: HTTP/1.1 POST /jsonrpc (or /), one JSON text per line, Content-Length\n"
+           "  framing (stdio), one text per message over shm+unix:";
+  }
+
+  std::vector<UriForm> client_uris() const override {
+    return {{"http://HOST:PORT/jsonrpc", "JSON-RPC 2.0 over HTTP/1.1"},
+            {"tcp://HOST:PORT", "JSON-RPC 2.0, one text per line over TCP"},
+            {"unix:/path", "JSON-RPC 2.0, one text per line over a UNIX socket"},
+            {"shm+unix:/path", "JSON-RPC 2.0 over shared memory"}};
+  }
+
+  bool takes_uri(std::string_view uri) const override {
+    return uri.starts_with("http://") || uri.starts_with("tcp://") || uri.starts_with("unix:") ||
+           uri.starts_with("shm+unix:");
+  }
+
+  std::unique_ptr<ClientChannel> make_channel(std::string_view uri,
+                                              std::chrono::milliseconds timeout) const override {
+    return std::make_unique<JsonRpcChannel>(uri, timeout);
+  }
+
+  CallExit call_from_command_line(const CommandLineCall& call, std::istream&, std::ostream& out,
+                                  std::ostream& err) const override {
+    if (call.list) {
+      err << "conduit: error: --list asks a gRPC server's reflection; JSON-RPC has no way to "
+             "list methods\n";
+      return CallExit::usage;
+    }
+    if (call.method.empty()) {
+      err << "conduit: error: name the method to call\n";
+      return CallExit::usage;
+    }
+    try {
+      JsonRpcClient client(call.uri, call.timeout);
+      if (call.notify) {
+        client.notify(call.method, call.params);
+        return CallExit::ok;
+      }
+      out << client.call(call.method, call.params) << "\n";
+      return CallExit::ok;
+    } catch (const JsonRpcError& error) {
+      out << error.error_json() << "\n";
+      return CallExit::server_error;
+    } catch (const InvalidUri& error) {
+      err << "conduit: error: " << error.what() << "\n";
+      return CallExit::usage;
+    } catch (const SystemError& error) {
+      err << "conduit: error: " << error.what() << "\n";
+      return CallExit::usage;
+    } catch (const Error& error) {
+      err << "conduit: error: " << error.what() << "\n";
+      return CallExit::server_error;
+    }
+  }
+
+  std::vector<CompareRoute> compare_routes() const override {
+    auto same = [](const std::string& bound) { return bound; };
+    return {{"http", "HTTP/1.1 over TCP", "tcp",
+             [](const std::string& bound) { return "http://" + bound.substr(6) + "/jsonrpc"; }},
+            {"tcp", "TCP, one text per line", "tcp", same},
+            {"unix", "UNIX socket, one text per line", "unix", same},
+            {"shm", "shared memory", "shm", same}};
+  }
+
+  std::unique_ptr<EchoClient> make_echo_client(const std::string& uri) const override {
+    return std::make_unique<HexEcho>(uri);
+  }
+};
+
+}  // namespace
+
+std::unique_ptr<Protocol> make_protocol() {
+  return std::make_unique<JsonRpc>();
+}
+
+}  // namespace conduit::rpc::jsonrpc

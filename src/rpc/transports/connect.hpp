@@ -1,0 +1,25 @@
+// The client side of every transport: connecting to an Address. Blocking;
+// the protocols' clients read and write what they get.
+#pragma once
+
+#include <chrono>
+
+#include "conduit/ipc/file_descriptor.hpp"
+#include "rpc/transports/address.hpp"
+#include "rpc/transports/shm_transport.hpp"
+
+namespace conduit::rpc::transport {
+
+// A connected stream socket (tcp or unix_socket; TCP with TCP_NODELAY),
+// close-on-exec. Throws SystemError naming the address (nobody listening,
+// no such path, a host that does not resolve), or Timeout.
+// REQUIRES: address.kind is tcp or unix_socket.
+ipc::FileDescriptor connect_socket(const Address& address, std::chrono::milliseconds timeout);
+
+// A shared-memory link to a server's shm+unix: listener, its handshake done.
+// Throws SystemError (nobody listening), ProtocolError (the server sent no
+// valid rings), Timeout.
+// REQUIRES: address.kind is shm.
+shm::Link connect_shm(const Address& address, std::chrono::milliseconds timeout);
+
+}  // namespace conduit::rpc::transport
