@@ -5,6 +5,39 @@
 
 namespace conduit::rpc {
 
+// protocols/protocol_table.cpp: the protocols conduit comes with.
+std::vector<std::unique_ptr<Protocol>> protocol_table();
+
+namespace {
+
+struct Registry {
+  std::vector<std::unique_ptr<Protocol>> protocols = protocol_table();
+  bool read = false;  // a derived table has been built: too late to add
+};
+
+Registry& registry() {
+  static Registry instance;
+  return instance;
+}
+
+}  // namespace
+
+const std::vector<std::unique_ptr<Protocol>>& protocols() {
+  return registry().protocols;
+}
+
+void register_protocol(std::unique_ptr<Protocol> protocol) {
+  Registry& all = registry();
+  if (all.read)
+    throw Error("register_protocol(" + std::string(protocol->name()) +
+                "): too late, a server already uses the protocol table; register before main()");
+  for (const auto& known : all.protocols)
+    if (known->name() == protocol->name())
+      throw Error("register_protocol: a protocol named " + std::string(protocol->name()) +
+                  " is already there");
+  all.protocols.push_back(std::move(protocol));
+}
+
 const Protocol* protocol_for_uri(std::string_view uri) {
   for (const auto& protocol : protocols())
     if (protocol->takes_uri(uri)) return protocol.get();
@@ -36,6 +69,7 @@ std::unique_ptr<ClientChannel> make_channel(std::string_view uri,
 
 const std::vector<http1::Route>& http_routes() {
   static const std::vector<http1::Route> routes = [] {
+    registry().read = true;
     std::vector<http1::Route> all;
     for (const auto& protocol : protocols())
       for (http1::Route& route : protocol->http_routes()) all.push_back(std::move(route));
@@ -46,6 +80,7 @@ const std::vector<http1::Route>& http_routes() {
 
 const std::vector<std::unique_ptr<StreamProtocol>>& stream_protocols() {
   static const std::vector<std::unique_ptr<StreamProtocol>> table = [] {
+    registry().read = true;
     std::vector<std::unique_ptr<StreamProtocol>> all;
     for (const auto& protocol : protocols())
       for (auto& stream : protocol->stream_protocols()) all.push_back(std::move(stream));
@@ -57,6 +92,7 @@ const std::vector<std::unique_ptr<StreamProtocol>>& stream_protocols() {
 
 const std::vector<std::unique_ptr<MessageProtocol>>& message_protocols() {
   static const std::vector<std::unique_ptr<MessageProtocol>> table = [] {
+    registry().read = true;
     std::vector<std::unique_ptr<MessageProtocol>> all;
     for (const auto& protocol : protocols())
       if (auto message = protocol->message_protocol()) all.push_back(std::move(message));

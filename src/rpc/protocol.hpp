@@ -172,8 +172,16 @@ class Protocol {
   }
 };
 
-// Every registered protocol, in table order.
+// Every registered protocol, in table order: those of the table
+// (protocols/protocol_table.cpp), then those registered since.
 const std::vector<std::unique_ptr<Protocol>>& protocols();
+
+// Adds a protocol after the table's (a test's own, or an application's).
+// REQUIRES: no server has started and nothing has read the tables derived
+// from the protocols yet (stream_protocols, message_protocols, http_routes),
+// i.e. call it before main() or first thing in it. Throws Error when a
+// protocol of the same name is there, or when it is too late.
+void register_protocol(std::unique_ptr<Protocol> protocol);
 
 // The protocol whose client takes `uri`; nullptr when none does.
 const Protocol* protocol_for_uri(std::string_view uri);

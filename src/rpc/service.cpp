@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "conduit/error.hpp"
+#include "rpc/call_runner.hpp"
 
 namespace conduit::rpc {
 
@@ -487,7 +488,7 @@ JsonCall call_with_json(const Method& method, std::string_view params, CallConte
     call.status = std::move(status);
     return call;
   }
-  if (Status status = method.invoke(context, *request, *response); !status.ok()) {
+  if (Status status = run_unary(method, context, *request, *response); !status.ok()) {
     call.outcome = JsonCall::Outcome::failed;
     call.status = std::move(status);
     return call;

@@ -18,12 +18,15 @@
 #include "conduit/rpc/jsonrpc_client.hpp"
 #include "conduit/rpc/server.hpp"
 #include "rpc/services/jsonrpc_examples.hpp"
+#include "raw_wire.hpp"
 #include "test_support.hpp"
 
 namespace conduit::rpc {
 namespace {
 
 using namespace std::chrono_literals;
+using testing::read_until_closed;
+using testing::send_all;
 using testing::TempDir;
 
 // A server with the specification's example methods, on loopback TCP and a
@@ -49,31 +52,6 @@ class JsonRpcServer : public ::testing::Test {
 
   // A raw TCP connection for writing exactly what a test wants.
   ipc::TcpSocket raw() const { return ipc::TcpSocket::connect("127.0.0.1", port_); }
-
-  static void send_all(int fd, std::string_view bytes) {
-    while (!bytes.empty()) {
-      ssize_t n = ::send(fd, bytes.data(), bytes.size(), MSG_NOSIGNAL);
-      ASSERT_GT(n, 0) << std::strerror(errno);
-      bytes.remove_prefix(static_cast<std::size_t>(n));
-    }
-  }
-
-  // Reads until the peer closes or `timeout`; what arrived.
-  static std::string read_until_closed(int fd, std::chrono::milliseconds timeout = 5s) {
-    std::string text;
-    auto deadline = std::chrono::steady_clock::now() + timeout;
-    for (;;) {
-      auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
-          deadline - std::chrono::steady_clock::now());
-      if (left.count() <= 0) return text + "<timeout>";
-      pollfd ready{fd, POLLIN, 0};
-      if (::poll(&ready, 1, static_cast<int>(left.count())) <= 0) continue;
-      char chunk[4096];
-      ssize_t n = ::recv(fd, chunk, sizeof chunk, 0);
-      if (n <= 0) return text;
-      text.append(chunk, static_cast<std::size_t>(n));
-    }
-  }
 
   // Reads one line (a JSON text) within `timeout`.
   static std::string read_line(int fd, std::chrono::milliseconds timeout = 5s) {

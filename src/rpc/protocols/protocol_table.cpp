@@ -7,14 +7,11 @@
 
 namespace conduit::rpc {
 
-const std::vector<std::unique_ptr<Protocol>>& protocols() {
-  static const std::vector<std::unique_ptr<Protocol>> table = [] {
-    std::vector<std::unique_ptr<Protocol>> all;
-    all.push_back(jsonrpc::make_protocol());
-    all.push_back(grpc::make_protocol());
-    return all;
-  }();
-  return table;
+std::vector<std::unique_ptr<Protocol>> protocol_table() {
+  std::vector<std::unique_ptr<Protocol>> all;
+  all.push_back(jsonrpc::make_protocol());
+  all.push_back(grpc::make_protocol());
+  return all;
 }
 
 }  // namespace conduit::rpc

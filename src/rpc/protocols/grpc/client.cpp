@@ -14,6 +14,7 @@
 #include "rpc/transports/address.hpp"
 #include "rpc/transports/connect.hpp"
 #include "conduit/rpc/grpc_channel.hpp"
+#include "rpc/protocols/grpc/status_mapping.hpp"
 #include "rpc/protocols/grpc/wire.hpp"
 #include "rpc/transports/shm_transport.hpp"
 
@@ -27,27 +28,6 @@ nghttp2_nv header(std::string_view name, std::string_view value) {
   return {reinterpret_cast<std::uint8_t*>(const_cast<char*>(name.data())),
           reinterpret_cast<std::uint8_t*>(const_cast<char*>(value.data())), name.size(),
           value.size(), NGHTTP2_NV_FLAG_NONE};
-}
-
-// gRPC's mapping of an HTTP status that came without a grpc-status.
-StatusCode code_for_http_status(int status) {
-  switch (status) {
-    case 400:
-      return StatusCode::internal;
-    case 401:
-      return StatusCode::unauthenticated;
-    case 403:
-      return StatusCode::permission_denied;
-    case 404:
-      return StatusCode::unimplemented;
-    case 429:
-    case 502:
-    case 503:
-    case 504:
-      return StatusCode::unavailable;
-    default:
-      return StatusCode::unknown;
-  }
 }
 
 struct Target {
@@ -434,7 +414,7 @@ class GrpcChannel::Impl {
         return too_large(exchange.responses.announced());
       }
       if (exchange.closed) {
-        if (exchange.responses.partial() && status_code(exchange) == 0)
+        if (exchange.responses.partial() && answer(exchange).ok())
           return {StatusCode::internal, "the last response message is cut short"};
         ended = true;
         return {};
@@ -468,17 +448,6 @@ class GrpcChannel::Impl {
                                                 " bytes (set_max_response_bytes)"};
   }
 
-  // grpc-status as a number; -1 when absent.
-  static int status_code(const Exchange& exchange) {
-    auto field = exchange.received.find("grpc-status");
-    if (field == exchange.received.end()) return -1;
-    try {
-      return std::stoi(field->second);
-    } catch (const std::exception&) {
-      return 2;
-    }
-  }
-
   // Sends what nghttp2 has queued, frames gathered into writes of up to
   // 64 KiB.
   Status send_pending() {
@@ -504,25 +473,8 @@ class GrpcChannel::Impl {
 
   // The call's status as the server sent it.
   static Status answer(const Exchange& exchange) {
-    auto status_field = exchange.received.find("grpc-status");
-    if (status_field == exchange.received.end()) {
-      if (exchange.reset_code != 0)
-        return {StatusCode::internal, "the server reset the call (HTTP/2 error " +
-                                          std::to_string(exchange.reset_code) + ")"};
-      return {exchange.http_status == 200 ? StatusCode::internal
-                                          : code_for_http_status(exchange.http_status),
-              "no grpc-status in the answer (HTTP " + std::to_string(exchange.http_status) + ")"};
-    }
-    int code = status_code(exchange);
-    if (code < 0 || code > static_cast<int>(StatusCode::unauthenticated)) code = 2;  // UNKNOWN
-    std::string message;
-    if (auto found = exchange.received.find("grpc-message"); found != exchange.received.end())
-      message = grpc::percent_decode(found->second);
-    std::string details;  // a rich status (google.rpc.Status), passed on as bytes
-    if (auto found = exchange.received.find("grpc-status-details-bin");
-        found != exchange.received.end())
-      details = found->second;
-    return {static_cast<StatusCode>(code), message, details};
+    return grpc::status_from_trailers(exchange.received, exchange.http_status,
+                                      exchange.reset_code);
   }
 
   // ---- nghttp2 callbacks ----

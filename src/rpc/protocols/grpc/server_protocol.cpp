@@ -28,6 +28,7 @@
 #include <vector>
 
 #include "rpc/call_runner.hpp"
+#include "rpc/protocols/grpc/status_mapping.hpp"
 #include "rpc/protocols/grpc/wire.hpp"
 
 namespace conduit::rpc::grpc {
@@ -76,12 +77,7 @@ std::vector<std::pair<std::string, std::string>> wire_metadata(
 // the handler set it), then the handler's own trailers.
 std::vector<std::pair<std::string, std::string>> status_trailers(
     const Status& status, const std::multimap<std::string, std::string>& handler_trailers) {
-  std::vector<std::pair<std::string, std::string>> trailers = {
-      {"grpc-status", std::to_string(static_cast<int>(status.code()))}};
-  if (!status.message().empty())
-    trailers.emplace_back("grpc-message", percent_encode(status.message()));
-  if (!status.details().empty())
-    trailers.emplace_back("grpc-status-details-bin", base64_encode(status.details()));
+  std::vector<std::pair<std::string, std::string>> trailers = status_to_trailers(status);
   for (auto& trailer : wire_metadata(handler_trailers)) trailers.push_back(std::move(trailer));
   return trailers;
 }
