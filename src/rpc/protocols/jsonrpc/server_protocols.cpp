@@ -3,20 +3,11 @@
 // LSP convention, for stdio and pipes).
 #include "rpc/protocols/jsonrpc/server_protocols.hpp"
 
-#include <boost/asio/as_tuple.hpp>
-#include <boost/asio/co_spawn.hpp>
-#include <boost/asio/detached.hpp>
-#include <boost/asio/post.hpp>
-#include <boost/asio/steady_timer.hpp>
-#include <boost/asio/use_awaitable.hpp>
-
 #include <algorithm>
 #include <cctype>
-#include <deque>
-#include <exception>
 #include <memory>
 
-#include "rpc/call_runner.hpp"
+#include "rpc/concurrent_calls.hpp"
 #include "rpc/connection.hpp"
 #include "rpc/protocols/jsonrpc/engine.hpp"
 
@@ -44,11 +35,10 @@ StreamProtocol::Match match_prefix(std::string_view text, std::string_view word,
                                    bool ignore_case = false) {
   std::size_t n = std::min(text.size(), word.size());
   std::string_view head = text.substr(0, n);
-  bool same = ignore_case ? starts_with_ignoring_case(head, word.substr(0, n))
-                          : head == word.substr(0, n);
+  bool same =
+      ignore_case ? starts_with_ignoring_case(head, word.substr(0, n)) : head == word.substr(0, n);
   if (!same) return StreamProtocol::Match::no;
-  return text.size() >= word.size() ? StreamProtocol::Match::yes
-                                    : StreamProtocol::Match::need_more;
+  return text.size() >= word.size() ? StreamProtocol::Match::yes : StreamProtocol::Match::need_more;
 }
 
 std::string error_text(int code, std::string_view message) {
@@ -74,8 +64,8 @@ http1::Response http_refusal(unsigned status, std::string_view why) {
     case 405:
       return http_reply(status, error_text(-32600, "Invalid Request: use POST"));
     case 415:
-      return http_reply(status,
-                        error_text(-32600, "Invalid Request: Content-Type must be application/json"));
+      return http_reply(
+          status, error_text(-32600, "Invalid Request: Content-Type must be application/json"));
     default:
       return http_reply(status, error_text(-32700, "Parse error: " + std::string(why)));
   }
@@ -92,143 +82,13 @@ http1::Response http_call(const http1::Request& request, CallContext& context) {
   return http_reply(200, std::move(*reply));
 }
 
-// ---- calls side by side --------------------------------------------------------
-
-// The calls of one connection whose framing lets replies come back in any
-// order (JSON-RPC matches them to calls by id): each runs on the server's
-// threads as soon as it is read, at most max_calls_per_connection at a time,
-// and its reply is written as soon as it is ready, one reply after another.
-// Everything here but the calls themselves runs on the connection's
-// executor.
-class ConcurrentCalls {
- public:
-  // `frame` wraps a reply for the wire (a newline, a Content-Length header).
-  ConcurrentCalls(Connection& connection, std::shared_ptr<const Engine> engine,
-                  std::string (*frame)(std::string_view reply))
-      : state_(std::make_shared<State>(connection, std::move(engine), frame)) {}
-
-  // Starts the call `request` once fewer than the limit are running.
-  asio::awaitable<void> start(std::string request) {
-    while (state_->running >= state_->connection.options().max_calls_per_connection)
-      co_await state_->changed();
-    ++state_->running;
-    asio::post(state_->connection.call_executor(),
-               [state = state_, request = std::move(request)]() mutable {
-                 CallContext context = make_call_context(state->connection, kName);
-                 std::optional<std::string> reply = state->engine->handle(request, context);
-                 asio::post(state->connection.executor(),
-                            [state, reply = std::move(reply)]() mutable {
-                              state->finished(std::move(reply));
-                            });
-               });
-  }
-
-  // Between requests with nothing running or waiting to be written.
-  bool quiet() const { return state_->running == 0 && !state_->writing; }
-
-  // Waits until every call started has answered and its reply is written.
-  asio::awaitable<void> finish() {
-    while (!quiet()) co_await state_->changed();
-  }
-
- private:
-  struct State : std::enable_shared_from_this<State> {
-    State(Connection& connection, std::shared_ptr<const Engine> engine,
-          std::string (*frame)(std::string_view))
-        : connection(connection),
-          engine(std::move(engine)),
-          frame(frame),
-          wake(connection.executor(), asio::steady_timer::time_point::max()) {}
-
-    // Resumes when a call finished or a write ended.
-    asio::awaitable<void> changed() {
-      wake.expires_at(asio::steady_timer::time_point::max());
-      co_await wake.async_wait(asio::as_tuple(asio::use_awaitable));  // woken by cancel()
-    }
-
-    void finished(std::optional<std::string> reply) {
-      --running;
-      if (reply && !broken) {
-        outbox.push_back(frame(*reply));
-        if (!writing) {
-          writing = true;
-          asio::co_spawn(connection.executor(), write_all(shared_from_this()), asio::detached);
-        }
-      }
-      wake.cancel();
-      settle();
-    }
-
-    // Marks the connection idle when it waits for a request with nothing in
-    // flight; when the server is stopping, such a connection is done.
-    void settle() {
-      const bool idle = running == 0 && !writing && waiting_for_request;
-      connection.set_idle(idle);
-      if (idle && connection.stopping()) connection.close();
-    }
-
-    static asio::awaitable<void> write_all(std::shared_ptr<State> state) {
-      while (!state->outbox.empty()) {
-        std::string bytes = std::move(state->outbox.front());
-        state->outbox.pop_front();
-        try {
-          co_await state->connection.write(bytes);
-        } catch (const std::exception&) {
-          // The peer is gone: what is left has no one to read it, and the
-          // reading side sees the end of the connection.
-          state->broken = true;
-          state->outbox.clear();
-        }
-      }
-      state->writing = false;
-      state->wake.cancel();
-      state->settle();
-    }
-
-    Connection& connection;  // outlives the calls: serve() returns after finish()
-    std::shared_ptr<const Engine> engine;
-    std::string (*frame)(std::string_view);
-    asio::steady_timer wake;
-    std::size_t running = 0;
-    bool writing = false;
-    bool broken = false;
-    bool waiting_for_request = false;
-    std::deque<std::string> outbox;
+// The engine of a connection, as the handler its calls run.
+TextHandler handler(const Connection& connection) {
+  auto engine =
+      std::make_shared<const Engine>(connection.services(), limits_of(connection.options()));
+  return [engine](std::string_view request, CallContext& context) {
+    return engine->handle(request, context);
   };
-
- public:
-  // Whether the connection now waits for the next request (with nothing in
-  // flight, that makes it idle: shutdown may close it at once).
-  void set_waiting_for_request(bool waiting) {
-    state_->waiting_for_request = waiting;
-    state_->connection.set_idle(waiting && quiet());
-  }
-
- private:
-  std::shared_ptr<State> state_;
-};
-
-// Serves a connection whose requests `read_calls` reads and starts as
-// calls side by side, each reply framed by `frame`. When reading ends (the
-// peer's end of file, an error, shutdown), the calls already read still
-// answer; then the connection ends.
-asio::awaitable<void> serve_concurrently(
-    Connection& connection, std::string pending,
-    asio::awaitable<void> (*read_calls)(Connection&, std::string, ConcurrentCalls&),
-    std::string (*frame)(std::string_view reply)) {
-  ConcurrentCalls calls(
-      connection,
-      std::make_shared<const Engine>(connection.services(), limits_of(connection.options())),
-      frame);
-  std::exception_ptr failure;
-  try {
-    co_await read_calls(connection, std::move(pending), calls);
-  } catch (...) {
-    failure = std::current_exception();
-  }
-  calls.set_waiting_for_request(false);
-  co_await calls.finish();
-  if (failure) std::rethrow_exception(failure);
 }
 
 // ---- one JSON text per line ------------------------------------------------------
@@ -244,7 +104,8 @@ class LineProtocol : public StreamProtocol {
   }
 
   asio::awaitable<void> serve(Connection& connection, std::string pending) const override {
-    co_await serve_concurrently(connection, std::move(pending), &read_calls,
+    co_await serve_concurrently(connection, std::move(pending), kName, handler(connection),
+                                &read_calls,
                                 [](std::string_view reply) { return std::string(reply) + "\n"; });
   }
 
@@ -269,8 +130,8 @@ class LineProtocol : public StreamProtocol {
         bool between = pending.find_first_not_of(" \t\r\n") == std::string::npos;
         calls.set_waiting_for_request(between);
         std::size_t n = co_await connection.read_some(
-            asio::buffer(chunk), between ? Connection::Awaiting::next_request
-                                         : Connection::Awaiting::rest_of_request);
+            asio::buffer(chunk),
+            between ? Connection::Awaiting::next_request : Connection::Awaiting::rest_of_request);
         calls.set_waiting_for_request(false);
         if (n == 0) {
           end = pending.size();  // a last text without its newline
@@ -302,7 +163,8 @@ class ContentLengthProtocol : public StreamProtocol {
   }
 
   asio::awaitable<void> serve(Connection& connection, std::string pending) const override {
-    co_await serve_concurrently(connection, std::move(pending), &read_calls, &framed);
+    co_await serve_concurrently(connection, std::move(pending), kName, handler(connection),
+                                &read_calls, &framed);
   }
 
  private:
@@ -317,8 +179,8 @@ class ContentLengthProtocol : public StreamProtocol {
     auto fill = [&](bool between) -> asio::awaitable<bool> {
       calls.set_waiting_for_request(between);
       std::size_t n = co_await connection.read_some(
-          asio::buffer(chunk), between ? Connection::Awaiting::next_request
-                                       : Connection::Awaiting::rest_of_request);
+          asio::buffer(chunk),
+          between ? Connection::Awaiting::next_request : Connection::Awaiting::rest_of_request);
       calls.set_waiting_for_request(false);
       if (n == 0) co_return false;
       pending.append(chunk, n);
@@ -338,7 +200,8 @@ class ContentLengthProtocol : public StreamProtocol {
         }
         if (!co_await fill(pending.empty())) co_return;
       }
-      std::optional<std::size_t> length = content_length(std::string_view(pending).substr(0, header_end));
+      std::optional<std::size_t> length =
+          content_length(std::string_view(pending).substr(0, header_end));
       if (!length) {
         co_await refuse("Invalid Request: no valid Content-Length header");
         co_return;
