@@ -45,6 +45,7 @@ CLI::App* serve_command = nullptr;
 CLI::App* call_command = nullptr;
 
 void print_error(std::string_view what) {
+  while (what.ends_with('\n')) what.remove_suffix(1);  // lists of forms end with one
   fmt::print(stderr, "conduit: error: {}\n", what);
 }
 
