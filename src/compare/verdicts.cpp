@@ -2,10 +2,12 @@
 // figures (64-byte round-trip p50 through conduit, unless said otherwise).
 #include <fmt/core.h>
 
+#include <algorithm>
 #include <optional>
 
 #include "compare/report.hpp"
 #include "compare/runner.hpp"
+#include "rpc/protocol.hpp"
 
 namespace conduit::compare {
 
@@ -48,6 +50,36 @@ Verdict not_measured(std::string claim, const std::string& missing) {
   return Verdict{std::move(claim), "not measured", missing + " not in this run"};
 }
 
+// A run's rows, as the protocols' claims read them.
+class ReportFigures final : public rpc::ComparisonFigures {
+ public:
+  explicit ReportFigures(const Report& report) : report_(report) {}
+  std::optional<double> p50_us(std::string_view row) const override {
+    return p50(report_, std::string(row));
+  }
+  std::optional<double> raw_p50_us(std::string_view key) const override {
+    const Row* row = row_of(report_, std::string(key));
+    if (!row || row->latency.empty() || !row->latency.front().raw.ok()) return std::nullopt;
+    return row->latency.front().raw.figure->p50_us;
+  }
+  std::string transport(std::string_view key) const override {
+    const Row* row = row_of(report_, std::string(key));
+    return row ? row->transport : std::string();
+  }
+  std::optional<Throughputs> largest_common_throughput(std::string_view first,
+                                                       std::string_view second) const override {
+    std::size_t size = 0;
+    auto pair = largest_throughput(report_, std::string(first), std::string(second), &size);
+    if (!pair) return std::nullopt;
+    return Throughputs{size, pair->first, pair->second};
+  }
+  std::string microseconds(double value) const override { return us(value); }
+  std::string size(std::size_t bytes) const override { return size_label(bytes); }
+
+ private:
+  const Report& report_;
+};
+
 }  // namespace
 
 std::vector<Verdict> judge_claims(const Report& report) {
@@ -67,9 +99,9 @@ std::vector<Verdict> judge_claims(const Report& report) {
     if (!ring || !best)
       verdicts.push_back(not_measured(claim, "shared memory or another mechanism"));
     else
-      verdicts.push_back({claim, *ring < *best ? "yes" : "no",
-                          fmt::format("{} p50 vs {} for the fastest other, {}", us(*ring),
-                                      us(*best), best_name)});
+      verdicts.push_back(
+          {claim, *ring < *best ? "yes" : "no",
+           fmt::format("{} p50 vs {} for the fastest other, {}", us(*ring), us(*best), best_name)});
   }
   {
     std::string claim = "Shared memory: avoids copying";
@@ -84,16 +116,17 @@ std::vector<Verdict> judge_claims(const Report& report) {
                        "{:.0f} MB/s",
                        size_label(size), pair->first, pair->second)});
   }
-  for (const auto& [key, claim] : {std::pair{"mq", "POSIX message queues: more overhead than shared memory"},
-                                   std::pair{"sysvmq", "System V message queues: more overhead than shared memory"},
-                                   std::pair{"unix", "UNIX sockets: more overhead than shared memory"}}) {
+  for (const auto& [key, claim] :
+       {std::pair{"mq", "POSIX message queues: more overhead than shared memory"},
+        std::pair{"sysvmq", "System V message queues: more overhead than shared memory"},
+        std::pair{"unix", "UNIX sockets: more overhead than shared memory"}}) {
     auto other = p50(report, key), ring = p50(report, shm);
     if (!other || !ring)
       verdicts.push_back(not_measured(claim, fmt::format("{} or shared memory", key)));
     else
-      verdicts.push_back({claim, *other > *ring ? "yes" : "no",
-                          fmt::format("{} p50 vs {} ({:.0f}x)", us(*other), us(*ring),
-                                      *other / *ring)});
+      verdicts.push_back(
+          {claim, *other > *ring ? "yes" : "no",
+           fmt::format("{} p50 vs {} ({:.0f}x)", us(*other), us(*ring), *other / *ring)});
   }
   {
     std::string claim = "Pipes: only work between related processes";
@@ -112,9 +145,9 @@ std::vector<Verdict> judge_claims(const Report& report) {
     if (!pipe || !unix)
       verdicts.push_back(not_measured(claim, "the pipe or the UNIX socket"));
     else
-      verdicts.push_back({claim, *pipe <= *unix ? "yes" : "partly",
-                          fmt::format("{} p50 vs {} for a UNIX stream socket", us(*pipe),
-                                      us(*unix))});
+      verdicts.push_back(
+          {claim, *pipe <= *unix ? "yes" : "partly",
+           fmt::format("{} p50 vs {} for a UNIX stream socket", us(*pipe), us(*unix))});
   }
   {
     std::string claim = "IPC is faster than going through the network stack";
@@ -133,64 +166,44 @@ std::vector<Verdict> judge_claims(const Report& report) {
           fmt::format("TCP loopback {} p50 vs {} for {}", us(*tcp), us(*fastest), fastest_name);
       bool sockets_too = !unix || *unix < *tcp;
       if (unix) reason += fmt::format(" and {} for a UNIX stream socket", us(*unix));
-      verdicts.push_back({claim, *fastest >= *tcp ? "no" : sockets_too ? "yes" : "partly",
-                          reason});
+      verdicts.push_back({claim, *fastest >= *tcp ? "no" : sockets_too ? "yes" : "partly", reason});
     }
   }
   {
+    // The fastest RPC over shared memory, whichever protocol it is.
     std::string claim = "RPC is slower than IPC (serialization and protocol on top)";
-    auto rpc = p50(report, "jsonrpc-shm"), ring = p50(report, "shm");
+    std::optional<double> rpc;
+    std::string rpc_name;
+    for (const Row& row : report.rows) {
+      const auto value = p50(report, row.key);
+      if (row.family == "RPC" && row.key.ends_with("-shm") && value && (!rpc || *value < *rpc))
+        rpc = value, rpc_name = row.name;
+    }
+    auto ring = p50(report, shm);
     if (!rpc || !ring)
-      verdicts.push_back(not_measured(claim, "JSON-RPC over shared memory or ShmRing"));
+      verdicts.push_back(not_measured(claim, "RPC over shared memory or ShmRing"));
     else
       verdicts.push_back({claim, *rpc > *ring ? "yes" : "no",
-                          fmt::format("a JSON-RPC echo over shared memory {} p50 vs {} for a "
-                                      "ShmRing round trip",
-                                      us(*rpc), us(*ring))});
+                          fmt::format("the fastest RPC echo over shared memory ({}) {} p50 vs {} "
+                                      "for a ShmRing round trip",
+                                      rpc_name, us(*rpc), us(*ring))});
   }
-  auto has = [&](const char* prefix) {
-    for (const Row& row : report.rows)
-      if (row.key.rfind(prefix, 0) == 0) return true;
-    return false;
-  };
-  {
-    // Against the raw socket's round trip beside it, the rows' own baseline.
-    std::string claim = "gRPC: fast";
-    const Row* grpc = row_of(report, "grpc-unix");
-    if (!grpc) grpc = row_of(report, "grpc-tcp");
-    if (!grpc || grpc->latency.empty() || !grpc->latency.front().conduit.ok() ||
-        !grpc->latency.front().raw.ok()) {
-      verdicts.push_back(not_measured(claim, "gRPC with its raw baseline"));
-    } else {
-      const double call = grpc->latency.front().conduit.figure->p50_us;
-      const double raw = grpc->latency.front().raw.figure->p50_us;
-      verdicts.push_back({claim, call <= 2 * raw ? "yes" : "partly",
-                          fmt::format("a gRPC echo ({}) {} p50, {:.2f}x the raw round trip of {}",
-                                      grpc->transport, us(call), call / raw, us(raw))});
+  // The claims each registered protocol answers.
+  const ReportFigures figures(report);
+  std::vector<std::string> answered;
+  for (const auto& protocol : rpc::protocols()) {
+    for (const rpc::Claim& claim : protocol->claims()) {
+      const rpc::Claim::Verdict verdict = claim.judge(figures);
+      verdicts.push_back({claim.text, verdict.verdict, verdict.reason});
+      answered.push_back(claim.text);
     }
   }
-  {
-    // The same transport for both, so the difference is the encoding.
-    std::string claim = "JSON-RPC: less efficient than Protobuf";
-    std::size_t size = 0;
-    auto pair = largest_throughput(report, "grpc-unix", "jsonrpc-unix", &size);
-    auto grpc = p50(report, "grpc-unix"), json = p50(report, "jsonrpc-unix");
-    if (!pair || !grpc || !json) {
-      verdicts.push_back(not_measured(claim, "gRPC and JSON-RPC over a UNIX socket"));
-    } else {
-      verdicts.push_back(
-          {claim, pair->first > pair->second ? "yes" : "no",
-           fmt::format("over a UNIX socket, {} payloads: gRPC {:.1f} MB/s, JSON-RPC {:.1f} MB/s "
-                       "({:.1f}x); 64 B round trips {} vs {} p50",
-                       size_label(size), pair->first, pair->second, pair->first / pair->second,
-                       us(*grpc), us(*json))});
-    }
-  }
-  for (const auto& [claim, needs] :
-       {std::pair{"XML-RPC: slower due to XML parsing", "xmlrpc"},
-        std::pair{"CORBA: heavy compared to gRPC", "giop"}}) {
-    if (!has(needs))
-      verdicts.push_back({claim, "not measured", fmt::format("no {} rows in this run", needs)});
+  // The document's claims about protocols conduit does not speak yet.
+  for (const auto& [claim, protocol] :
+       {std::pair{"XML-RPC: slower due to XML parsing", "XML-RPC"},
+        std::pair{"CORBA: heavy compared to gRPC", "CORBA (GIOP)"}}) {
+    if (std::find(answered.begin(), answered.end(), claim) == answered.end())
+      verdicts.push_back({claim, "not measured", fmt::format("no {} rows in this run", protocol)});
   }
   return verdicts;
 }

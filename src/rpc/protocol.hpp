@@ -124,6 +124,38 @@ struct CompareRoute {
   std::function<std::string(const std::string& bound)> client_uri;
 };
 
+// What a claim's judge reads of a `conduit compare` run.
+class ComparisonFigures {
+ public:
+  virtual ~ComparisonFigures() = default;
+  // The 64-byte round trip p50 (us) of a row ("grpc-unix") through conduit,
+  // and of the raw loop beside it; std::nullopt when not measured.
+  virtual std::optional<double> p50_us(std::string_view row) const = 0;
+  virtual std::optional<double> raw_p50_us(std::string_view row) const = 0;
+  // The row's transport column ("HTTP/2 over a UNIX socket").
+  virtual std::string transport(std::string_view row) const = 0;
+  // Payload MB/s of two rows at the largest message size both carried.
+  struct Throughputs {
+    std::size_t size = 0;
+    double first = 0, second = 0;
+  };
+  virtual std::optional<Throughputs> largest_common_throughput(std::string_view first,
+                                                               std::string_view second) const = 0;
+  // As the report writes them: "8.10 us", "64 KiB".
+  virtual std::string microseconds(double value) const = 0;
+  virtual std::string size(std::size_t bytes) const = 0;
+};
+
+// A claim of the document conduit grew from that a protocol's rows answer.
+struct Claim {
+  std::string text;  // as the document puts it: "gRPC: fast"
+  struct Verdict {
+    std::string verdict;  // "yes", "no", "partly", "not measured"
+    std::string reason;
+  };
+  std::function<Verdict(const ComparisonFigures&)> judge;
+};
+
 class Protocol {
  public:
   virtual ~Protocol() = default;
@@ -164,6 +196,8 @@ class Protocol {
 
   // ---- conduit compare ----
   virtual std::vector<CompareRoute> compare_routes() const { return {}; }
+  // The document's claims about this protocol, judged from a run's rows.
+  virtual std::vector<Claim> claims() const { return {}; }
   // A client of the echo served by conduit's compare server (which has the
   // interop services) at `uri`.
   virtual std::unique_ptr<EchoClient> make_echo_client(const std::string& uri) const {

@@ -62,5 +62,18 @@ TEST(RpcVerdicts, WithoutTheRowsTheClaimsAreNotMeasured) {
   EXPECT_EQ(find(verdicts, "JSON-RPC: less efficient than Protobuf").verdict, "not measured");
 }
 
+TEST(RpcVerdicts, RpcAgainstIpcTakesTheFastestProtocolOverSharedMemory) {
+  Report report;
+  Row ring = rpc_row("shm", 0.2, 0.2, {});
+  ring.family = "IPC";
+  report.rows.push_back(ring);
+  report.rows.push_back(rpc_row("jsonrpc-shm", 9.0, 0.9, {}));
+  report.rows.push_back(rpc_row("grpc-shm", 5.0, 0.2, {}));
+  const Verdict& verdict =
+      find(judge_claims(report), "RPC is slower than IPC (serialization and protocol on top)");
+  EXPECT_EQ(verdict.verdict, "yes");
+  EXPECT_NE(verdict.reason.find("(grpc-shm) 5.00 us"), std::string::npos) << verdict.reason;
+}
+
 }  // namespace
 }  // namespace conduit::compare

@@ -2,6 +2,7 @@
 
 #include <google/protobuf/wrappers.pb.h>
 
+#include <cstdio>
 #include <cstring>
 
 #include "conduit/error.hpp"
@@ -122,6 +123,23 @@ class Grpc final : public Protocol {
 
   std::unique_ptr<EchoClient> make_echo_client(const std::string& uri) const override {
     return std::make_unique<BytesEcho>(uri);
+  }
+
+  std::vector<Claim> claims() const override {
+    // Against the raw socket's round trip beside it, the rows' own baseline.
+    return {{"gRPC: fast", [](const ComparisonFigures& figures) -> Claim::Verdict {
+               std::string row = "grpc-unix";
+               if (!figures.p50_us(row) || !figures.raw_p50_us(row)) row = "grpc-tcp";
+               const auto call = figures.p50_us(row), raw = figures.raw_p50_us(row);
+               if (!call || !raw)
+                 return {"not measured", "gRPC with its raw baseline not in this run"};
+               char ratio[32];
+               std::snprintf(ratio, sizeof ratio, "%.2fx", *call / *raw);
+               return {*call <= 2 * *raw ? "yes" : "partly",
+                       "a gRPC echo (" + figures.transport(row) + ") " +
+                           figures.microseconds(*call) + " p50, " + ratio +
+                           " the raw round trip of " + figures.microseconds(*raw)};
+             }}};
   }
 };
 
