@@ -2,6 +2,9 @@
 // the protocols' clients read and write what they get.
 #pragma once
 
+#include <boost/asio/any_io_executor.hpp>
+#include <boost/asio/awaitable.hpp>
+#include <boost/asio/generic/stream_protocol.hpp>
 #include <chrono>
 
 #include "conduit/ipc/file_descriptor.hpp"
@@ -21,5 +24,14 @@ ipc::FileDescriptor connect_socket(const Address& address, std::chrono::millisec
 // valid rings), Timeout.
 // REQUIRES: address.kind is shm.
 shm::Link connect_shm(const Address& address, std::chrono::milliseconds timeout);
+
+// connect_socket for asynchronous clients: a socket on `executor`,
+// connected within `timeout`. A tcp host must be an IP address (no name is
+// resolved here). Throws InvalidUri, SystemError naming the address, or
+// Timeout.
+// REQUIRES: address.kind is tcp or unix_socket.
+boost::asio::awaitable<boost::asio::generic::stream_protocol::socket> async_connect(
+    boost::asio::any_io_executor executor, const Address& address,
+    std::chrono::milliseconds timeout);
 
 }  // namespace conduit::rpc::transport

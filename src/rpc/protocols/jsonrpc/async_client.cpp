@@ -12,6 +12,7 @@
 #include "conduit/rpc/async_jsonrpc_client.hpp"
 #include "rpc/protocols/jsonrpc/client_parts.hpp"
 #include "rpc/protocols/jsonrpc/engine.hpp"
+#include "rpc/transports/connect.hpp"
 
 namespace conduit::rpc {
 
@@ -26,16 +27,17 @@ class AsyncJsonRpcClient::Impl {
         socket_(executor),
         timer_(executor) {
     if (target_.address.kind == transport::Kind::shm)
-      throw InvalidUri(std::string(uri) +
-                       ": shm+unix: has no asynchronous client; use JsonRpcClient for shared memory");
+      throw InvalidUri(
+          std::string(uri) +
+          ": shm+unix: has no asynchronous client; use JsonRpcClient for shared memory");
   }
 
   // `self` keeps the client alive while the coroutine runs.
   static asio::awaitable<std::string> call(std::shared_ptr<Impl> self, std::string method,
                                            std::string params) {
     std::int64_t id = self->next_id_++;
-    std::string request = jsonrpc::frame_request(self->target_,
-                                                 jsonrpc::make_request(method, params, id));
+    std::string request =
+        jsonrpc::frame_request(self->target_, jsonrpc::make_request(method, params, id));
     std::string reply = co_await self->exchange(request);
     jsonrpc::Reply parsed = jsonrpc::parse_reply(reply, id);
     if (!parsed.ok) throw JsonRpcError(parsed.error_code, parsed.error_message, parsed.error_json);
@@ -59,39 +61,18 @@ class AsyncJsonRpcClient::Impl {
         if (!reused || attempt > 0) throw;
       } catch (const boost::system::system_error& error) {
         reset();
-        if (!reused || attempt > 0)
-          throw PeerGone(target_.text + ": " + error.code().message());
+        if (!reused || attempt > 0) throw PeerGone(target_.text + ": " + error.code().message());
       }
     }
   }
 
   asio::awaitable<void> connect() {
-    asio::generic::stream_protocol::endpoint endpoint;
-    if (target_.address.kind == transport::Kind::tcp) {
-      boost::system::error_code error;
-      auto address = asio::ip::make_address(target_.address.host, error);
-      if (error)
-        throw InvalidUri(target_.text + ": the asynchronous client takes an IP address, not a name");
-      endpoint = asio::ip::tcp::endpoint(address, target_.address.port);
-    } else {
-      std::string path = target_.address.path;
-      if (!path.empty() && path[0] == '@') path[0] = '\0';
-      endpoint = asio::local::stream_protocol::endpoint(path);
-    }
-    timer_.expires_after(timeout_);
-    auto outcome = co_await (socket_.async_connect(endpoint, asio::as_tuple(asio::use_awaitable)) ||
-                             timer_.async_wait(asio::use_awaitable));
-    if (outcome.index() == 1) {
+    try {
+      socket_ =
+          co_await transport::async_connect(socket_.get_executor(), target_.address, timeout_);
+    } catch (...) {
       reset();
-      throw Error("connect(" + target_.text + "): no answer within " +
-                  std::to_string(timeout_.count()) + " ms");
-    }
-    auto [error] = std::get<0>(outcome);
-    if (error) {
-      reset();
-      throw SystemError("connect", target_.text, error.value(),
-                        error == asio::error::connection_refused ? "nothing is listening there"
-                                                                 : "");
+      throw;
     }
   }
 
@@ -107,7 +88,7 @@ class AsyncJsonRpcClient::Impl {
       if (outcome.index() == 1) {
         reset();
         throw Timeout("no reply from " + target_.text + " within " +
-                    std::to_string(timeout_.count()) + " ms");
+                      std::to_string(timeout_.count()) + " ms");
       }
       auto [error, n] = std::get<0>(outcome);
       if (error == asio::error::eof || error == asio::error::connection_reset || n == 0) {
