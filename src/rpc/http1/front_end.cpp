@@ -16,10 +16,12 @@ namespace {
 
 namespace beast_http = boost::beast::http;
 
+// ASCII only, as HTTP's names and media types are; without the locale's
+// tolower, which costs a call per character.
 std::string lower(std::string_view text) {
   std::string out(text);
-  std::transform(out.begin(), out.end(), out.begin(),
-                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+  for (char& c : out)
+    if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
   return out;
 }
 
