@@ -19,6 +19,8 @@
 #include "conduit/rpc/service.hpp"
 #include "grpc/reflection/v1/reflection.pb.h"
 #include "grpc/reflection/v1alpha/reflection.pb.h"
+#include "rpc/protocols/jsonrpc/json_document.hpp"
+#include "rpc/protocols/jsonrpc/proto_json.hpp"
 
 namespace conduit::cli {
 
@@ -140,7 +142,11 @@ int call(rpc::GrpcChannel& channel, const std::string& method_name, const std::s
   const pb::Message& response_type = *factory.GetPrototype(method->output_type());
   auto encode = [&](const std::string& text) {
     std::unique_ptr<pb::Message> request(request_type.New());
-    if (Status parsed = rpc::json_params_to_message(text, *request); !parsed.ok())
+    // Read as JSON-RPC reads params: an object by field name, an array by
+    // position, any JSON for a Value.
+    const rpc::jsonrpc::JsonDocument document(text, rpc::jsonrpc::kMaxMappingDepth);
+    if (!document.ok()) throw Error("the request is not valid JSON: " + document.error());
+    if (Status parsed = rpc::jsonrpc::params_to_message(&document.root(), *request); !parsed.ok())
       throw Error("the request does not fit " + method->input_type()->full_name() + ": " +
                   parsed.message());
     return request->SerializeAsString();
@@ -165,7 +171,7 @@ int call(rpc::GrpcChannel& channel, const std::string& method_name, const std::s
     std::unique_ptr<pb::Message> response(response_type.New());
     if (!response->ParseFromString(bytes))
       throw ProtocolError("a response is not a valid " + method->output_type()->full_name());
-    fmt::print("{}\n", rpc::message_to_json(*response));
+    fmt::print("{}\n", rpc::jsonrpc::message_to_json(*response));
     std::fflush(stdout);
   }
   const Status status = stream.finish();
