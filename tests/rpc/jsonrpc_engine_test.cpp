@@ -1179,7 +1179,7 @@ TEST_F(JsonRpcClient, ReplyWithAnotherIdIsRefused) {
 TEST_F(JsonRpcClient, ReplyThatIsNotOneResponseObjectIsRefused) {
   for (std::string_view text : {"", "not json", R"([{"jsonrpc":"2.0","result":1,"id":1}])", "1",
                                 R"({"jsonrpc":"2.0","result":1,"id":1} x)"}) {
-    EXPECT_THROW(parse_reply(text, 1), ProtocolError) << text;
+    EXPECT_THROW(parse_reply(std::string(text), 1), ProtocolError) << text;
   }
 }
 
@@ -1199,7 +1199,7 @@ TEST_F(JsonRpcClient, ReplyBreakingTheProtocolIsRefused) {
            R"({"jsonrpc":"2.0","error":{"code":1},"id":1})",
            R"({"jsonrpc":"2.0","error":{"code":1,"message":2},"id":1})",
        }) {
-    EXPECT_THROW(parse_reply(text, 1), ProtocolError) << text;
+    EXPECT_THROW(parse_reply(std::string(text), 1), ProtocolError) << text;
   }
 }
 

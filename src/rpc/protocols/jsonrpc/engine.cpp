@@ -282,7 +282,6 @@ std::optional<std::string> respond(std::string_view text, const ServiceTable& me
 constexpr unsigned kScanFlags = rapidjson::kParseIterativeFlag | rapidjson::kParseInsituFlag |
                                 rapidjson::kParseStopWhenDoneFlag |
                                 rapidjson::kParseNumbersAsStringsFlag;
-constexpr std::size_t kPadding = 16;
 
 // A SAX handler that only checks what RapidJSON lets through: strings must
 // hold no surrogate escape, nor numbers exceed a double.
@@ -368,10 +367,8 @@ Sliced slice_members(std::string_view text) {
     return sliced;
   }
   {
-    const auto copy = std::make_unique_for_overwrite<char[]>(text.size() + kPadding);
-    std::memcpy(copy.get(), text.data(), text.size());
-    std::memset(copy.get() + text.size(), 0, kPadding);
-    rapidjson::InsituStringStream stream(copy.get());
+    ParseBuffer copy(text);
+    rapidjson::InsituStringStream stream(copy.data());
     JsonChecker checker;
     rapidjson::Reader reader;
     const rapidjson::ParseResult result = reader.Parse<kScanFlags>(stream, checker);
@@ -453,13 +450,13 @@ bool is_compact(std::string_view json) {
   return true;
 }
 
-// `json`, which is valid JSON, compact: as it is when it already is, else
-// rewritten with numbers as written.
-std::string compact(std::string_view json) {
+// Writes `json`, which is valid JSON, compact: as it is when it already is,
+// else rewritten with numbers as written.
+void write_compact(std::string_view json, JsonWriter& writer) {
   const std::size_t first = json.find_first_not_of(" \t\n\r");
   const std::size_t last = json.find_last_not_of(" \t\n\r");
   json = json.substr(first, last - first + 1);
-  if (is_compact(json)) return std::string(json);
+  if (is_compact(json)) return writer.raw(json);
   rapidjson::StringBuffer buffer;
   JsonCopier copier(buffer);
   const std::string terminated(json);
@@ -467,7 +464,7 @@ std::string compact(std::string_view json) {
   rapidjson::Reader reader;
   reader.Parse<rapidjson::kParseIterativeFlag | rapidjson::kParseNumbersAsStringsFlag>(stream,
                                                                                        copier);
-  return {buffer.GetString(), buffer.GetSize()};
+  writer.raw({buffer.GetString(), buffer.GetSize()});
 }
 
 char first_char(std::string_view json) {
@@ -575,7 +572,6 @@ std::optional<std::string> Engine::handle(std::string_view text,
 
 std::string make_request(std::string_view method, std::string_view params_json, std::int64_t id) {
   if (!is_valid_utf8(method)) throw Error("JSON-RPC request: the method name is not valid UTF-8");
-  std::string params;
   if (!params_json.empty()) {
     const Sliced checked = slice_members(params_json);
     if (!checked.error.empty()) {
@@ -586,19 +582,18 @@ std::string make_request(std::string_view method, std::string_view params_json, 
       throw Error("JSON-RPC request: params must be a JSON array or object, not " +
                   std::string(kind_name(kind)));
     }
-    params = compact(params_json);
   }
   std::string request;
-  request.reserve(params.size() + method.size() + 64);
+  request.reserve(params_json.size() + method.size() + 64);
   JsonWriter writer(request);
   writer.start_object();
   writer.key("jsonrpc");
   writer.string("2.0");
   writer.key("method");
   writer.string(method);
-  if (!params.empty()) {
+  if (!params_json.empty()) {
     writer.key("params");
-    writer.raw(params);
+    write_compact(params_json, writer);
   }
   writer.key("id");
   writer.number(id);
@@ -606,7 +601,7 @@ std::string make_request(std::string_view method, std::string_view params_json, 
   return request;
 }
 
-Reply parse_reply(std::string_view text, std::int64_t expected_id) {
+Reply parse_reply(std::string text, std::int64_t expected_id) {
   const auto [version, result, error, id] = read_object(text, kResponseMembers, "the reply");
   if (version != R"("2.0")" && decoded_string(version) != "2.0") {
     bad_reply("\"jsonrpc\" is " +
@@ -629,7 +624,11 @@ Reply parse_reply(std::string_view text, std::int64_t expected_id) {
   Reply reply;
   if (has_result) {
     reply.ok = true;
-    reply.result_json = result;
+    // The result, often most of the text, is cut out of it in place.
+    const auto begin = static_cast<std::size_t>(result.data() - text.data());
+    text.erase(begin + result.size());
+    text.erase(0, begin);
+    reply.result_json = std::move(text);
     return reply;
   }
   const auto [code, message] = read_object(error, kErrorMembers, "\"error\"");

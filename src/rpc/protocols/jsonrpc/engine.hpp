@@ -98,6 +98,7 @@ struct Reply {
 // response with id null (the server could not read the request's id) is
 // accepted as the answer. Throws conduit::ProtocolError when `text` is not a
 // single well-formed JSON-RPC 2.0 response object or its id is another.
-Reply parse_reply(std::string_view text, std::int64_t expected_id);
+// The result is cut out of `text` in place, without a copy.
+Reply parse_reply(std::string text, std::int64_t expected_id);
 
 }  // namespace conduit::rpc::jsonrpc

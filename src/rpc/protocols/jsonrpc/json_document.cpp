@@ -3,11 +3,13 @@
 #include <rapidjson/error/en.h>
 #include <rapidjson/reader.h>
 
+#include <bit>
 #include <charconv>
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
 #include <limits>
+#include <utility>
 
 #include "rpc/protocols/jsonrpc/utf8.hpp"
 
@@ -27,7 +29,37 @@ constexpr unsigned kParseFlags = rapidjson::kParseIterativeFlag | rapidjson::kPa
 // past the NUL that ends the text: the copy is padded with 16 NULs.
 constexpr std::size_t kPadding = 16;
 
+// The block a thread keeps for its next ParseBuffer.
+struct SpareBlock {
+  std::unique_ptr<char[]> storage;
+  std::size_t capacity = 0;
+};
+thread_local SpareBlock spare_block;
+
+constexpr std::size_t kMostKept = std::size_t{32} << 20;
+
 }  // namespace
+
+ParseBuffer::ParseBuffer(std::string_view text) {
+  const std::size_t needed = text.size() + kPadding;
+  if (spare_block.capacity >= needed) {
+    storage_ = std::move(spare_block.storage);
+    capacity_ = std::exchange(spare_block.capacity, 0);
+  } else {
+    // Rounded up, so that a slightly longer text next time fits too.
+    capacity_ = std::bit_ceil(needed);
+    storage_ = std::make_unique_for_overwrite<char[]>(capacity_);
+  }
+  std::memcpy(storage_.get(), text.data(), text.size());
+  std::memset(storage_.get() + text.size(), 0, kPadding);
+}
+
+ParseBuffer::~ParseBuffer() {
+  if (capacity_ <= kMostKept && capacity_ > spare_block.capacity) {
+    spare_block.storage = std::move(storage_);
+    spare_block.capacity = capacity_;
+  }
+}
 
 bool json_number_to_double(std::string_view text, double& value) {
   const auto [end, error] = std::from_chars(text.data(), text.data() + text.size(), value);
@@ -173,12 +205,10 @@ JsonDocument::JsonDocument(std::string_view text, const Limits& limits) {
     not_json(rapidjson::GetParseError_En(rapidjson::kParseErrorStringInvalidEncoding), bad);
     return;
   }
-  text_ = std::make_unique_for_overwrite<char[]>(text.size() + kPadding);
-  std::memcpy(text_.get(), text.data(), text.size());
-  std::memset(text_.get() + text.size(), 0, kPadding);
+  text_.emplace(text);
 
   Builder builder(document_, limits, kept_);
-  rapidjson::InsituStringStream stream(text_.get());
+  rapidjson::InsituStringStream stream(text_->data());
   rapidjson::ParseResult result;
   auto generate = [&](rapidjson::Document& handler) {
     (void)handler;  // the builder adds to the same document

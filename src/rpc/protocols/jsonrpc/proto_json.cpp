@@ -959,7 +959,8 @@ class Reader {
         out.set_number_value(to_double(json, path));
         return;
       case rapidjson::kStringType:
-        out.set_string_value(json.GetString(), json.GetStringLength());
+        // Built once and moved in: the (const char*, size) setter copies twice.
+        out.set_string_value(std::string(json.GetString(), json.GetStringLength()));
         return;
       case rapidjson::kArrayType:
         return list_value(json, *out.mutable_list_value(), path, depth + 1);
