@@ -2,14 +2,19 @@
 // (https://www.jsonrpc.org/specification): every example of its section 7,
 // then what the specification leaves to implementations, the limits, and the
 // client side's request and reply.
+#include <google/protobuf/descriptor.pb.h>
+#include <google/protobuf/struct.pb.h>
 #include <gtest/gtest.h>
 #include <rapidjson/document.h>
 
 #include <atomic>
+#include <chrono>
 #include <cstdint>
+#include <functional>
 #include <limits>
 #include <mutex>
 #include <random>
+#include <stdexcept>
 #include <string>
 #include <string_view>
 #include <thread>
@@ -17,54 +22,136 @@
 #include <vector>
 
 #include "conduit/error.hpp"
+#include "conduit/interop/jsonrpc_examples.pb.h"
 #include "conduit/rpc/call_context.hpp"
 #include "conduit/rpc/service.hpp"
 #include "conduit/rpc/status.hpp"
 #include "rpc/protocols/jsonrpc/engine.hpp"
+#include "rpc/protocols/jsonrpc/proto_json.hpp"
+#include "rpc/services/grpc_testing.hpp"
+#include "rpc/services/jsonrpc_examples.hpp"
 
 namespace conduit::rpc::jsonrpc {
 namespace {
 
-// The specification's example methods, and some that fail in each way a
-// method can. Records every call.
-class ExampleMethods : public JsonMethods {
+namespace pb = google::protobuf;
+
+// A test file with methods that fail in each way a method can, all taking
+// and returning google.protobuf.Value:
+//   service test.Fake { protocol, fail, fail_without_message, fail_with_ok,
+//                       fail_in_latin1, throws, throws_int, unprintable,
+//                       spaced, slow }
+//   service rpc { ping }   (no package: the method is "rpc.ping")
+void build_fake_protos(pb::DescriptorPool& pool) {
+  for (const char* package : {"test", ""}) {
+    pb::FileDescriptorProto file;
+    file.set_name(std::string(package) + "/fake.proto");
+    file.set_package(package);
+    file.set_syntax("proto3");
+    file.add_dependency("google/protobuf/struct.proto");
+    pb::ServiceDescriptorProto& service = *file.add_service();
+    service.set_name(*package ? "Fake" : "rpc");
+    const std::vector<std::string> names =
+        *package
+            ? std::vector<std::string>{"protocol",     "fail",           "fail_without_message",
+                                       "fail_with_ok", "fail_in_latin1", "throws",
+                                       "throws_int",   "unprintable",    "spaced",
+                                       "slow"}
+            : std::vector<std::string>{"ping"};
+    for (const std::string& name : names) {
+      pb::MethodDescriptorProto& method = *service.add_method();
+      method.set_name(name);
+      method.set_input_type(".google.protobuf.Value");
+      method.set_output_type(".google.protobuf.Value");
+    }
+    if (pool.BuildFile(file) == nullptr) throw std::runtime_error("cannot build fake.proto");
+  }
+}
+
+// The specification's example methods (conduit.interop.JsonRpcExamples,
+// served here by handlers that count), and the fakes above. Records every
+// call: the method's name and its request as JSON.
+class ExampleMethods : public ServiceTable {
  public:
   struct Call {
     std::string method;
     std::string params;
   };
 
-  std::optional<JsonCall> call_json(std::string_view method, std::string_view params,
-                                    CallContext& context) const override {
-    {
-      std::lock_guard lock(mutex_);
-      calls_.push_back({std::string(method), std::string(params)});
+  ExampleMethods() {
+    const pb::DescriptorPool& generated = *pb::DescriptorPool::generated_pool();
+    auto example = [&](const std::string& name, Handler handler) {
+      const pb::MethodDescriptor* method =
+          generated.FindMethodByName("conduit.interop.JsonRpcExamples." + name);
+      add_dynamic(*method, recorded(name, std::move(handler)));
+    };
+    example("subtract", [](CallContext&, const pb::Message& request, pb::Message& response) {
+      const auto& operands = static_cast<const interop::SubtractRequest&>(request);
+      static_cast<pb::Value&>(response).set_number_value(operands.minuend() -
+                                                         operands.subtrahend());
+      return Status();
+    });
+    example("sum", [](CallContext&, const pb::Message& request, pb::Message& response) {
+      double total = 0;
+      for (const pb::Value& term : static_cast<const pb::ListValue&>(request).values())
+        total += term.number_value();
+      static_cast<pb::Value&>(response).set_number_value(total);
+      return Status();
+    });
+    example("get_data", [](CallContext&, const pb::Message&, pb::Message& response) {
+      auto& data = static_cast<pb::ListValue&>(response);
+      data.add_values()->set_string_value("hello");
+      data.add_values()->set_number_value(5);
+      return Status();
+    });
+    for (const char* name : {"notify_hello", "notify_sum", "update"}) {
+      example(name, [](CallContext&, const pb::Message&, pb::Message&) { return Status(); });
     }
-    if (method == "subtract") return subtract(params);
-    if (method == "sum") return sum(params);
-    if (method == "get_data") return ok(R"(["hello", 5])");
-    if (method == "notify_hello" || method == "notify_sum" || method == "update") return ok("null");
-    if (method == "rpc.ping") return ok(R"("pong")");
-    if (method == "echo") return ok(params.empty() ? R"("absent")" : std::string(params));
-    if (method == "protocol") return ok('"' + context.protocol + '"');
-    if (method == "fail") {
-      return failed(Status(StatusCode::invalid_argument, "minuend must be a number"));
-    }
-    if (method == "fail_without_message") return failed(Status(StatusCode::not_found, ""));
-    if (method == "fail_with_ok") return failed(Status());
-    if (method == "fail_in_latin1") return failed(Status(StatusCode::internal, "bad \xff byte"));
-    if (method == "bad_params") {
-      return JsonCall{JsonCall::Outcome::invalid_params,
-                      {},
-                      Status(StatusCode::invalid_argument, "expected two numbers")};
-    }
-    if (method == "throws") throw std::runtime_error("boom");
-    if (method == "throws_int") throw 42;
-    if (method == "not_json") return ok("{not json");
-    if (method == "empty_result") return ok("");
-    if (method == "spaced") return ok(" { \"a\" : [ 1 , 2 ] }\n");
-    if (method == "big") return ok("123456789012345678901234567890");
-    return std::nullopt;
+    example("echo", [](CallContext&, const pb::Message& request, pb::Message& response) {
+      response.CopyFrom(request);
+      return Status();
+    });
+
+    build_fake_protos(pool_);
+    auto fake = [&](const std::string& name, Handler handler) {
+      const pb::MethodDescriptor* method = pool_.FindMethodByName(name);
+      add_dynamic(*method, recorded(name.substr(name.rfind('.') + 1), std::move(handler)));
+    };
+    auto fails_with = [](Status status) {
+      return [status](CallContext&, const pb::Message&, pb::Message&) { return status; };
+    };
+    auto answers = [](std::function<void(CallContext&, pb::Value&)> fill) {
+      return [fill](CallContext& context, const pb::Message&, pb::Message& response) {
+        fill(context, static_cast<pb::Value&>(response));
+        return Status();
+      };
+    };
+    fake("rpc.ping", answers([](CallContext&, pb::Value& v) { v.set_string_value("pong"); }));
+    fake("test.Fake.protocol",
+         answers([](CallContext& context, pb::Value& v) { v.set_string_value(context.protocol); }));
+    fake("test.Fake.fail",
+         fails_with(Status(StatusCode::invalid_argument, "minuend must be a number")));
+    fake("test.Fake.fail_without_message", fails_with(Status(StatusCode::not_found, "")));
+    fake("test.Fake.fail_with_ok", fails_with(Status(static_cast<StatusCode>(99), "")));
+    fake("test.Fake.fail_in_latin1", fails_with(Status(StatusCode::internal, "bad \xff byte")));
+    fake("test.Fake.throws", [](CallContext&, const pb::Message&, pb::Message&) -> Status {
+      throw std::runtime_error("boom");
+    });
+    fake("test.Fake.throws_int",
+         [](CallContext&, const pb::Message&, pb::Message&) -> Status { throw 42; });
+    fake("test.Fake.unprintable",
+         answers([](CallContext&, pb::Value& v) { v.set_string_value("not \xff UTF-8"); }));
+    fake("test.Fake.spaced", answers([](CallContext&, pb::Value& v) {
+           pb::ListValue& list =
+               *(*v.mutable_struct_value()->mutable_fields())["a"].mutable_list_value();
+           list.add_values()->set_number_value(1);
+           list.add_values()->set_number_value(2);
+         }));
+    fake("test.Fake.slow", [](CallContext& context, const pb::Message&, pb::Message&) {
+      // Waits out the call's deadline, then gives up as a handler would.
+      while (!context.expired()) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+      return Status(StatusCode::cancelled, "gave up");
+    });
   }
 
   std::vector<Call> calls() const {
@@ -74,48 +161,18 @@ class ExampleMethods : public JsonMethods {
   std::size_t call_count() const { return calls().size(); }
 
  private:
-  static JsonCall ok(std::string result) { return {JsonCall::Outcome::ok, std::move(result), {}}; }
-  static JsonCall failed(Status status) {
-    return {JsonCall::Outcome::failed, {}, std::move(status)};
-  }
-  static JsonCall invalid(std::string why) {
-    return {JsonCall::Outcome::invalid_params,
-            {},
-            Status(StatusCode::invalid_argument, std::move(why))};
-  }
-
-  static JsonCall subtract(std::string_view params) {
-    rapidjson::Document document;
-    document.Parse(params.data(), params.size());
-    if (document.HasParseError()) return invalid("params are not JSON");
-    const rapidjson::Value* minuend = nullptr;
-    const rapidjson::Value* subtrahend = nullptr;
-    if (document.IsArray() && document.Size() == 2) {
-      minuend = &document[0];
-      subtrahend = &document[1];
-    } else if (document.IsObject() && document.HasMember("minuend") &&
-               document.HasMember("subtrahend")) {
-      minuend = &document["minuend"];
-      subtrahend = &document["subtrahend"];
-    }
-    if (!minuend || !minuend->IsInt64() || !subtrahend->IsInt64()) {
-      return invalid("expected minuend and subtrahend");
-    }
-    return ok(std::to_string(minuend->GetInt64() - subtrahend->GetInt64()));
+  Handler recorded(std::string name, Handler handler) {
+    return [this, name, handler](CallContext& context, const pb::Message& request,
+                                 pb::Message& response) {
+      {
+        std::lock_guard lock(mutex_);
+        calls_.push_back({name, message_to_json(request)});
+      }
+      return handler(context, request, response);
+    };
   }
 
-  static JsonCall sum(std::string_view params) {
-    rapidjson::Document document;
-    document.Parse(params.data(), params.size());
-    if (document.HasParseError() || !document.IsArray()) return invalid("expected an array");
-    std::int64_t total = 0;
-    for (const rapidjson::Value& term : document.GetArray()) {
-      if (!term.IsInt64()) return invalid("expected integers");
-      total += term.GetInt64();
-    }
-    return ok(std::to_string(total));
-  }
-
+  pb::DescriptorPool pool_{pb::DescriptorPool::generated_pool()};
   mutable std::mutex mutex_;
   mutable std::vector<Call> calls_;
 };
@@ -370,12 +427,13 @@ using JsonRpcNotifications = JsonRpcTest;
 
 TEST_F(JsonRpcNotifications, FailuresAreNotAnswered) {
   for (std::string_view method :
-       {"foobar", "fail", "bad_params", "throws", "throws_int", "not_json", "subtract"}) {
+       {"foobar", "fail", "throws", "throws_int", "unprintable", "subtract"}) {
     const std::string request =
         R"({"jsonrpc":"2.0","method":")" + std::string(method) + R"(","params":["x"]})";
     EXPECT_EQ(handle(request), std::nullopt) << request;
   }
-  EXPECT_EQ(methods_.call_count(), 7u);
+  // Not foobar, which is not there, nor subtract, whose params do not fit.
+  EXPECT_EQ(methods_.call_count(), 4u);
 }
 
 TEST_F(JsonRpcNotifications, InvalidRequestWithoutIdIsStillAnswered) {
@@ -442,27 +500,27 @@ TEST_F(JsonRpcRequests, ParamsMustBeAnArrayOrAnObject) {
   EXPECT_EQ(methods_.call_count(), 0u);
 }
 
-TEST_F(JsonRpcRequests, AbsentParamsReachTheMethodEmpty) {
+TEST_F(JsonRpcRequests, AbsentParamsReachAValueMethodAsNull) {
   EXPECT_TRUE(same_json(handle(R"({"jsonrpc":"2.0","method":"echo","id":1})"),
-                        R"({"jsonrpc":"2.0","result":"absent","id":1})"));
+                        R"({"jsonrpc":"2.0","result":null,"id":1})"));
   ASSERT_EQ(methods_.call_count(), 1u);
-  EXPECT_EQ(methods_.calls()[0].params, "");
+  EXPECT_EQ(methods_.calls()[0].params, "null");
 }
 
-TEST_F(JsonRpcRequests, ParamsReachTheMethodCompactWithNumbersAsWritten) {
+TEST_F(JsonRpcRequests, ParamsReachTheMethodAsTheValuesTheyWrite) {
   handle(
       R"({"jsonrpc":"2.0","method":"echo","params":[ 1.50 , {"a" : 123456789012345678901234567890},
             "x\u00e9\t", -0, 1e-400, [] ],"id":1})");
   ASSERT_EQ(methods_.call_count(), 1u);
   EXPECT_EQ(methods_.calls()[0].params,
-            "[1.50,{\"a\":123456789012345678901234567890},\"x\xC3\xA9\\t\",-0,1e-400,[]]");
+            "[1.5,{\"a\":1.2345678901234568e+29},\"x\xC3\xA9\\t\",0,0,[]]");
 }
 
-TEST_F(JsonRpcRequests, ObjectParamsReachTheMethodCompact) {
+TEST_F(JsonRpcRequests, ObjectParamsReachTheMethod) {
   handle(
       R"({"jsonrpc":"2.0","method":"echo","params": { "b" : { } , "a" : [ null , true ] },"id":1})");
   ASSERT_EQ(methods_.call_count(), 1u);
-  EXPECT_EQ(methods_.calls()[0].params, R"({"b":{},"a":[null,true]})");
+  EXPECT_EQ(methods_.calls()[0].params, R"({"a":[null,true],"b":{}})");
 }
 
 TEST_F(JsonRpcRequests, MembersMayComeInAnyOrder) {
@@ -499,10 +557,10 @@ TEST_F(JsonRpcRequests, RepeatedMethodIsInvalidRequest) {
   EXPECT_EQ(methods_.call_count(), 0u);
 }
 
-TEST_F(JsonRpcRequests, RepeatedNamesInsideParamsReachTheMethod) {
+TEST_F(JsonRpcRequests, RepeatedNameInsideParamsTakesItsLastValue) {
   handle(R"({"jsonrpc":"2.0","method":"echo","params":{"a":1,"a":2},"id":1})");
   ASSERT_EQ(methods_.call_count(), 1u);
-  EXPECT_EQ(methods_.calls()[0].params, R"({"a":1,"a":2})");
+  EXPECT_EQ(methods_.calls()[0].params, R"({"a":2})");
 }
 
 TEST_F(JsonRpcRequests, LoneValueIsInvalidRequest) {
@@ -528,9 +586,9 @@ TEST_F(JsonRpcRequests, BatchKeepsRequestOrder) {
                         R"([{"jsonrpc":"2.0","result":["hello",5],"id":3},
                             {"jsonrpc":"2.0","error":{"code":-32601,"message":"Method not found"},"id":1},
                             {"jsonrpc":"2.0","result":2,"id":2}])"));
-  ASSERT_EQ(methods_.call_count(), 3u);
+  ASSERT_EQ(methods_.call_count(), 2u);
   EXPECT_EQ(methods_.calls()[0].method, "get_data");
-  EXPECT_EQ(methods_.calls()[2].method, "sum");
+  EXPECT_EQ(methods_.calls()[1].method, "sum");
 }
 
 TEST_F(JsonRpcRequests, ContextProtocolIsSetWhenEmpty) {
@@ -593,8 +651,8 @@ TEST_F(JsonRpcParsing, InvalidUtf8IsFoundAtEveryPositionOfALongString) {
     ASSERT_TRUE(same_json(handle(head + payload + R"("],"id":1})"), kParseError)) << "at " << at;
   }
   EXPECT_EQ(methods_.call_count(), 0u);
-  const std::string fine = head + std::string(33, 'a') + "\xC3\xA9" + std::string(33, 'b') +
-                           R"("],"id":1})";
+  const std::string fine =
+      head + std::string(33, 'a') + "\xC3\xA9" + std::string(33, 'b') + R"("],"id":1})";
   handle(fine);
   EXPECT_EQ(methods_.call_count(), 1u);
 }
@@ -603,11 +661,15 @@ TEST_F(JsonRpcParsing, NulByteAnywhereIsAParseError) {
   using namespace std::string_literals;
   // Inside a string, between tokens, and after the value: never a cut-off
   // text that parses.
-  EXPECT_TRUE(same_json(handle("{\"jsonrpc\":\"2.0\",\"method\":\"echo\",\"params\":[\"a\0b\"],\"id\":1}"s),
-                        kParseError));
-  EXPECT_TRUE(same_json(handle("{\"jsonrpc\":\"2.0\",\0\"method\":\"echo\",\"id\":1}"s), kParseError));
-  EXPECT_TRUE(same_json(handle("{\"jsonrpc\":\"2.0\",\"method\":\"echo\",\"id\":1}\0"s), kParseError));
-  EXPECT_TRUE(same_json(handle("{\"jsonrpc\":\"2.0\",\"method\":\"echo\",\"id\":1}\0{}"s), kParseError));
+  EXPECT_TRUE(
+      same_json(handle("{\"jsonrpc\":\"2.0\",\"method\":\"echo\",\"params\":[\"a\0b\"],\"id\":1}"s),
+                kParseError));
+  EXPECT_TRUE(
+      same_json(handle("{\"jsonrpc\":\"2.0\",\0\"method\":\"echo\",\"id\":1}"s), kParseError));
+  EXPECT_TRUE(
+      same_json(handle("{\"jsonrpc\":\"2.0\",\"method\":\"echo\",\"id\":1}\0"s), kParseError));
+  EXPECT_TRUE(
+      same_json(handle("{\"jsonrpc\":\"2.0\",\"method\":\"echo\",\"id\":1}\0{}"s), kParseError));
   EXPECT_EQ(methods_.call_count(), 0u);
 }
 
@@ -638,11 +700,14 @@ TEST_F(JsonRpcParsing, NumberBeyondADoublesRangeIsAParseError) {
   EXPECT_EQ(methods_.call_count(), 0u);
 }
 
-TEST_F(JsonRpcParsing, NumberWithinADoublesRangeKeepsEveryDigit) {
+TEST_F(JsonRpcParsing, NumberWithinADoublesRangeReachesTheMethodAsTheNearestDouble) {
   const std::string digits(300, '7');
   handle(R"({"jsonrpc":"2.0","method":"echo","params":[)" + digits + R"(],"id":1})");
   ASSERT_EQ(methods_.call_count(), 1u);
-  EXPECT_EQ(methods_.calls()[0].params, "[" + digits + "]");
+  rapidjson::Document params;
+  params.Parse<rapidjson::kParseFullPrecisionFlag>(methods_.calls()[0].params.c_str());
+  ASSERT_TRUE(params.IsArray() && params.Size() == 1) << methods_.calls()[0].params;
+  EXPECT_EQ(params[0].GetDouble(), std::strtod(digits.c_str(), nullptr));
 }
 
 TEST_F(JsonRpcParsing, NonJsonLiteralsAreParseErrors) {
@@ -674,7 +739,7 @@ TEST_F(JsonRpcOutcomes, FailedCallWithoutMessageIsNamedByItsCode) {
                             "data":{"grpc_code":5,"grpc_status":"NOT_FOUND"}},"id":1})"));
 }
 
-TEST_F(JsonRpcOutcomes, FailedCallWithOkStatusIsUnknown) {
+TEST_F(JsonRpcOutcomes, FailedCallWithAnUnknownCodeIsUnknown) {
   EXPECT_TRUE(same_json(handle(R"({"jsonrpc":"2.0","method":"fail_with_ok","id":1})"),
                         R"({"jsonrpc":"2.0","error":{"code":-32002,"message":"UNKNOWN",
                             "data":{"grpc_code":2,"grpc_status":"UNKNOWN"}},"id":1})"));
@@ -687,44 +752,126 @@ TEST_F(JsonRpcOutcomes, FailureMessageIsMadeValidUtf8) {
                                       "data":{"grpc_code":13,"grpc_status":"INTERNAL"}},"id":1})"));
 }
 
-TEST_F(JsonRpcOutcomes, InvalidParamsCarriesTheStatusMessageAsData) {
-  EXPECT_TRUE(same_json(handle(R"({"jsonrpc":"2.0","method":"bad_params","params":[1],"id":1})"),
+TEST_F(JsonRpcOutcomes, ParamsThatDoNotFitAreInvalidParamsNamingTheParam) {
+  EXPECT_TRUE(same_json(handle(R"({"jsonrpc":"2.0","method":"subtract","params":[1,true],"id":1})"),
                         R"({"jsonrpc":"2.0","error":{"code":-32602,"message":"Invalid params",
-                            "data":"expected two numbers"},"id":1})"));
+                            "data":"params[1] (subtrahend): expected a number, got a boolean"},"id":1})"));
+  EXPECT_TRUE(same_json(
+      handle(R"({"jsonrpc":"2.0","method":"subtract","params":{"minuend":1,"divisor":2},"id":2})"),
+      R"({"jsonrpc":"2.0","error":{"code":-32602,"message":"Invalid params",
+          "data":"conduit.interop.SubtractRequest has no field \"divisor\""},"id":2})"));
+  EXPECT_EQ(error_code(handle(R"({"jsonrpc":"2.0","method":"subtract","params":[1,2,3],"id":3})")),
+            -32602);
+  EXPECT_EQ(error_code(handle(R"({"jsonrpc":"2.0","method":"sum","params":{"a":1},"id":4})")),
+            -32602);
+  EXPECT_EQ(methods_.call_count(), 0u) << "the handler never sees params that do not fit";
 }
 
-TEST_F(JsonRpcOutcomes, ThrowingMethodIsInternalError) {
+TEST_F(JsonRpcOutcomes, CallWhoseDeadlinePassedIsDeadlineExceeded) {
+  context_.deadline = CallContext::Clock::now() - std::chrono::seconds(1);
+  EXPECT_TRUE(same_json(handle(R"({"jsonrpc":"2.0","method":"sum","params":[1],"id":1})"),
+                        R"({"jsonrpc":"2.0","error":{"code":-32004,
+                            "message":"the deadline passed before the call started",
+                            "data":{"grpc_code":4,"grpc_status":"DEADLINE_EXCEEDED"}},"id":1})"));
+  EXPECT_EQ(methods_.call_count(), 0u);
+  context_.deadline = CallContext::Clock::now() + std::chrono::milliseconds(20);
+  EXPECT_EQ(error_code(handle(R"({"jsonrpc":"2.0","method":"slow","id":2})")), -32004);
+}
+
+TEST_F(JsonRpcOutcomes, ThrowingMethodIsInternal) {
   const auto response = handle(R"({"jsonrpc":"2.0","method":"throws","id":"t"})");
-  EXPECT_TRUE(
-      same_json(response, R"({"jsonrpc":"2.0","error":{"code":-32603,"message":"Internal error",
-                                      "data":"boom"},"id":"t"})"));
-  EXPECT_EQ(error_code(handle(R"({"jsonrpc":"2.0","method":"throws_int","id":1})")), -32603);
+  EXPECT_TRUE(same_json(response, R"({"jsonrpc":"2.0","error":{"code":-32013,"message":"boom",
+                                      "data":{"grpc_code":13,"grpc_status":"INTERNAL"}},"id":"t"})"));
+  EXPECT_EQ(error_code(handle(R"({"jsonrpc":"2.0","method":"throws_int","id":1})")), -32013);
 }
 
-TEST_F(JsonRpcOutcomes, ResultThatIsNotJsonIsInternalError) {
-  EXPECT_EQ(error_code(handle(R"({"jsonrpc":"2.0","method":"not_json","id":1})")), -32603);
-  EXPECT_EQ(error_code(handle(R"({"jsonrpc":"2.0","method":"empty_result","id":1})")), -32603);
-}
-
-TEST_F(JsonRpcOutcomes, BrokenResultSparesTheRestOfItsBatch) {
-  const auto response = handle(R"([{"jsonrpc":"2.0","method":"not_json","id":1},
+TEST_F(JsonRpcOutcomes, ResultThatCannotBePrintedIsInternalAndSparesTheRestOfItsBatch) {
+  const auto response = handle(R"([{"jsonrpc":"2.0","method":"unprintable","id":1},
                                    {"jsonrpc":"2.0","method":"sum","params":[1],"id":2}])");
   const std::string_view expected = R"json([
-      {"jsonrpc":"2.0","error":{"code":-32603,"message":"Internal error",
-       "data":"the method's result is not valid JSON: Missing a name for object member. (at offset 1)"},"id":1},
+      {"jsonrpc":"2.0","error":{"code":-32013,
+       "message":"google.protobuf.Value: the string is not valid UTF-8",
+       "data":{"grpc_code":13,"grpc_status":"INTERNAL"}},"id":1},
       {"jsonrpc":"2.0","result":1,"id":2}])json";
   EXPECT_TRUE(same_json(response, expected));
 }
 
-TEST_F(JsonRpcOutcomes, ResultIsEmbeddedAsCompactJson) {
+TEST_F(JsonRpcOutcomes, ResultIsWrittenAsCompactJson) {
   const auto response = handle(R"({"jsonrpc":"2.0","method":"spaced","id":1})");
   EXPECT_TRUE(contains(response, R"("result":{"a":[1,2]})")) << response.value_or("(none)");
   EXPECT_FALSE(contains(response, "\n"));
 }
 
-TEST_F(JsonRpcOutcomes, ResultKeepsNumbersAsWritten) {
-  EXPECT_TRUE(contains(handle(R"({"jsonrpc":"2.0","method":"big","id":1})"),
-                       R"("result":123456789012345678901234567890)"));
+TEST_F(JsonRpcOutcomes, StreamingMethodIsUnimplemented) {
+  ServiceTable table;
+  add_grpc_testing(table);
+  Engine engine(table);
+  EXPECT_EQ(
+      error_code(engine.handle(
+          R"({"jsonrpc":"2.0","method":"grpc.testing.TestService/FullDuplexCall","params":{},"id":1})",
+          context_)),
+      -32012);
+}
+
+// ---- conduit.interop.JsonRpcExamples, the service itself ----
+
+class JsonRpcExamplesService : public ::testing::Test {
+ protected:
+  JsonRpcExamplesService() { add_jsonrpc_examples(table_); }
+  std::optional<std::string> call(std::string_view method, std::string_view params) {
+    std::string request = R"({"jsonrpc":"2.0","method":")" + std::string(method) + '"';
+    if (!params.empty()) request += R"(,"params":)" + std::string(params);
+    request += R"(,"id":1})";
+    return engine_.handle(request, context_);
+  }
+  std::string result_of(std::string_view method, std::string_view params) {
+    const std::optional<std::string> response = call(method, params);
+    const rapidjson::Document document = parse_json(response.value_or(""));
+    if (!document.IsObject() || !document.HasMember("result")) {
+      ADD_FAILURE() << method << " " << params << ": " << response.value_or("(none)");
+      return {};
+    }
+    const std::size_t at = response->find(R"("result":)") + 9;
+    return response->substr(at, response->rfind(R"(,"id":)") - at);
+  }
+
+  ServiceTable table_;
+  CallContext context_;
+  Engine engine_{table_};
+};
+
+TEST_F(JsonRpcExamplesService, SubtractTakesPositionalAndNamedParams) {
+  EXPECT_EQ(result_of("subtract", "[42, 23]"), "19");
+  EXPECT_EQ(result_of("subtract", "[0.5, 0.25]"), "0.25");
+  EXPECT_EQ(result_of("subtract", R"({"subtrahend": 23, "minuend": 42})"), "19");
+}
+
+TEST_F(JsonRpcExamplesService, SumAddsEveryNumberAndRejectsTheRest) {
+  EXPECT_EQ(result_of("sum", "[1, 2, 4, 8, 16]"), "31");
+  EXPECT_EQ(result_of("sum", "[]"), "0");
+  const auto refused = call("sum", R"([1, "2", 4])");
+  EXPECT_EQ(error_code(refused), -32003) << refused.value_or("(none)");
+  EXPECT_TRUE(contains(refused, "params[1]"));
+}
+
+TEST_F(JsonRpcExamplesService, GetDataReturnsHelloAndFive) {
+  EXPECT_EQ(result_of("get_data", ""), R"(["hello",5])");
+  EXPECT_EQ(result_of("get_data", "[]"), R"(["hello",5])");
+  EXPECT_EQ(error_code(call("get_data", "[1]")), -32602);
+}
+
+TEST_F(JsonRpcExamplesService, NotificationsAcceptAnyListAndReturnEmpty) {
+  EXPECT_EQ(result_of("update", R"([{"any": "thing"}, null, "x"])"), "{}");
+}
+
+TEST_F(JsonRpcExamplesService, EchoReturnsItsParamsUnchanged) {
+  for (const char* params :
+       {R"({"name": "myself", "tags": ["a", "b"], "n": 1.25})",
+        R"([1, "two", true, null, {"five": [6, 7]}])",
+        R"({"deep": {"deeper": {"deepest": [[[]]], "empty": {}}}})", "[]", "{}"}) {
+    EXPECT_TRUE(same_json(result_of("echo", params), params)) << params;
+  }
+  EXPECT_EQ(result_of("echo", ""), "null");
 }
 
 // ---- Limits ----
@@ -974,6 +1121,20 @@ TEST_F(JsonRpcClient, ResultRoundTripKeepsStructure) {
   EXPECT_EQ(reply.result_json, R"({"a":[1,"x",null]})");
 }
 
+TEST_F(JsonRpcClient, ResultIsTakenAsTheServerWroteIt) {
+  const Reply reply =
+      parse_reply(R"({"jsonrpc":"2.0", "result" : [ 1.50, "\u00e9" ] , "id":1})", 1);
+  EXPECT_TRUE(reply.ok);
+  EXPECT_EQ(reply.result_json, R"([ 1.50, "\u00e9" ])");
+}
+
+TEST_F(JsonRpcClient, MembersAreFoundPastStringsThatLookLikeThem) {
+  const Reply reply =
+      parse_reply(R"({"x":"\"id\":9,\\","result":{"id":[2,"]}"]},"jsonrpc":"2.0","id":1})", 1);
+  EXPECT_TRUE(reply.ok);
+  EXPECT_EQ(reply.result_json, R"({"id":[2,"]}"]})");
+}
+
 TEST_F(JsonRpcClient, ErrorRoundTrip) {
   const Reply reply = parse_reply(*handle(make_request("foobar", "", 2)), 2);
   EXPECT_FALSE(reply.ok);
@@ -1018,7 +1179,7 @@ TEST_F(JsonRpcClient, ReplyWithAnotherIdIsRefused) {
 TEST_F(JsonRpcClient, ReplyThatIsNotOneResponseObjectIsRefused) {
   for (std::string_view text : {"", "not json", R"([{"jsonrpc":"2.0","result":1,"id":1}])", "1",
                                 R"({"jsonrpc":"2.0","result":1,"id":1} x)"}) {
-    EXPECT_THROW(parse_reply(text, 1), ProtocolError) << text;
+    EXPECT_THROW(parse_reply(std::string(text), 1), ProtocolError) << text;
   }
 }
 
@@ -1038,7 +1199,7 @@ TEST_F(JsonRpcClient, ReplyBreakingTheProtocolIsRefused) {
            R"({"jsonrpc":"2.0","error":{"code":1},"id":1})",
            R"({"jsonrpc":"2.0","error":{"code":1,"message":2},"id":1})",
        }) {
-    EXPECT_THROW(parse_reply(text, 1), ProtocolError) << text;
+    EXPECT_THROW(parse_reply(std::string(text), 1), ProtocolError) << text;
   }
 }
 

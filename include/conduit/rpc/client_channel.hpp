@@ -65,8 +65,8 @@ class ClientChannel {
 // A method is called by its bare name ("subtract"), as JSON-RPC names
 // methods; the request goes as params in proto3 JSON (none for a request
 // type without fields, such as google.protobuf.Empty), and the result is
-// read into the response the way a server reads params (see
-// json_params_to_message). Error objects become a Status:
+// read into the response the way a server reads params: Value, ListValue
+// and Struct take the result whole. Error objects become a Status:
 //   data.grpc_code present (a handler's failure)  that code
 //   -32601 Method not found                       UNIMPLEMENTED
 //   -32602 Invalid params                         INVALID_ARGUMENT

@@ -2,11 +2,9 @@
 //
 // A method is known by its protobuf descriptor, "package.Service/Method".
 // Handlers take and fill protobuf messages: typed (generated classes) or
-// dynamic (any message of the descriptor's type). Protocols that carry JSON
-// (JSON-RPC) call through call_with_json(), which maps params to the request
-// message: named params by proto3 JSON field names, positional params to the
-// fields in declaration order, and JSON passed through whole where the
-// request is google.protobuf.Value, ListValue or Struct.
+// dynamic (any message of the descriptor's type). Each protocol maps its own
+// wire values to the request message and the response message back, in its
+// own folder; the table only finds methods and runs their handlers.
 #pragma once
 
 #include <google/protobuf/descriptor.h>
@@ -15,7 +13,6 @@
 #include <functional>
 #include <map>
 #include <memory>
-#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -25,8 +22,7 @@
 
 namespace conduit::rpc {
 
-using Handler = std::function<Status(CallContext& context,
-                                     const google::protobuf::Message& request,
+using Handler = std::function<Status(CallContext& context, const google::protobuf::Message& request,
                                      google::protobuf::Message& response)>;
 
 // The messages a streaming call receives, one at a time, as the client sends
@@ -100,7 +96,7 @@ class Method {
   const google::protobuf::Message& response_prototype() const { return *response_prototype_; }
   // Runs the handler; a handler that throws gives INTERNAL with the what().
   // A streaming method answers UNIMPLEMENTED: it cannot be called with one
-  // request and one response (JSON-RPC, XML-RPC).
+  // request and one response.
   Status invoke(CallContext& context, const google::protobuf::Message& request,
                 google::protobuf::Message& response) const;
 
@@ -115,39 +111,12 @@ class Method {
   std::string full_name_;
 };
 
-// The result of a call made with JSON.
-struct JsonCall {
-  enum class Outcome {
-    ok,              // `result` holds the response as JSON text
-    invalid_params,  // the params do not fit the request; `status` says how
-    failed,          // the handler (or the mapping of its response) failed
-  };
-  Outcome outcome = Outcome::ok;
-  std::string result;
-  Status status;
-  // Set by whoever guarantees `result` is compact, valid JSON on one line
-  // (ServiceTable does: it writes it); a protocol may then embed it as is.
-  bool result_is_compact_json = false;
-};
-
-// What a JSON protocol calls methods through: the ServiceTable, or a fake in
-// tests.
-class JsonMethods {
- public:
-  virtual ~JsonMethods() = default;
-  // Calls `method` (any name find() accepts) with `params`: a JSON array, a
-  // JSON object, or empty for no params. std::nullopt when there is no such
-  // method.
-  virtual std::optional<JsonCall> call_json(std::string_view method, std::string_view params,
-                                            CallContext& context) const = 0;
-};
-
 // Every method a server offers. Filled before serving, then read-only (and
 // safe to call from any number of threads).
-class ServiceTable : public JsonMethods {
+class ServiceTable {
  public:
   ServiceTable();
-  ~ServiceTable() override;
+  ~ServiceTable();
   ServiceTable(const ServiceTable&) = delete;
   ServiceTable& operator=(const ServiceTable&) = delete;
 
@@ -197,17 +166,18 @@ class ServiceTable : public JsonMethods {
                         Response response;
                         Status status = handler(context, reader, response);
                         if (status.ok() && !responses.write(response))
-                          return Status(StatusCode::cancelled, "the call ended before its response");
+                          return Status(StatusCode::cancelled,
+                                        "the call ended before its response");
                         return status;
                       });
   }
 
   // Adds a bidirectional-streaming method.
   template <typename Request, typename Response>
-  void add_bidi_stream(const std::string& full_name,
-                       std::function<Status(CallContext&, StreamReader<Request>&,
-                                            StreamWriter<Response>&)>
-                           handler) {
+  void add_bidi_stream(
+      const std::string& full_name,
+      std::function<Status(CallContext&, StreamReader<Request>&, StreamWriter<Response>&)>
+          handler) {
     add_stream_method(full_name, Request::default_instance(), Response::default_instance(),
                       [handler = std::move(handler)](CallContext& context, MessageReader& requests,
                                                      MessageWriter& responses) {
@@ -228,9 +198,6 @@ class ServiceTable : public JsonMethods {
   const Method* find(std::string_view name) const;
   std::vector<const Method*> methods() const;
 
-  std::optional<JsonCall> call_json(std::string_view method, std::string_view params,
-                                    CallContext& context) const override;
-
  private:
   void add_method(const std::string& full_name, const google::protobuf::Message& request,
                   const google::protobuf::Message& response, Handler handler);
@@ -239,17 +206,5 @@ class ServiceTable : public JsonMethods {
   struct State;
   std::unique_ptr<State> state_;
 };
-
-// Calls `method` with JSON params (see the file comment).
-JsonCall call_with_json(const Method& method, std::string_view params, CallContext& context);
-
-// Fills `out` from JSON params: an object by proto3 JSON names (unknown names
-// are an error), an array by field declaration order (too many is an error),
-// empty for none. Value, ListValue and Struct requests take the JSON whole.
-// Returns INVALID_ARGUMENT naming the field or position that did not fit.
-Status json_params_to_message(std::string_view params, google::protobuf::Message& out);
-
-// The message as proto3 JSON (Value, ListValue and Struct as plain JSON).
-std::string message_to_json(const google::protobuf::Message& message);
 
 }  // namespace conduit::rpc

@@ -18,6 +18,8 @@
 #include "conduit/rpc/service.hpp"
 #include "grpc/reflection/v1/reflection.pb.h"
 #include "grpc/reflection/v1alpha/reflection.pb.h"
+#include "rpc/protocols/jsonrpc/json_document.hpp"
+#include "rpc/protocols/jsonrpc/proto_json.hpp"
 
 namespace conduit::rpc::grpc {
 
@@ -126,7 +128,11 @@ CallExit call(GrpcChannel& channel, const std::string& method_name, const std::s
   const pb::Message& response_type = *factory.GetPrototype(method->output_type());
   auto encode = [&](const std::string& text) {
     std::unique_ptr<pb::Message> request(request_type.New());
-    if (Status parsed = json_params_to_message(text, *request); !parsed.ok())
+    // Read as JSON-RPC reads params: an object by field name, an array by
+    // position, any JSON for a Value.
+    const jsonrpc::JsonDocument document(text, jsonrpc::kMaxMappingDepth);
+    if (!document.ok()) throw Error("the request is not valid JSON: " + document.error());
+    if (Status parsed = jsonrpc::params_to_message(&document.root(), *request); !parsed.ok())
       throw Error("the request does not fit " + method->input_type()->full_name() + ": " +
                   parsed.message());
     return request->SerializeAsString();
@@ -151,7 +157,8 @@ CallExit call(GrpcChannel& channel, const std::string& method_name, const std::s
     std::unique_ptr<pb::Message> response(response_type.New());
     if (!response->ParseFromString(bytes))
       throw ProtocolError("a response is not a valid " + method->output_type()->full_name());
-    out << message_to_json(*response) << std::endl;  // flushed: responses show as they come
+    // Flushed: responses show as they come.
+    out << jsonrpc::message_to_json(*response) << std::endl;
   }
   const Status status = stream.finish();
   if (!status.ok()) {

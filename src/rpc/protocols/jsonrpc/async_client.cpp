@@ -39,9 +39,9 @@ class AsyncJsonRpcClient::Impl {
     std::string request =
         jsonrpc::frame_request(self->target_, jsonrpc::make_request(method, params, id));
     std::string reply = co_await self->exchange(request);
-    jsonrpc::Reply parsed = jsonrpc::parse_reply(reply, id);
+    jsonrpc::Reply parsed = jsonrpc::parse_reply(std::move(reply), id);
     if (!parsed.ok) throw JsonRpcError(parsed.error_code, parsed.error_message, parsed.error_json);
-    co_return parsed.result_json;
+    co_return std::move(parsed.result_json);
   }
 
   asio::any_io_executor executor() { return socket_.get_executor(); }

@@ -140,9 +140,9 @@ class JsonRpcClient::Impl {
     std::int64_t id = next_id_++;
     std::string request = jsonrpc::make_request(method, params, id);
     std::string reply = exchange(request, true);
-    jsonrpc::Reply parsed = jsonrpc::parse_reply(reply, id);
+    jsonrpc::Reply parsed = jsonrpc::parse_reply(std::move(reply), id);
     if (!parsed.ok) throw JsonRpcError(parsed.error_code, parsed.error_message, parsed.error_json);
-    return parsed.result_json;
+    return std::move(parsed.result_json);
   }
 
   void notify(std::string_view method, std::string_view params) {

@@ -1,11 +1,7 @@
 #include "rpc/protocols/jsonrpc/engine.hpp"
 
-#ifdef __SSE2__
-#include <emmintrin.h>
-#endif
-
+#include <google/protobuf/message.h>
 #include <rapidjson/error/en.h>
-#include <rapidjson/memorystream.h>
 #include <rapidjson/reader.h>
 #include <rapidjson/stringbuffer.h>
 #include <rapidjson/writer.h>
@@ -15,563 +11,83 @@
 #include <cstring>
 #include <exception>
 #include <limits>
+#include <memory>
 #include <span>
 #include <utility>
 #include <vector>
 
 #include "conduit/error.hpp"
 #include "conduit/rpc/status.hpp"
+#include "rpc/call_runner.hpp"
+#include "rpc/protocols/jsonrpc/json_document.hpp"
+#include "rpc/protocols/jsonrpc/json_writer.hpp"
+#include "rpc/protocols/jsonrpc/proto_json.hpp"
+#include "rpc/protocols/jsonrpc/status_mapping.hpp"
+#include "rpc/protocols/jsonrpc/utf8.hpp"
 
 namespace conduit::rpc::jsonrpc {
 namespace {
 
-using JsonWriter = rapidjson::Writer<rapidjson::StringBuffer>;
+namespace pb = google::protobuf;
 
-// Iterative: the parser keeps its own stack, so no input can overflow the
-// thread's. Numbers as strings: they reach us as written, so ids and params
-// keep every digit. Stop when done: trailing text is checked by parse().
-// UTF-8 is checked before parsing (is_valid_utf8, eight ASCII bytes at a
-// time), which is several times faster than RapidJSON's check of every
-// character (kParseValidateEncodingFlag).
-constexpr unsigned kParseFlags = rapidjson::kParseIterativeFlag |
-                                 rapidjson::kParseStopWhenDoneFlag |
-                                 rapidjson::kParseNumbersAsStringsFlag;
-
-constexpr int kParseErrorCode = -32700;
-constexpr int kInvalidRequestCode = -32600;
-constexpr int kMethodNotFoundCode = -32601;
-constexpr int kInvalidParamsCode = -32602;
-constexpr int kInternalErrorCode = -32603;
-// Handler failures are -32000 - (gRPC status code), in the range the
-// specification reserves for implementation-defined server errors.
-constexpr int kServerErrorBase = -32000;
-
-enum class Kind { absent, null, boolean, number, string, array, object };
-
-std::string_view kind_name(Kind kind) {
-  switch (kind) {
-    case Kind::absent:
-      return "nothing";
-    case Kind::null:
-      return "null";
-    case Kind::boolean:
-      return "a boolean";
-    case Kind::number:
-      return "a number";
-    case Kind::string:
-      return "a string";
-    case Kind::array:
-      return "an array";
-    case Kind::object:
-      return "an object";
-  }
-  return "nothing";
-}
-
-// The kind of a compact JSON value, from its first character.
-Kind kind_of(std::string_view json) {
-  if (json.empty()) return Kind::absent;
-  switch (json.front()) {
-    case 'n':
-      return Kind::null;
-    case 't':
-    case 'f':
-      return Kind::boolean;
-    case '"':
-      return Kind::string;
-    case '[':
-      return Kind::array;
-    case '{':
-      return Kind::object;
-    default:
-      return Kind::number;
-  }
-}
-
-rapidjson::Type rapidjson_type(Kind kind) {
-  switch (kind) {
-    case Kind::null:
-      return rapidjson::kNullType;
-    case Kind::boolean:
-      return rapidjson::kTrueType;
-    case Kind::string:
-      return rapidjson::kStringType;
-    case Kind::array:
-      return rapidjson::kArrayType;
-    case Kind::object:
-      return rapidjson::kObjectType;
-    default:
-      return rapidjson::kNumberType;
-  }
-}
-
-// True when a string RapidJSON decoded holds a UTF-16 surrogate (ED A0..BF):
-// that is how it decodes an unpaired "\uDC00" escape, the one ill-formed
-// UTF-8 that kParseValidateEncodingFlag lets through. Everything else in a
-// decoded string is well-formed, so an ED byte always leads a sequence.
-bool has_surrogate(const char* text, std::size_t length) {
-  const char* end = text + length;
-  for (const char* at = text;
-       (at = static_cast<const char*>(std::memchr(at, 0xED, static_cast<std::size_t>(end - at)))) !=
-       nullptr;
-       ++at) {
-    if (end - at > 1 && static_cast<unsigned char>(at[1]) >= 0xA0) return true;
-  }
-  return false;
-}
-
-// The length of the well-formed UTF-8 sequence `text` starts with, or 0.
-std::size_t utf8_sequence_length(std::string_view text) {
-  auto byte = [&](std::size_t i) { return static_cast<unsigned char>(text[i]); };
-  const unsigned char lead = byte(0);
-  if (lead < 0x80) return 1;
-  std::size_t length = 0;
-  unsigned char low = 0x80;
-  unsigned char high = 0xBF;
-  if (lead >= 0xC2 && lead <= 0xDF) {
-    length = 2;
-  } else if (lead >= 0xE0 && lead <= 0xEF) {
-    length = 3;
-    if (lead == 0xE0) low = 0xA0;   // overlong
-    if (lead == 0xED) high = 0x9F;  // surrogates
-  } else if (lead >= 0xF0 && lead <= 0xF4) {
-    length = 4;
-    if (lead == 0xF0) low = 0x90;   // overlong
-    if (lead == 0xF4) high = 0x8F;  // beyond U+10FFFF
-  } else {
-    return 0;
-  }
-  if (text.size() < length || byte(1) < low || byte(1) > high) return 0;
-  for (std::size_t i = 2; i < length; ++i) {
-    if (byte(i) < 0x80 || byte(i) > 0xBF) return 0;
-  }
-  return length;
-}
-
-// Where `text` stops being well-formed UTF-8, or npos. ASCII, the common
-// case, is skipped sixteen bytes (or eight) at a time.
-std::size_t invalid_utf8_at(std::string_view text) {
-  for (std::size_t i = 0; i < text.size();) {
-#ifdef __SSE2__
-    if (i + 16 <= text.size()) {
-      const __m128i block = _mm_loadu_si128(reinterpret_cast<const __m128i*>(text.data() + i));
-      if (_mm_movemask_epi8(block) == 0) {
-        i += 16;
-        continue;
-      }
-    }
-#endif
-    std::uint64_t word;
-    if (i + sizeof word <= text.size()) {
-      std::memcpy(&word, text.data() + i, sizeof word);
-      if ((word & 0x8080808080808080ull) == 0) {
-        i += sizeof word;
-        continue;
-      }
-    }
-    const std::size_t length = utf8_sequence_length(text.substr(i));
-    if (length == 0) return i;
-    i += length;
-  }
-  return std::string_view::npos;
-}
-
-bool is_valid_utf8(std::string_view text) {
-  for (std::size_t i = 0; i < text.size();) {
-    const std::size_t length = utf8_sequence_length(text.substr(i));
-    if (length == 0) return false;
-    i += length;
-  }
-  return true;
-}
-
-// `text` with each byte that does not begin well-formed UTF-8 replaced by
-// U+FFFD: what methods say about failures goes into responses, which must
-// stay valid JSON.
-std::string to_valid_utf8(std::string_view text) {
-  if (is_valid_utf8(text)) return std::string(text);
-  std::string valid;
-  valid.reserve(text.size() + 8);
-  for (std::size_t i = 0; i < text.size();) {
-    const std::size_t length = utf8_sequence_length(text.substr(i));
-    if (length == 0) {
-      valid += "\xEF\xBF\xBD";
-      ++i;
-    } else {
-      valid.append(text.substr(i, length));
-      i += length;
-    }
-  }
-  return valid;
-}
-
-rapidjson::SizeType json_size(std::string_view text) {
-  return static_cast<rapidjson::SizeType>(text.size());
-}
-
-// A SAX handler that writes what it is given as compact JSON, numbers as
-// written (Writer::RawNumber of RapidJSON 1.1.0 would quote them), and stops
-// on strings holding a surrogate.
-class JsonCopier {
- public:
-  // Starts a new value in `buffer`, which is cleared.
-  void reset(rapidjson::StringBuffer& buffer) {
-    buffer.Clear();
-    writer_.Reset(buffer);
-  }
-  bool saw_surrogate() const { return saw_surrogate_; }
-
-  bool Null() { return writer_.Null(); }
-  bool Bool(bool value) { return writer_.Bool(value); }
-  // kParseNumbersAsStringsFlag sends every number to RawNumber; these are
-  // here for the Handler concept.
-  bool Int(int value) { return writer_.Int(value); }
-  bool Uint(unsigned value) { return writer_.Uint(value); }
-  bool Int64(std::int64_t value) { return writer_.Int64(value); }
-  bool Uint64(std::uint64_t value) { return writer_.Uint64(value); }
-  bool Double(double value) { return writer_.Double(value); }
-  bool RawNumber(const char* text, rapidjson::SizeType length, bool) {
-    return writer_.RawValue(text, length, rapidjson::kNumberType);
-  }
-  bool String(const char* text, rapidjson::SizeType length, bool) {
-    if (has_surrogate(text, length)) {
-      saw_surrogate_ = true;
-      return false;
-    }
-    return writer_.String(text, length);
-  }
-  bool Key(const char* text, rapidjson::SizeType length, bool copy) {
-    return String(text, length, copy);
-  }
-  bool StartObject() { return writer_.StartObject(); }
-  bool EndObject(rapidjson::SizeType) { return writer_.EndObject(); }
-  bool StartArray() { return writer_.StartArray(); }
-  bool EndArray(rapidjson::SizeType) { return writer_.EndArray(); }
-
- private:
-  JsonWriter writer_;
-  bool saw_surrogate_ = false;
-};
-
-// Parses `text` into `handler`; a value followed by anything but JSON
-// whitespace is an error (kParseErrorDocumentRootNotSingular).
-constexpr std::size_t kSimdPadding = 16;
-
-template <typename Handler>
-rapidjson::ParseResult parse(std::string_view text, Handler& handler) {
-  if (const std::size_t bad = invalid_utf8_at(text); bad != std::string_view::npos)
-    return rapidjson::ParseResult(rapidjson::kParseErrorStringInvalidEncoding, bad);
-  // RapidJSON scans strings sixteen bytes at a time only from a StringStream,
-  // which ends at a NUL: parse a NUL-terminated copy. A NUL inside the text
-  // ends the parse early, and the check below turns that into an error. The
-  // scan reads whole aligned 16-byte blocks, so the one holding the final
-  // NUL must lie inside the buffer: 16 NULs of padding.
-  thread_local std::string terminated;
-  terminated.assign(text);
-  terminated.append(kSimdPadding, '\0');
-  rapidjson::StringStream stream(terminated.c_str());
-  rapidjson::Reader reader;
-  const rapidjson::ParseResult result = reader.Parse<kParseFlags>(stream, handler);
-  if (terminated.capacity() > (1u << 20)) std::string().swap(terminated);
-  if (result.IsError()) return result;
-  const std::size_t rest = text.find_first_not_of(" \t\n\r", stream.Tell());
-  if (rest != std::string_view::npos) {
-    return rapidjson::ParseResult(rapidjson::kParseErrorDocumentRootNotSingular, rest);
-  }
-  return result;
-}
-
-std::string describe(const rapidjson::ParseResult& result, bool saw_surrogate) {
-  std::string text = saw_surrogate ? "A string holds an unpaired UTF-16 surrogate."
-                                   : rapidjson::GetParseError_En(result.Code());
-  text += " (at offset ";
-  text += std::to_string(result.Offset());
-  text += ')';
-  return text;
-}
-
-struct Compacted {
-  std::string json;
-  std::string error;  // Empty when `text` parsed.
-};
-
-// One JSON text as compact JSON, numbers as written.
-Compacted compact_json(std::string_view text) {
-  rapidjson::StringBuffer buffer;
-  JsonCopier copier;
-  copier.reset(buffer);
-  const rapidjson::ParseResult result = parse(text, copier);
-  if (result.IsError()) return {{}, describe(result, copier.saw_surrogate())};
-  return {std::string(buffer.GetString(), buffer.GetSize()), {}};
-}
-
-// A member of a request or response object, captured while parsing.
-struct Member {
-  Kind kind = Kind::absent;
-  bool repeated = false;
-  std::string json;  // The value as compact JSON.
-  std::string text;  // The decoded string, when kind is Kind::string.
-};
-
-// A request object (or a response), or, in a batch, whatever else stood in
-// its place.
-struct Entry {
-  Entry(bool is_object, std::size_t member_count) : is_object(is_object), members(member_count) {}
-  bool is_object;
-  std::vector<Member> members;  // Indexed like the names given to Scanner.
-};
-
-// A SAX handler reading a JSON-RPC text: a single object, or (with batches)
-// an array of them. Of each object it captures the members named, and only
-// those; the rest is checked for well-formedness and forgotten.
-class Scanner {
- public:
-  enum class Stop { none, too_deep, too_many, surrogate };
-
-  // `max_batch`: std::nullopt when a root array is not a batch (its content
-  // is ignored).
-  // `text_size`: the length of the text, which no captured member exceeds
-  // (the capture buffer is made that large at once).
-  Scanner(std::span<const std::string_view> names, std::size_t max_depth,
-          std::optional<std::size_t> max_batch, std::size_t text_size)
-      : names_(names),
-        max_depth_(max_depth),
-        max_batch_(max_batch),
-        buffer_(nullptr, std::min<std::size_t>(text_size + 16, 1 << 20)) {}
-
-  // Why the handler stopped the parse, if it did.
-  Stop stop() const { return stop_; }
-  // The root value's kind (Kind::absent when there was none).
-  Kind root() const { return root_; }
-  // The root object, or a batch's elements in order.
-  const std::vector<Entry>& entries() const { return entries_; }
-
-  bool Null() {
-    return scalar(Kind::null, {}, [this] { return copier_.Null(); });
-  }
-  bool Bool(bool value) {
-    return scalar(Kind::boolean, {}, [&] { return copier_.Bool(value); });
-  }
-  bool Int(int value) {
-    return scalar(Kind::number, {}, [&] { return copier_.Int(value); });
-  }
-  bool Uint(unsigned value) {
-    return scalar(Kind::number, {}, [&] { return copier_.Uint(value); });
-  }
-  bool Int64(std::int64_t value) {
-    return scalar(Kind::number, {}, [&] { return copier_.Int64(value); });
-  }
-  bool Uint64(std::uint64_t value) {
-    return scalar(Kind::number, {}, [&] { return copier_.Uint64(value); });
-  }
-  bool Double(double value) {
-    return scalar(Kind::number, {}, [&] { return copier_.Double(value); });
-  }
-  bool RawNumber(const char* text, rapidjson::SizeType length, bool copy) {
-    return scalar(Kind::number, {}, [&] { return copier_.RawNumber(text, length, copy); });
-  }
-  bool String(const char* text, rapidjson::SizeType length, bool copy) {
-    if (has_surrogate(text, length)) return stop(Stop::surrogate);
-    return scalar(Kind::string, std::string_view(text, length),
-                  [&] { return copier_.String(text, length, copy); });
-  }
-  bool Key(const char* text, rapidjson::SizeType length, bool copy) {
-    if (has_surrogate(text, length)) return stop(Stop::surrogate);
-    if (capturing_) return copier_.Key(text, length, copy);
-    if (depth_ == entry_depth_ && entries_.back().is_object) select(std::string_view(text, length));
-    return true;
-  }
-  bool StartObject() {
-    return start(Kind::object, [this] { return copier_.StartObject(); });
-  }
-  bool EndObject(rapidjson::SizeType count) {
-    return end([&] { return copier_.EndObject(count); });
-  }
-  bool StartArray() {
-    return start(Kind::array, [this] { return copier_.StartArray(); });
-  }
-  bool EndArray(rapidjson::SizeType count) {
-    return end([&] { return copier_.EndArray(count); });
-  }
-
- private:
-  bool stop(Stop why) {
-    stop_ = why;
-    return false;
-  }
-
-  Member& selected() { return entries_.back().members[static_cast<std::size_t>(selected_)]; }
-
-  void select(std::string_view name) {
-    selected_ = -1;
-    for (std::size_t i = 0; i < names_.size(); ++i) {
-      if (names_[i] != name) continue;
-      Member& member = entries_.back().members[i];
-      // A repeated member keeps its first value and is marked; the caller
-      // decides what a repetition means.
-      if (member.kind != Kind::absent) {
-        member.repeated = true;
-      } else {
-        selected_ = static_cast<int>(i);
-      }
-      return;
-    }
-  }
-
-  bool add_element(bool is_object) {
-    if (entries_.size() >= *max_batch_) return stop(Stop::too_many);
-    entries_.emplace_back(is_object, names_.size());
-    return true;
-  }
-
-  template <typename Emit>
-  bool scalar(Kind kind, std::string_view string, Emit emit) {
-    if (capturing_) return emit();
-    if (depth_ == 0) {
-      root_ = kind;
-      return true;
-    }
-    if (batch_ && depth_ == 1) return add_element(false);
-    if (selected_ < 0) return true;
-    Member& member = selected();
-    selected_ = -1;
-    member.kind = kind;
-    member.text = string;
-    copier_.reset(buffer_);
-    if (!emit()) return false;
-    member.json.assign(buffer_.GetString(), buffer_.GetSize());
-    return true;
-  }
-
-  template <typename Emit>
-  bool start(Kind kind, Emit emit) {
-    if (++depth_ > max_depth_) return stop(Stop::too_deep);
-    if (capturing_) return emit();
-    if (depth_ == 1) {
-      root_ = kind;
-      if (kind == Kind::object) {
-        entries_.emplace_back(true, names_.size());
-        entry_depth_ = 1;
-      } else if (max_batch_) {
-        batch_ = true;
-        entry_depth_ = 2;
-      }
-      return true;
-    }
-    if (batch_ && depth_ == 2) return add_element(kind == Kind::object);
-    if (selected_ < 0) return true;
-    selected().kind = kind;
-    capturing_ = true;
-    capture_depth_ = depth_;
-    copier_.reset(buffer_);
-    return emit();
-  }
-
-  template <typename Emit>
-  bool end(Emit emit) {
-    if (capturing_) {
-      if (!emit()) return false;
-      if (depth_ == capture_depth_) {
-        selected().json.assign(buffer_.GetString(), buffer_.GetSize());
-        selected_ = -1;
-        capturing_ = false;
-      }
-    }
-    --depth_;
-    return true;
-  }
-
-  std::span<const std::string_view> names_;
-  std::size_t max_depth_;
-  std::optional<std::size_t> max_batch_;
-
-  Stop stop_ = Stop::none;
-  Kind root_ = Kind::absent;
-  bool batch_ = false;
-  std::vector<Entry> entries_;
-  std::size_t depth_ = 0;        // Containers open.
-  std::size_t entry_depth_ = 0;  // The depth inside an entry object; 0: none.
-  int selected_ = -1;            // The member whose value comes next; -1: none.
-  bool capturing_ = false;       // Copying a selected array or object.
-  std::size_t capture_depth_ = 0;
-  JsonCopier copier_;
-  rapidjson::StringBuffer buffer_;
-};
-
-// An error object.
-struct Fault {
-  int code;
-  std::string message;
-  std::string data;  // error.data as compact JSON; empty: no data.
-};
+// ---- the server side ----
 
 std::string json_string(std::string_view text) {
-  rapidjson::StringBuffer buffer;
-  JsonWriter writer(buffer);
-  writer.String(text.data(), json_size(text));
-  return {buffer.GetString(), buffer.GetSize()};
+  std::string json;
+  JsonWriter(json).string(to_valid_utf8(text));
+  return json;
 }
 
-Fault invalid_request(std::string_view why = {}) {
+ErrorObject invalid_request(std::string_view why = {}) {
   return {kInvalidRequestCode, "Invalid Request", why.empty() ? std::string() : json_string(why)};
 }
 
-Fault internal_error(std::string_view why) {
-  return {kInternalErrorCode, "Internal error", json_string(to_valid_utf8(why))};
+ErrorObject internal_error(std::string_view why) {
+  return {kInternalErrorCode, "Internal error", json_string(why)};
 }
 
-Fault handler_failure(const Status& status) {
-  int number = static_cast<int>(status.code());
-  // A failure reported with OK, or with a number gRPC does not define, is
-  // still a failure: UNKNOWN, as gRPC itself maps such statuses.
-  if (number < 1 || number > static_cast<int>(StatusCode::unauthenticated)) {
-    number = static_cast<int>(StatusCode::unknown);
-  }
-  const std::string_view name = status_code_name(static_cast<StatusCode>(number));
-  rapidjson::StringBuffer buffer;
-  JsonWriter writer(buffer);
-  writer.StartObject();
-  writer.Key("grpc_code");
-  writer.Int(number);
-  writer.Key("grpc_status");
-  writer.String(name.data(), json_size(name));
-  writer.EndObject();
-  return {kServerErrorBase - number,
-          status.message().empty() ? std::string(name) : to_valid_utf8(status.message()),
-          std::string(buffer.GetString(), buffer.GetSize())};
+ErrorObject invalid_params(std::string_view why) {
+  return {kInvalidParamsCode, "Invalid params", why.empty() ? std::string() : json_string(why)};
 }
 
 // Responses as one text: a single response, or a batch's array, opened with
-// its first response. Results and ids are compact JSON already and are
-// appended as they are (a Writer's RawValue would copy them a byte at a time).
+// its first response. Results are written straight into it.
 class ResponseText {
  public:
   explicit ResponseText(bool batch) : batch_(batch) {}
 
-  // `id` is compact JSON; empty: null.
-  void add_result(std::string_view id, std::string_view result) {
+  // `id` is compact JSON; empty: null. Returns the status of writing the
+  // result; when it fails, nothing of this response is left in the text.
+  Status add_result(std::string_view id, const pb::Message& result) {
+    const std::size_t mark = text_.size();
+    const std::size_t count = count_;
+    text_.reserve(text_.size() + result.ByteSizeLong() + id.size() + 64);
     begin();
     text_ += R"("result":)";
-    text_ += result;
+    JsonWriter writer(text_);
+    if (Status written = write_message(result, writer); !written.ok()) {
+      text_.resize(mark);
+      count_ = count;
+      return written;
+    }
     end(id);
+    return {};
   }
 
-  void add_error(std::string_view id, const Fault& fault) {
-    rapidjson::StringBuffer buffer;
-    JsonWriter writer(buffer);
-    writer.StartObject();
-    writer.Key("code");
-    writer.Int(fault.code);
-    writer.Key("message");
-    writer.String(fault.message.data(), json_size(fault.message));
-    if (!fault.data.empty()) {
-      writer.Key("data");
-      writer.RawValue(fault.data.data(), fault.data.size(), rapidjson_type(kind_of(fault.data)));
-    }
-    writer.EndObject();
+  void add_error(std::string_view id, const ErrorObject& error) {
     begin();
     text_ += R"("error":)";
-    text_.append(buffer.GetString(), buffer.GetSize());
+    JsonWriter writer(text_);
+    writer.start_object();
+    writer.key("code");
+    writer.number(static_cast<std::int64_t>(error.code));
+    writer.key("message");
+    writer.string(to_valid_utf8(error.message));
+    if (!error.data.empty()) {
+      writer.key("data");
+      writer.raw(error.data);
+    }
+    writer.end_object();
     end(id);
   }
 
@@ -600,91 +116,111 @@ class ResponseText {
   std::string text_;
 };
 
-std::string single_error(const Fault& fault) {
+std::string single_error(const ErrorObject& error) {
   ResponseText response(false);
-  response.add_error({}, fault);
+  response.add_error({}, error);
   return *response.take();
 }
 
-// The members of a request object the engine reads, in Entry::members.
-constexpr std::array<std::string_view, 4> kRequestMembers = {"jsonrpc", "method", "params", "id"};
-enum RequestMember { kVersion, kMethod, kParams, kId };
+// The members of a request object the engine reads: the first of each
+// name, and whether it came again.
+struct RequestMembers {
+  struct Member {
+    const rapidjson::Value* value = nullptr;
+    bool repeated = false;
+  };
+  Member version, method, params, id;
+
+  explicit RequestMembers(const rapidjson::Value& request) {
+    for (const auto& member : request.GetObject()) {
+      const std::string_view name(member.name.GetString(), member.name.GetStringLength());
+      Member* slot = name == "jsonrpc"  ? &version
+                     : name == "method" ? &method
+                     : name == "params" ? &params
+                     : name == "id"     ? &id
+                                        : nullptr;
+      if (slot == nullptr) continue;
+      if (slot->value != nullptr) {
+        slot->repeated = true;
+      } else {
+        slot->value = &member.value;
+      }
+    }
+  }
+};
+
+bool is_string(const rapidjson::Value* value, std::string_view text) {
+  return value != nullptr && value->IsString() &&
+         std::string_view(value->GetString(), value->GetStringLength()) == text;
+}
+
+// Runs one call: params into the request, the handler, and the status of
+// it all. `response` is filled when the status is OK.
+Status run(const Method& method, const rapidjson::Value* params, CallContext& context,
+           pb::Message& request, pb::Message& response, bool& params_fit) {
+  params_fit = false;
+  if (Status mapped = params_to_message(params, request); !mapped.ok()) return mapped;
+  params_fit = true;
+  return run_unary(method, context, request, response);
+}
 
 // Checks one request (or batch element), calls its method, and adds the
-// response, if one is due, to `response`.
-void serve(const Entry& entry, const JsonMethods& methods, CallContext& context,
-           ResponseText& response) {
-  if (!entry.is_object) {
+// response, if one is due, to `response`. `kept_id` is the request's id as
+// written when it is a number.
+void serve(const rapidjson::Value& entry, std::string_view kept_id, const ServiceTable& methods,
+           CallContext& context, ResponseText& response) {
+  if (!entry.IsObject()) {
     response.add_error({}, invalid_request());
     return;
   }
-  const Member& version = entry.members[kVersion];
-  const Member& method = entry.members[kMethod];
-  const Member& params = entry.members[kParams];
-  const Member& id = entry.members[kId];
-
-  const bool id_valid = !id.repeated && (id.kind == Kind::absent || id.kind == Kind::null ||
-                                         id.kind == Kind::number || id.kind == Kind::string);
-  const std::string_view id_json = id_valid ? std::string_view(id.json) : std::string_view();
-  const bool valid =
-      id_valid && !version.repeated && version.kind == Kind::string && version.text == "2.0" &&
-      !method.repeated && method.kind == Kind::string && !params.repeated &&
-      (params.kind == Kind::absent || params.kind == Kind::array || params.kind == Kind::object);
+  const RequestMembers members(entry);
+  const rapidjson::Value* id = members.id.value;
+  const bool id_valid =
+      !members.id.repeated && (id == nullptr || id->IsNull() || id->IsNumber() || id->IsString());
+  std::string id_json;
+  if (id_valid && id != nullptr) {
+    if (id->IsNumber()) {
+      id_json = kept_id;
+    } else if (id->IsString()) {
+      id_json = json_string({id->GetString(), id->GetStringLength()});
+    } else {
+      id_json = "null";
+    }
+  }
+  const rapidjson::Value* params = members.params.value;
+  const bool valid = id_valid && !members.version.repeated &&
+                     is_string(members.version.value, "2.0") && !members.method.repeated &&
+                     members.method.value != nullptr && members.method.value->IsString() &&
+                     !members.params.repeated &&
+                     (params == nullptr || params->IsArray() || params->IsObject());
   if (!valid) {
     response.add_error(id_json, invalid_request());
     return;
   }
 
-  const bool notification = id.kind == Kind::absent;
-  std::optional<JsonCall> call;
-  try {
-    call = methods.call_json(method.text, params.json, context);
-  } catch (const std::exception& e) {
-    if (!notification) response.add_error(id_json, internal_error(e.what()));
-    return;
-  } catch (...) {
-    if (!notification) response.add_error(id_json, internal_error("unknown exception"));
+  const bool notification = id == nullptr;
+  const std::string_view name(members.method.value->GetString(),
+                              members.method.value->GetStringLength());
+  const Method* method = methods.find(name);
+  if (method == nullptr) {
+    if (!notification) response.add_error(id_json, {kMethodNotFoundCode, "Method not found", {}});
     return;
   }
+  const std::unique_ptr<pb::Message> request(method->request_prototype().New());
+  const std::unique_ptr<pb::Message> result(method->response_prototype().New());
+  bool params_fit = false;
+  const Status status = run(*method, params, context, *request, *result, params_fit);
   if (notification) return;
-
-  if (!call) {
-    response.add_error(id_json, {kMethodNotFoundCode, "Method not found", {}});
-    return;
+  if (!params_fit) {
+    response.add_error(id_json, invalid_params(status.message()));
+  } else if (!status.ok()) {
+    response.add_error(id_json, error_for_status(status));
+  } else if (Status written = response.add_result(id_json, *result); !written.ok()) {
+    response.add_error(id_json, error_for_status(written));
   }
-  switch (call->outcome) {
-    case JsonCall::Outcome::ok: {
-      // Compact JSON from the ServiceTable needs only the (fast) UTF-8 check:
-      // a handler may have put bytes that are not UTF-8 in a string.
-      if (call->result_is_compact_json && invalid_utf8_at(call->result) == std::string::npos) {
-        response.add_result(id_json, call->result);
-        return;
-      }
-      // The result is embedded as JSON, so it must be JSON: a broken one
-      // would break the whole response (and every other in its batch).
-      Compacted result = compact_json(call->result);
-      if (!result.error.empty()) {
-        response.add_error(
-            id_json, internal_error("the method's result is not valid JSON: " + result.error));
-      } else {
-        response.add_result(id_json, result.json);
-      }
-      return;
-    }
-    case JsonCall::Outcome::invalid_params: {
-      const std::string& why = call->status.message();
-      response.add_error(id_json, {kInvalidParamsCode, "Invalid params",
-                                   why.empty() ? std::string() : json_string(to_valid_utf8(why))});
-      return;
-    }
-    case JsonCall::Outcome::failed:
-      response.add_error(id_json, handler_failure(call->status));
-      return;
-  }
-  response.add_error(id_json, internal_error("the method returned an unknown outcome"));
 }
 
-std::optional<std::string> respond(std::string_view text, const JsonMethods& methods,
+std::optional<std::string> respond(std::string_view text, const ServiceTable& methods,
                                    const Limits& limits, CallContext& context) {
   if (context.protocol.empty()) context.protocol = "jsonrpc";
   if (text.size() > limits.max_body_bytes) {
@@ -693,39 +229,259 @@ std::optional<std::string> respond(std::string_view text, const JsonMethods& met
         std::to_string(limits.max_body_bytes) + " bytes (max_body_bytes)"));
   }
 
-  Scanner scanner(kRequestMembers, static_cast<std::size_t>(limits.max_depth), limits.max_batch,
-                  text.size());
-  const rapidjson::ParseResult parsed = parse(text, scanner);
+  JsonDocument::Limits parse_limits;
+  parse_limits.max_depth = static_cast<std::size_t>(limits.max_depth);
+  parse_limits.max_root_elements = limits.max_batch;
+  parse_limits.kept_number_member = "id";
+  const JsonDocument document(text, parse_limits);
   // Too deep and too many are Invalid Request rather than Parse error: the
   // text may well be JSON, it is just more than a request may be.
-  switch (scanner.stop()) {
-    case Scanner::Stop::too_deep:
+  switch (document.failure()) {
+    case JsonDocument::Failure::too_deep:
       return single_error(invalid_request("arrays and objects nest deeper than the limit of " +
                                           std::to_string(limits.max_depth) +
                                           " levels (max_depth)"));
-    case Scanner::Stop::too_many:
+    case JsonDocument::Failure::too_many:
       return single_error(invalid_request("the batch holds more than the limit of " +
                                           std::to_string(limits.max_batch) +
                                           " requests (max_batch)"));
-    case Scanner::Stop::surrogate:
-    case Scanner::Stop::none:
+    case JsonDocument::Failure::not_json:
+      return single_error({kParseErrorCode, "Parse error", {}});
+    case JsonDocument::Failure::none:
       break;
   }
-  if (parsed.IsError()) return single_error({kParseErrorCode, "Parse error", {}});
 
-  const std::vector<Entry>& entries = scanner.entries();
-  if (scanner.root() == Kind::object) {
+  const rapidjson::Value& root = document.root();
+  if (root.IsObject()) {
     ResponseText response(false);
-    serve(entries.front(), methods, context, response);
+    serve(root, document.kept_number(0), methods, context, response);
     return response.take();
   }
-  if (scanner.root() == Kind::array && !entries.empty()) {
+  if (root.IsArray() && !root.Empty()) {
     ResponseText response(true);
-    for (const Entry& entry : entries) serve(entry, methods, context, response);
+    for (rapidjson::SizeType i = 0; i < root.Size(); ++i)
+      serve(root[i], document.kept_number(i), methods, context, response);
     return response.take();
   }
   // An empty batch, or a lone string, number, boolean or null.
   return single_error(invalid_request());
+}
+
+// ---- the client side ----
+
+// Iterative, numbers as written, strings decoded in place in a copy of the
+// text (which is never read back): for checking and slicing a text.
+constexpr unsigned kScanFlags = rapidjson::kParseIterativeFlag | rapidjson::kParseInsituFlag |
+                                rapidjson::kParseStopWhenDoneFlag |
+                                rapidjson::kParseNumbersAsStringsFlag;
+
+// A SAX handler that only checks what RapidJSON lets through: strings must
+// hold no surrogate escape, nor numbers exceed a double.
+class JsonChecker : public rapidjson::BaseReaderHandler<rapidjson::UTF8<>, JsonChecker> {
+ public:
+  bool saw_bad_string() const { return bad_string_; }
+
+  bool RawNumber(const char* text, rapidjson::SizeType length, bool) {
+    double value;
+    return json_number_to_double({text, length}, value);
+  }
+  bool String(const char* text, rapidjson::SizeType length, bool) {
+    bad_string_ = bad_string_ || has_surrogate({text, length});
+    return !bad_string_;
+  }
+  bool Key(const char* text, rapidjson::SizeType length, bool copy) {
+    return String(text, length, copy);
+  }
+
+ private:
+  bool bad_string_ = false;
+};
+
+// Where each member of an object lies in its text.
+struct MemberSlice {
+  std::string name;
+  std::size_t begin = 0, end = 0;
+};
+
+struct Sliced {
+  std::string error;  // empty when the text is JSON
+  bool is_object = false;
+  std::vector<MemberSlice> members;
+};
+
+constexpr std::string_view kWhitespace = " \t\n\r";
+
+// The end of the string that opens at text[at], which is valid JSON. The
+// quotes are found with memchr, fast on long strings.
+std::size_t skip_string(std::string_view text, std::size_t at) {
+  for (std::size_t from = at + 1;;) {
+    const auto* quote =
+        static_cast<const char*>(std::memchr(text.data() + from, '"', text.size() - from));
+    const auto close = static_cast<std::size_t>(quote - text.data());
+    std::size_t backslashes = 0;
+    while (text[close - 1 - backslashes] == '\\') ++backslashes;
+    if (backslashes % 2 == 0) return close + 1;
+    from = close + 1;
+  }
+}
+
+// The end of the value that begins at text[at], in valid JSON.
+std::size_t skip_value(std::string_view text, std::size_t at) {
+  const char first = text[at];
+  if (first == '"') return skip_string(text, at);
+  if (first != '[' && first != '{') {
+    const std::size_t end = text.find_first_of(",]} \t\n\r", at);
+    return end == std::string_view::npos ? text.size() : end;
+  }
+  std::size_t depth = 0;
+  for (std::size_t i = at;;) {
+    const char c = text[i];
+    if (c == '"') {
+      i = skip_string(text, i);
+      continue;
+    }
+    if (c == '[' || c == '{') ++depth;
+    if ((c == ']' || c == '}') && --depth == 0) return i + 1;
+    ++i;
+  }
+}
+
+// Checks that `text` is one JSON value and, when it is an object, where its
+// members lie.
+Sliced slice_members(std::string_view text) {
+  Sliced sliced;
+  auto describe = [](std::string_view what, std::size_t offset) {
+    return std::string(what) + " (at offset " + std::to_string(offset) + ")";
+  };
+  if (const std::size_t bad = invalid_utf8_at(text); bad != std::string_view::npos) {
+    sliced.error =
+        describe(rapidjson::GetParseError_En(rapidjson::kParseErrorStringInvalidEncoding), bad);
+    return sliced;
+  }
+  {
+    ParseBuffer copy(text);
+    rapidjson::InsituStringStream stream(copy.data());
+    JsonChecker checker;
+    rapidjson::Reader reader;
+    const rapidjson::ParseResult result = reader.Parse<kScanFlags>(stream, checker);
+    if (result.IsError()) {
+      sliced.error =
+          describe(checker.saw_bad_string() ? "A string holds an unpaired UTF-16 surrogate."
+                                            : rapidjson::GetParseError_En(result.Code()),
+                   result.Offset());
+      return sliced;
+    }
+    const std::size_t rest = text.find_first_not_of(kWhitespace, stream.Tell());
+    if (rest != std::string_view::npos) {
+      sliced.error = describe(
+          rapidjson::GetParseError_En(rapidjson::kParseErrorDocumentRootNotSingular), rest);
+      return sliced;
+    }
+  }
+  // Valid JSON: the members are found by its structure alone.
+  std::size_t at = text.find_first_not_of(kWhitespace);
+  if (text[at] != '{') return sliced;
+  sliced.is_object = true;
+  for (at = text.find_first_not_of(kWhitespace, at + 1); text[at] != '}';) {
+    const std::size_t key_end = skip_string(text, at);
+    std::string name(text.substr(at + 1, key_end - at - 2));
+    if (name.find('\\') != std::string::npos) {
+      rapidjson::Document key;
+      key.Parse(text.data() + at, key_end - at);
+      name.assign(key.GetString(), key.GetStringLength());
+    }
+    at = text.find_first_not_of(kWhitespace, text.find(':', key_end) + 1);
+    const std::size_t value_end = skip_value(text, at);
+    sliced.members.push_back({std::move(name), at, value_end});
+    at = text.find_first_not_of(kWhitespace, value_end);
+    if (text[at] == ',') at = text.find_first_not_of(kWhitespace, at + 1);
+  }
+  return sliced;
+}
+
+// A SAX handler that writes what it is given as compact JSON, numbers as
+// written (Writer::RawNumber of RapidJSON 1.1.0 would quote them).
+class JsonCopier {
+ public:
+  explicit JsonCopier(rapidjson::StringBuffer& buffer) : writer_(buffer) {}
+  bool Null() { return writer_.Null(); }
+  bool Bool(bool value) { return writer_.Bool(value); }
+  bool Int(int value) { return writer_.Int(value); }
+  bool Uint(unsigned value) { return writer_.Uint(value); }
+  bool Int64(std::int64_t value) { return writer_.Int64(value); }
+  bool Uint64(std::uint64_t value) { return writer_.Uint64(value); }
+  bool Double(double value) { return writer_.Double(value); }
+  bool RawNumber(const char* text, rapidjson::SizeType length, bool) {
+    return writer_.RawValue(text, length, rapidjson::kNumberType);
+  }
+  bool String(const char* text, rapidjson::SizeType length, bool) {
+    return writer_.String(text, length);
+  }
+  bool Key(const char* text, rapidjson::SizeType length, bool) { return writer_.Key(text, length); }
+  bool StartObject() { return writer_.StartObject(); }
+  bool EndObject(rapidjson::SizeType) { return writer_.EndObject(); }
+  bool StartArray() { return writer_.StartArray(); }
+  bool EndArray(rapidjson::SizeType) { return writer_.EndArray(); }
+
+ private:
+  rapidjson::Writer<rapidjson::StringBuffer> writer_;
+};
+
+// Whether `json`, which is valid JSON, has no whitespace outside strings.
+bool is_compact(std::string_view json) {
+  for (std::size_t i = 0; i < json.size();) {
+    const char c = json[i];
+    if (c == '"') {
+      i = skip_string(json, i);
+    } else if (c == ' ' || c == '\t' || c == '\n' || c == '\r') {
+      return false;
+    } else {
+      ++i;
+    }
+  }
+  return true;
+}
+
+// Writes `json`, which is valid JSON, compact: as it is when it already is,
+// else rewritten with numbers as written.
+void write_compact(std::string_view json, JsonWriter& writer) {
+  const std::size_t first = json.find_first_not_of(" \t\n\r");
+  const std::size_t last = json.find_last_not_of(" \t\n\r");
+  json = json.substr(first, last - first + 1);
+  if (is_compact(json)) return writer.raw(json);
+  rapidjson::StringBuffer buffer;
+  JsonCopier copier(buffer);
+  const std::string terminated(json);
+  rapidjson::StringStream stream(terminated.c_str());
+  rapidjson::Reader reader;
+  reader.Parse<rapidjson::kParseIterativeFlag | rapidjson::kParseNumbersAsStringsFlag>(stream,
+                                                                                       copier);
+  writer.raw({buffer.GetString(), buffer.GetSize()});
+}
+
+char first_char(std::string_view json) {
+  const std::size_t first = json.find_first_not_of(" \t\n\r");
+  return first == std::string_view::npos ? '\0' : json[first];
+}
+
+std::string_view kind_name(char first) {
+  switch (first) {
+    case '\0':
+      return "nothing";
+    case 'n':
+      return "null";
+    case 't':
+    case 'f':
+      return "a boolean";
+    case '"':
+      return "a string";
+    case '[':
+      return "an array";
+    case '{':
+      return "an object";
+    default:
+      return "a number";
+  }
 }
 
 std::int64_t parse_int64(std::string_view text, bool& ok) {
@@ -739,35 +495,48 @@ std::int64_t parse_int64(std::string_view text, bool& ok) {
   throw ProtocolError("malformed JSON-RPC reply: " + why);
 }
 
-// A well-formed object's members, by name.
-std::vector<Member> read_object(std::string_view text, std::span<const std::string_view> names,
-                                std::string_view what) {
-  Scanner scanner(names, std::numeric_limits<std::size_t>::max(), std::nullopt, text.size());
-  const rapidjson::ParseResult parsed = parse(text, scanner);
-  if (parsed.IsError()) {
-    bad_reply(describe(parsed, scanner.stop() == Scanner::Stop::surrogate));
-  }
-  if (scanner.root() != Kind::object) {
-    bad_reply(std::string(what) + " is " + std::string(kind_name(scanner.root())) +
+// The members of object `text` named in `names`, as slices of it; empty
+// where absent. Throws ProtocolError when `text` is not an object, or names
+// a member twice.
+template <std::size_t N>
+std::array<std::string_view, N> read_object(std::string_view text,
+                                            const std::array<std::string_view, N>& names,
+                                            std::string_view what) {
+  const Sliced sliced = slice_members(text);
+  if (!sliced.error.empty()) bad_reply(sliced.error);
+  if (!sliced.is_object) {
+    bad_reply(std::string(what) + " is " + std::string(kind_name(first_char(text))) +
               ", not an object");
   }
-  std::vector<Member> members = scanner.entries().front().members;
-  for (std::size_t i = 0; i < names.size(); ++i) {
-    if (members[i].repeated) {
-      bad_reply(std::string(what) + " has more than one \"" + std::string(names[i]) + "\" member");
+  std::array<std::string_view, N> found{};
+  for (const MemberSlice& member : sliced.members) {
+    for (std::size_t i = 0; i < N; ++i) {
+      if (member.name != names[i]) continue;
+      if (!found[i].empty()) {
+        bad_reply(std::string(what) + " has more than one \"" + std::string(names[i]) +
+                  "\" member");
+      }
+      found[i] = text.substr(member.begin, member.end - member.begin);
     }
   }
-  return members;
+  return found;
+}
+
+// A string value's text, decoded; std::nullopt when `json` is no string.
+std::optional<std::string> decoded_string(std::string_view json) {
+  if (first_char(json) != '"') return std::nullopt;
+  rapidjson::Document document;
+  document.Parse(json.data(), json.size());
+  if (document.HasParseError() || !document.IsString()) return std::nullopt;
+  return std::string(document.GetString(), document.GetStringLength());
 }
 
 constexpr std::array<std::string_view, 4> kResponseMembers = {"jsonrpc", "result", "error", "id"};
-enum ResponseMember { kReplyVersion, kReplyResult, kReplyError, kReplyId };
 constexpr std::array<std::string_view, 2> kErrorMembers = {"code", "message"};
-enum ErrorMember { kErrorCode, kErrorMessage };
 
 }  // namespace
 
-Engine::Engine(const JsonMethods& methods, Limits limits) : methods_(&methods), limits_(limits) {
+Engine::Engine(const ServiceTable& methods, Limits limits) : methods_(&methods), limits_(limits) {
   if (limits_.max_depth < 1) {
     throw Error("jsonrpc::Engine: Limits::max_depth must be at least 1, not " +
                 std::to_string(limits_.max_depth));
@@ -795,87 +564,82 @@ std::optional<std::string> Engine::handle(std::string_view text,
 
 std::string make_request(std::string_view method, std::string_view params_json, std::int64_t id) {
   if (!is_valid_utf8(method)) throw Error("JSON-RPC request: the method name is not valid UTF-8");
-  std::string params;
   if (!params_json.empty()) {
-    Compacted compacted = compact_json(params_json);
-    if (!compacted.error.empty()) {
-      throw Error("JSON-RPC request: params are not valid JSON: " + compacted.error);
+    const Sliced checked = slice_members(params_json);
+    if (!checked.error.empty()) {
+      throw Error("JSON-RPC request: params are not valid JSON: " + checked.error);
     }
-    const Kind kind = kind_of(compacted.json);
-    if (kind != Kind::array && kind != Kind::object) {
+    const char kind = first_char(params_json);
+    if (kind != '[' && kind != '{') {
       throw Error("JSON-RPC request: params must be a JSON array or object, not " +
                   std::string(kind_name(kind)));
     }
-    params = std::move(compacted.json);
   }
-  rapidjson::StringBuffer buffer;
-  JsonWriter writer(buffer);
-  writer.StartObject();
-  writer.Key("jsonrpc");
-  writer.String("2.0");
-  writer.Key("method");
-  writer.String(method.data(), json_size(method));
-  if (!params.empty()) {
-    writer.Key("params");
-    writer.RawValue(params.data(), params.size(), rapidjson_type(kind_of(params)));
+  std::string request;
+  request.reserve(params_json.size() + method.size() + 64);
+  JsonWriter writer(request);
+  writer.start_object();
+  writer.key("jsonrpc");
+  writer.string("2.0");
+  writer.key("method");
+  writer.string(method);
+  if (!params_json.empty()) {
+    writer.key("params");
+    write_compact(params_json, writer);
   }
-  writer.Key("id");
-  writer.Int64(id);
-  writer.EndObject();
-  return {buffer.GetString(), buffer.GetSize()};
+  writer.key("id");
+  writer.number(id);
+  writer.end_object();
+  return request;
 }
 
-Reply parse_reply(std::string_view text, std::int64_t expected_id) {
-  const std::vector<Member> members = read_object(text, kResponseMembers, "the reply");
-  const Member& version = members[kReplyVersion];
-  const Member& result = members[kReplyResult];
-  const Member& error = members[kReplyError];
-  const Member& id = members[kReplyId];
-
-  if (version.kind != Kind::string || version.text != "2.0") {
-    bad_reply("\"jsonrpc\" is " + (version.kind == Kind::absent ? "missing" : version.json) +
-              ", not \"2.0\"");
+Reply parse_reply(std::string text, std::int64_t expected_id) {
+  const auto [version, result, error, id] = read_object(text, kResponseMembers, "the reply");
+  if (version != R"("2.0")" && decoded_string(version) != "2.0") {
+    bad_reply("\"jsonrpc\" is " +
+              (version.empty() ? std::string("missing") : std::string(version)) + ", not \"2.0\"");
   }
-  const bool has_result = result.kind != Kind::absent;
-  const bool has_error = error.kind != Kind::absent;
+  const bool has_result = !result.empty();
+  const bool has_error = !error.empty();
   if (has_result == has_error) bad_reply("it must hold exactly one of \"result\" and \"error\"");
-  if (id.kind == Kind::absent) bad_reply("it has no \"id\"");
+  if (id.empty()) bad_reply("it has no \"id\"");
 
   bool is_integer = false;
-  const bool same_id =
-      id.kind == Kind::number && parse_int64(id.json, is_integer) == expected_id && is_integer;
+  const bool same_id = parse_int64(id, is_integer) == expected_id && is_integer;
   // A server that could not read the request's id answers with id null.
-  const bool anonymous_error = id.kind == Kind::null && has_error;
+  const bool anonymous_error = id == "null" && has_error;
   if (!same_id && !anonymous_error) {
-    throw ProtocolError("JSON-RPC reply has id " + id.json + ", expected " +
+    throw ProtocolError("JSON-RPC reply has id " + std::string(id) + ", expected " +
                         std::to_string(expected_id));
   }
 
   Reply reply;
   if (has_result) {
     reply.ok = true;
-    reply.result_json = result.json;
+    // The result, often most of the text, is cut out of it in place.
+    const auto begin = static_cast<std::size_t>(result.data() - text.data());
+    text.erase(begin + result.size());
+    text.erase(0, begin);
+    reply.result_json = std::move(text);
     return reply;
   }
-  const std::vector<Member> fields = read_object(error.json, kErrorMembers, "\"error\"");
-  const Member& code = fields[kErrorCode];
-  const Member& message = fields[kErrorMessage];
+  const auto [code, message] = read_object(error, kErrorMembers, "\"error\"");
   bool code_is_integer = false;
-  const std::int64_t code_value =
-      code.kind == Kind::number ? parse_int64(code.json, code_is_integer) : 0;
+  const std::int64_t code_value = parse_int64(code, code_is_integer);
   if (!code_is_integer || code_value < std::numeric_limits<int>::min() ||
       code_value > std::numeric_limits<int>::max()) {
-    bad_reply("error.code is " + (code.kind == Kind::absent ? "missing" : code.json) +
+    bad_reply("error.code is " + (code.empty() ? std::string("missing") : std::string(code)) +
               ", not an integer");
   }
-  if (message.kind != Kind::string) {
-    bad_reply("error.message is " + (message.kind == Kind::absent ? "missing" : message.json) +
-              ", not a string");
+  std::optional<std::string> message_text = decoded_string(message);
+  if (!message_text) {
+    bad_reply("error.message is " +
+              (message.empty() ? std::string("missing") : std::string(message)) + ", not a string");
   }
   reply.ok = false;
   reply.error_code = static_cast<int>(code_value);
-  reply.error_message = message.text;
-  reply.error_json = error.json;
+  reply.error_message = std::move(*message_text);
+  reply.error_json = error;
   return reply;
 }
 

@@ -43,28 +43,34 @@ struct Limits {
 //   and answers it even without an id, as the specification's examples do:
 //   a text that is not a valid Request cannot be a notification;
 // - echoes ids as they were written (1.50 stays 1.50, big integers keep
-//   their digits, string escapes are re-encoded), and hands methods their
-//   params as compact JSON with numbers as written;
+//   their digits, string escapes are re-encoded);
+// - maps params from the one parse of the request straight into the
+//   method's request message (see params_to_message in proto_json.hpp), and
+//   writes the response message straight into the response text; params
+//   that do not fit are Invalid params (-32602) whose data names the param
+//   and the reason, and the handler is not called;
+// - answers a call whose deadline has passed with DEADLINE_EXCEEDED, and a
+//   handler's failure as status_mapping.hpp says;
 // - answers a batch in request order, one call after another.
 class Engine {
  public:
   // REQUIRES: `methods` outlives the engine. Throws conduit::Error when
   // limits.max_depth is below 1.
-  explicit Engine(const JsonMethods& methods, Limits limits = {});
+  explicit Engine(const ServiceTable& methods, Limits limits = {});
 
   // Handles one JSON-RPC text, a single request or a batch, calling methods
-  // through JsonMethods::call_json with `context` (whose protocol it sets to
-  // "jsonrpc" when empty). Returns the response text, compact JSON on one
-  // line, or std::nullopt when nothing must be sent back (a notification, or
-  // a batch of notifications only). Failures of methods and of the engine
-  // itself become error responses; it never throws.
+  // of the table with `context` (whose protocol it sets to "jsonrpc" when
+  // empty). Returns the response text, compact JSON on one line, or
+  // std::nullopt when nothing must be sent back (a notification, or a batch
+  // of notifications only). Failures of methods and of the engine itself
+  // become error responses; it never throws.
   // Thread-safe: any number of threads may call it at once.
   std::optional<std::string> handle(std::string_view text, CallContext& context) const noexcept;
 
   const Limits& limits() const { return limits_; }
 
  private:
-  const JsonMethods* methods_;
+  const ServiceTable* methods_;
   Limits limits_;
 };
 
@@ -79,10 +85,10 @@ std::string make_request(std::string_view method, std::string_view params_json, 
 // What a server answered to one call.
 struct Reply {
   bool ok = false;
-  // When ok: the result as compact JSON.
+  // When ok: the result, as the server wrote it.
   std::string result_json;
   // When not ok: the error object's code and message, and the whole object
-  // (code, message and any data) as compact JSON.
+  // (code, message and any data) as the server wrote it.
   int error_code = 0;
   std::string error_message;
   std::string error_json;
@@ -92,6 +98,7 @@ struct Reply {
 // response with id null (the server could not read the request's id) is
 // accepted as the answer. Throws conduit::ProtocolError when `text` is not a
 // single well-formed JSON-RPC 2.0 response object or its id is another.
-Reply parse_reply(std::string_view text, std::int64_t expected_id);
+// The result is cut out of `text` in place, without a copy.
+Reply parse_reply(std::string text, std::int64_t expected_id);
 
 }  // namespace conduit::rpc::jsonrpc
