@@ -6,6 +6,7 @@ namespace {
 
 std::optional<CallContext::Clock::time_point> deadline_for(
     const ServerOptions& options, std::optional<std::chrono::nanoseconds> timeout) {
+  if (!timeout && options.call_timeout.count() == 0) return std::nullopt;  // no clock read
   const auto now = CallContext::Clock::now();
   std::optional<CallContext::Clock::time_point> deadline;
   // A timeout too long to add to now() is no deadline worth tracking.
@@ -43,9 +44,10 @@ CallContext make_call_context(const ServerOptions& options, std::string_view pro
 
 CallContext make_call_context(const Connection& connection, std::string_view protocol,
                               std::optional<std::chrono::nanoseconds> timeout) {
-  CallContext context =
-      make_call_context(connection.options(), protocol, connection.peer(), timeout);
-  context.share_cancellation(connection.cancellation());
+  CallContext context(connection.cancellation());
+  context.protocol = std::string(protocol);
+  context.peer = connection.peer();
+  context.deadline = deadline_for(connection.options(), timeout);
   return context;
 }
 

@@ -5,6 +5,7 @@
 #include <exception>
 #include <memory>
 #include <string>
+#include <unordered_map>
 #include <utility>
 #include <vector>
 
@@ -97,7 +98,15 @@ struct ServiceTable::State {
   // "package.Service.Method", and the bare "Method", which maps to nullptr
   // when more than one service has it. The three forms cannot collide: only
   // the first has a '/', and only the bare name has no '.'.
-  std::map<std::string, const Method*, std::less<>> names;
+  // Hashed, and found by string_view without a copy: every call of every
+  // protocol looks its method up here.
+  struct NameHash {
+    using is_transparent = void;
+    std::size_t operator()(std::string_view name) const noexcept {
+      return std::hash<std::string_view>()(name);
+    }
+  };
+  std::unordered_map<std::string, const Method*, NameHash, std::equal_to<>> names;
 
   const pb::Message& prototype(const pb::Descriptor& type) {
     if (type.file()->pool() == pb::DescriptorPool::generated_pool()) {

@@ -24,11 +24,18 @@ class CallContext {
  public:
   using Clock = std::chrono::steady_clock;
 
+  // A call of its own: cancelled only by cancel().
+  CallContext() : cancelled_(std::make_shared<std::atomic<bool>>(false)) {}
+  // A call cancelled whenever `flag` is set (a connection's or a stream's).
+  // REQUIRES: flag is not null.
+  explicit CallContext(std::shared_ptr<std::atomic<bool>> flag) : cancelled_(std::move(flag)) {}
+
   // The protocol the call came in on: "jsonrpc", "grpc", "xmlrpc", "giop".
   std::string protocol;
   Peer peer;
-  // Request metadata (gRPC headers, HTTP headers of JSON-RPC and XML-RPC
-  // over HTTP), lower-case keys; a key may repeat.
+  // Request metadata (gRPC's custom headers; the headers of a request over
+  // HTTP/1.1 but those of the transport: Host, Content-Length, Content-Type,
+  // Connection, ...), lower-case keys; a key may repeat.
   std::multimap<std::string, std::string> metadata;
   // Metadata the handler wants sent back (initial metadata / HTTP headers).
   std::multimap<std::string, std::string> response_metadata;
@@ -55,7 +62,7 @@ class CallContext {
   void share_cancellation(std::shared_ptr<std::atomic<bool>> flag) { cancelled_ = std::move(flag); }
 
  private:
-  std::shared_ptr<std::atomic<bool>> cancelled_ = std::make_shared<std::atomic<bool>>(false);
+  std::shared_ptr<std::atomic<bool>> cancelled_;
 };
 
 }  // namespace conduit::rpc

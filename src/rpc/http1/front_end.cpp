@@ -176,7 +176,8 @@ class FrontEnd final : public StreamProtocol {
                   beast_http::request<beast_http::string_body>& request) const {
     const std::string_view path = path_of(request.target());
     const std::string_view method = request.method_string();
-    const std::string type = media_type(request[beast_http::field::content_type]);
+    const std::string_view content_type = request[beast_http::field::content_type];
+    const std::string type = media_type(content_type);
     const Route* at_path = nullptr;
     const Route* with_method = nullptr;
     std::string allowed, accepted;
@@ -192,7 +193,7 @@ class FrontEnd final : public StreamProtocol {
       const bool takes = route.content_types.empty() ||
                          std::find(route.content_types.begin(), route.content_types.end(), type) !=
                              route.content_types.end();
-      if (takes) return call(connection, route, request);
+      if (takes) return call(connection, route, request, content_type);
       for (const std::string& one : route.content_types)
         accepted += (accepted.empty() ? "" : ", ") + one;
     }
@@ -215,14 +216,36 @@ class FrontEnd final : public StreamProtocol {
                        " is not served at " + std::string(path) + "; use " + accepted);
   }
 
+  // Headers of HTTP itself, which say how the request travels rather than
+  // anything a handler could act on: not metadata.
+  static bool is_transport_header(beast_http::field field) {
+    switch (field) {
+      case beast_http::field::host:
+      case beast_http::field::content_length:
+      case beast_http::field::content_type:
+      case beast_http::field::connection:
+      case beast_http::field::keep_alive:
+      case beast_http::field::transfer_encoding:
+      case beast_http::field::te:
+      case beast_http::field::trailer:
+      case beast_http::field::upgrade:
+      case beast_http::field::expect:
+        return true;
+      default:
+        return false;
+    }
+  }
+
   static Response call(Connection& connection, const Route& route,
-                       beast_http::request<beast_http::string_body>& request) {
+                       beast_http::request<beast_http::string_body>& request,
+                       std::string_view content_type) {
     CallContext context = make_call_context(connection, route.protocol);
-    for (const auto& field : request)
+    for (const auto& field : request) {
+      if (is_transport_header(field.name())) continue;
       context.metadata.emplace(lower(field.name_string()), std::string(field.value()));
-    Request seen{
-        request.method_string(), request.target(),      request[beast_http::field::content_type],
-        request.body(),          connection.services(), connection.options()};
+    }
+    Request seen{request.method_string(), request.target(),      content_type,
+                 request.body(),          connection.services(), connection.options()};
     return route.handler(seen, context);
   }
 
