@@ -69,7 +69,7 @@ case "$command" in
     case "${1:-}" in
       jsonrpc-http)
         shift
-        PACKAGES+=(wrk)
+        PACKAGES+=(wrk valgrind)
         build build all
         exec python3 bench/jsonrpc_http_bench.py --conduit build/conduit \
           --peer build/tests/jsonrpccpp_peer --floor build/bench/http_floor "$@"

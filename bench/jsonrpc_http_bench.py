@@ -15,14 +15,27 @@ connection count each server gets the same wrk run, and the figures are:
                    from /proc/PID/stat before and after) / calls served:
                    the fair figure when wrk, not the server, saturates first
 
+  over the floor  CPU/call above the floor's, conduit's ÷ libjson-rpc-cpp's:
+                   what each server spends beyond the kernel's part
+
+On a virtual machine the CPU time of a run moves by more than the servers
+differ at 16 B, so each figure is the best of --runs runs (in the order
+A B C C B A ...), and beside it stands a count that does not move:
+
+  instr/call       user-space instructions per call, counted by callgrind
+                   (valgrind) over --counted-calls calls after a warm-up,
+                   each server alone under h2load --h1 with the same body;
+                   the kernel's work is not in it, so the floor's count is
+                   close to nothing and the others' are their own work
+
 Before the load each server is asked once, and its answer checked, so that a
 server answering errors cannot look fast; wrk's count of non-2xx answers and
 socket errors must stay 0 or the run fails.
 
   bench/jsonrpc_http_bench.py --conduit build/conduit \
       --peer build/tests/jsonrpccpp_peer --floor build/bench/http_floor
-      [--seconds 5] [--sizes 16,4096]
-      [--connections 1,8] [--json FILE]
+      [--seconds 5] [--runs 3] [--sizes 16,4096] [--connections 1,8]
+      [--counted-calls 4000 | --no-instructions] [--json FILE]
 
 Run by `./conduit.sh bench jsonrpc-http`, which builds both and installs wrk.
 """
@@ -47,14 +60,14 @@ SERVERS = ("conduit", "libjson-rpc-cpp", FLOOR)
 class Server:
     """A server process started pinned to `cpu`, stopped with SIGTERM."""
 
-    def __init__(self, name, command, ready_pattern):
+    def __init__(self, name, command, ready_pattern, ready_seconds=10):
         self.name = name
         self.process = subprocess.Popen(command, stdin=subprocess.PIPE,
                                         stdout=subprocess.PIPE,
                                         stderr=subprocess.PIPE, text=True)
         stream = self.process.stdout if ready_pattern[0] == "stdout" \
             else self.process.stderr
-        deadline = time.monotonic() + 10
+        deadline = time.monotonic() + ready_seconds
         self.port = None
         while time.monotonic() < deadline:
             line = stream.readline()
@@ -134,12 +147,65 @@ def run_wrk(server, size, connections, seconds, cpu, script_dir):
     }
 
 
+def count_instructions(name, command, ready_pattern, size, connections, calls, server_cpu, cpu):
+    """User-space instructions per call of the server `command`, run under
+    callgrind: a warm-up, the counters zeroed, `calls` calls from h2load, a
+    dump of the counters."""
+    with tempfile.TemporaryDirectory() as directory:
+        server = Server(name, ["taskset", "-c", str(server_cpu), "valgrind", "--tool=callgrind",
+                               f"--callgrind-out-file={directory}/cg.%p"] + command,
+                        ready_pattern, ready_seconds=120)
+        try:
+            request = os.path.join(directory, "request.json")
+            with open(request, "w") as out:
+                out.write(body(size))
+            load = ["taskset", "-c", str(cpu), "h2load", "--h1", "-c", str(connections),
+                    "-d", request, "-H", "Content-Type: application/json",
+                    f"http://127.0.0.1:{server.port}/jsonrpc"]
+            pid = server.process.pid
+            subprocess.run(load[:4] + ["-n", "500"] + load[4:], capture_output=True,
+                           timeout=600, check=True)
+            subprocess.run(["callgrind_control", "-z", str(pid)], capture_output=True,
+                           timeout=60, check=True)
+            done = subprocess.run(load[:4] + ["-n", str(calls)] + load[4:], capture_output=True,
+                                  text=True, timeout=1800)
+            if f"{calls} succeeded" not in done.stdout:
+                fail(f"h2load against {name} under callgrind: not every call succeeded:\n"
+                     f"{done.stdout}{done.stderr}")
+            subprocess.run(["callgrind_control", "-d", str(pid)], capture_output=True,
+                           timeout=60, check=True)
+            # The dump is written when the server's thread next runs valgrind's
+            # scheduler, a moment after callgrind_control returns.
+            total = 0
+            deadline = time.monotonic() + 60
+            while total == 0 and time.monotonic() < deadline:
+                time.sleep(0.5)
+                for file in os.listdir(directory):
+                    if file.startswith(f"cg.{pid}."):
+                        with open(os.path.join(directory, file)) as dump:
+                            found = re.search(r"^totals: (\d+)", dump.read(), re.M)
+                            total += int(found.group(1)) if found else 0
+            if total == 0:
+                fail(f"callgrind wrote no counts for {name} (pid {pid}): "
+                     f"{sorted(os.listdir(directory))}")
+            return total / calls
+        finally:
+            server.stop()
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--conduit", default="build/conduit")
     parser.add_argument("--peer", default="build/tests/jsonrpccpp_peer")
     parser.add_argument("--floor", default="build/bench/http_floor")
     parser.add_argument("--seconds", type=int, default=5)
+    parser.add_argument("--runs", type=int, default=3,
+                        help="wrk runs per server and point; the one with the least CPU/call "
+                             "is kept")
+    parser.add_argument("--counted-calls", type=int, default=4000,
+                        help="calls counted by callgrind per server and point")
+    parser.add_argument("--no-instructions", action="store_true",
+                        help="skip the instruction counts (valgrind not needed)")
     parser.add_argument("--sizes", default="16,4096")
     parser.add_argument("--connections", default="1,8")
     parser.add_argument("--conduit-threads", type=int, default=1,
@@ -154,20 +220,25 @@ def main():
             fail(f"{program} is not built; run ./conduit.sh build first")
     if shutil.which("wrk") is None:
         fail("wrk is not installed (apt-get install wrk)")
+    if not options.no_instructions:
+        for tool in ("valgrind", "callgrind_control", "h2load"):
+            if shutil.which(tool) is None:
+                fail(f"{tool} is not installed (apt-get install valgrind nghttp2-client), "
+                     "or pass --no-instructions")
     server_cpu, load_cpu = usable_cpus("wrk")
     sizes = [int(size) for size in options.sizes.split(",")]
     connection_counts = [int(count) for count in options.connections.split(",")]
 
     pin = ["taskset", "-c", str(server_cpu)]
-    servers = [
-        Server("conduit", pin + [options.conduit, "serve", "--listen", "tcp://127.0.0.1:0",
-                                 "--threads", str(options.conduit_threads)],
-               ("stderr", r"listening on tcp://127\.0\.0\.1:(\d+)")),
-        Server("libjson-rpc-cpp", pin + [options.peer, "server", "0",
-                                         str(options.peer_threads)],
-               ("stdout", r"ready (\d+)")),
-        Server(FLOOR, pin + [options.floor, "0"], ("stdout", r"ready (\d+)")),
+    commands = [
+        ("conduit", [options.conduit, "serve", "--listen", "tcp://127.0.0.1:0",
+                     "--threads", str(options.conduit_threads)],
+         ("stderr", r"listening on tcp://127\.0\.0\.1:(\d+)")),
+        ("libjson-rpc-cpp", [options.peer, "server", "0", str(options.peer_threads)],
+         ("stdout", r"ready (\d+)")),
+        (FLOOR, [options.floor, "0"], ("stdout", r"ready (\d+)")),
     ]
+    servers = [Server(name, pin + command, ready) for name, command, ready in commands]
     figures = []
     try:
         for size in sizes:
@@ -177,8 +248,11 @@ def main():
             for size in sizes:
                 for connections in connection_counts:
                     row = {"size": size, "connections": connections}
-                    # Order A B B A, better run kept, so drift weighs on both.
-                    for server in servers + servers[::-1]:
+                    # Order A B C C B A ..., best run kept, so drift weighs on all.
+                    order = []
+                    for run in range(options.runs):
+                        order += servers if run % 2 == 0 else servers[::-1]
+                    for server in order:
                         print(f"  {server.name}: {size} B, {connections} connection(s)...",
                               file=sys.stderr, flush=True)
                         measured = run_wrk(server, size, connections, options.seconds,
@@ -190,19 +264,29 @@ def main():
     finally:
         for server in servers:
             server.stop()
+    if not options.no_instructions:
+        for row in figures:
+            for name, command, ready in commands:
+                print(f"  {name}: {row['size']} B, {row['connections']} connection(s), "
+                      "counting instructions under callgrind...", file=sys.stderr, flush=True)
+                row[name]["instructions_per_call"] = count_instructions(
+                    name, command, ready, row["size"], row["connections"],
+                    options.counted_calls, server_cpu, load_cpu)
 
     print(f"server on CPU {server_cpu}, wrk on CPU {load_cpu}, {options.seconds} s per run, "
-          "better of two runs each (by CPU per call)")
+          f"best of {options.runs} runs each (by CPU per call)")
     header = (f"{'size':>6} {'conn':>4} | {'server':<16} {'req/s':>9} {'p50 µs':>8} "
-              f"{'p99 µs':>8} {'CPU µs/call':>11}")
+              f"{'p99 µs':>8} {'CPU µs/call':>11} {'instr/call':>10}")
     print(header)
     print("-" * len(header))
     for row in figures:
         for name in SERVERS:
             figure = row[name]
+            instructions = figure.get("instructions_per_call")
             print(f"{row['size']:>6} {row['connections']:>4} | {name:<16} "
                   f"{figure['requests_per_second']:>9.0f} {figure['p50_us']:>8.1f} "
-                  f"{figure['p99_us']:>8.1f} {figure['cpu_us_per_call']:>11.2f}")
+                  f"{figure['p99_us']:>8.1f} {figure['cpu_us_per_call']:>11.2f} "
+                  f"{instructions if instructions is not None else float('nan'):>10.0f}")
         ours, theirs = row["conduit"], row["libjson-rpc-cpp"]
         row["ratios"] = {
             "cpu_per_call": ours["cpu_us_per_call"] / theirs["cpu_us_per_call"],
@@ -218,6 +302,21 @@ def main():
         print(f"{'':>11} | CPU/call over the floor's: conduit "
               f"{row['ratios']['cpu_per_call_over_floor']:.2f}, libjson-rpc-cpp "
               f"{row['ratios']['libjsonrpccpp_cpu_per_call_over_floor']:.2f}")
+        floor = row[FLOOR]
+        ours_above = ours["cpu_us_per_call"] - floor["cpu_us_per_call"]
+        theirs_above = theirs["cpu_us_per_call"] - floor["cpu_us_per_call"]
+        row["ratios"]["cpu_above_floor"] = ours_above / theirs_above if theirs_above > 0 else None
+        line = (f"{'':>11} | above the floor, conduit ÷ libjson-rpc-cpp: CPU/call "
+                f"{ours_above:.2f} / {theirs_above:.2f} µs")
+        if theirs_above > 0:
+            line += f" = {ours_above / theirs_above:.2f}"
+        if "instructions_per_call" in ours:
+            ours_instr = ours["instructions_per_call"] - floor["instructions_per_call"]
+            theirs_instr = theirs["instructions_per_call"] - floor["instructions_per_call"]
+            row["ratios"]["instructions_above_floor"] = ours_instr / theirs_instr
+            line += (f"; instructions/call {ours_instr:.0f} / {theirs_instr:.0f} = "
+                     f"{ours_instr / theirs_instr:.2f}")
+        print(line)
     if options.json:
         with open(options.json, "w") as out:
             json.dump(figures, out, indent=2)
