@@ -6,25 +6,24 @@
 
 #include <nghttp2/nghttp2.h>
 
+#include <algorithm>
+#include <atomic>
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
-
-#include <algorithm>
-#include <atomic>
 #include <cctype>
 #include <condition_variable>
+#include <cstring>
 #include <deque>
 #include <functional>
-#include <mutex>
-#include <thread>
-#include <cstring>
 #include <map>
 #include <memory>
+#include <mutex>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "rpc/call_runner.hpp"
@@ -265,7 +264,7 @@ struct Stream {
   bool bad_timeout = false;
   std::multimap<std::string, std::string> metadata;
   std::size_t header_bytes = 0;  // as SETTINGS_MAX_HEADER_LIST_SIZE counts them
-  std::string body;  // the request's DATA, still framed
+  std::string body;              // the request's DATA, still framed
   bool body_too_large = false;
   bool reset_after_answer = false;  // RST_STREAM once the answer's headers are sent
   std::shared_ptr<std::atomic<bool>> cancelled = std::make_shared<std::atomic<bool>>(false);
@@ -282,7 +281,7 @@ struct Stream {
   std::size_t sent = 0;
   Status status;
   std::multimap<std::string, std::string> handler_trailers;
-  std::vector<std::pair<std::string, std::string>> trailers;        // as sent
+  std::vector<std::pair<std::string, std::string>> trailers;  // as sent
 };
 
 class GrpcConnection : public std::enable_shared_from_this<GrpcConnection> {
@@ -539,8 +538,8 @@ class GrpcConnection : public std::enable_shared_from_this<GrpcConnection> {
   }
 
   static int on_header(nghttp2_session*, const nghttp2_frame* frame, const std::uint8_t* name,
-                       std::size_t name_length, const std::uint8_t* value,
-                       std::size_t value_length, std::uint8_t, void* user_data) {
+                       std::size_t name_length, const std::uint8_t* value, std::size_t value_length,
+                       std::uint8_t, void* user_data) {
     Stream* stream = self(user_data).find(frame->hd.stream_id);
     if (stream == nullptr || stream->started) return 0;  // trailers of a request: ignored
     // Decoded headers can be far larger than the block that carried them
@@ -586,7 +585,8 @@ class GrpcConnection : public std::enable_shared_from_this<GrpcConnection> {
     }
     if (stream == nullptr || stream->started) return 0;
     // Framing overhead aside, a unary request holds one message.
-    if (stream->body.size() + length > connection.connection_.options().grpc.max_message_bytes + 5) {
+    if (stream->body.size() + length >
+        connection.connection_.options().grpc.max_message_bytes + 5) {
       stream->body_too_large = true;
       stream->body.clear();
       return 0;
@@ -632,8 +632,8 @@ class GrpcConnection : public std::enable_shared_from_this<GrpcConnection> {
                                         (encoding.empty() ? std::string("absent") : encoding)};
     if (encoding != "gzip") return unaccepted(encoding);
     bool too_large = false;
-    std::optional<std::string> plain = gzip_decompress(
-        message, connection_.options().grpc.max_message_bytes, too_large);
+    std::optional<std::string> plain =
+        gzip_decompress(message, connection_.options().grpc.max_message_bytes, too_large);
     if (too_large) {
       return {StatusCode::resource_exhausted,
               "the request message expands beyond the server's limit of " +
@@ -651,19 +651,20 @@ class GrpcConnection : public std::enable_shared_from_this<GrpcConnection> {
   // The length the first message of `body` announces; 0 before it is known.
   static std::uint64_t announced_length(std::string_view body) {
     if (body.size() < 5) return 0;
-    const auto byte = [&](std::size_t i) { return std::uint64_t{static_cast<std::uint8_t>(body[i])}; };
+    const auto byte = [&](std::size_t i) {
+      return std::uint64_t{static_cast<std::uint8_t>(body[i])};
+    };
     return (byte(1) << 24) | (byte(2) << 16) | (byte(3) << 8) | byte(4);
   }
 
   static Status too_large(std::uint64_t length, const ServerOptions& options) {
-    return {StatusCode::resource_exhausted,
-            "the request message (" + std::to_string(length) +
-                " bytes) is larger than the server's limit of " +
-                std::to_string(options.grpc.max_message_bytes) + " bytes"};
+    return {StatusCode::resource_exhausted, "the request message (" + std::to_string(length) +
+                                                " bytes) is larger than the server's limit of " +
+                                                std::to_string(options.grpc.max_message_bytes) +
+                                                " bytes"};
   }
 
-  static int on_frame_sent(nghttp2_session* session, const nghttp2_frame* frame,
-                           void* user_data) {
+  static int on_frame_sent(nghttp2_session* session, const nghttp2_frame* frame, void* user_data) {
     if (frame->hd.type == NGHTTP2_HEADERS || frame->hd.type == NGHTTP2_DATA) {
       GrpcConnection& connection = self(user_data);
       connection.responded_since_ping_ = true;
@@ -739,15 +740,16 @@ class GrpcConnection : public std::enable_shared_from_this<GrpcConnection> {
     }
     const Method* method = connection_.services().find(stream.path);
     if (method == nullptr || stream.path.empty() || stream.path[0] != '/') {
-      answer_status(stream, {StatusCode::unimplemented,
-                             "Method not found: " + (stream.path.empty() ? "" : stream.path.substr(1))});
+      answer_status(stream,
+                    {StatusCode::unimplemented,
+                     "Method not found: " + (stream.path.empty() ? "" : stream.path.substr(1))});
       return;
     }
     if (stream.body_too_large) {
-      answer_status(stream, {StatusCode::resource_exhausted,
-                             "the request message is larger than the server's limit of " +
-                                 std::to_string(connection_.options().grpc.max_message_bytes) +
-                                 " bytes"});
+      answer_status(stream,
+                    {StatusCode::resource_exhausted,
+                     "the request message is larger than the server's limit of " +
+                         std::to_string(connection_.options().grpc.max_message_bytes) + " bytes"});
       return;
     }
     MessageDeframer deframer(connection_.options().grpc.max_message_bytes);
@@ -785,39 +787,35 @@ class GrpcConnection : public std::enable_shared_from_this<GrpcConnection> {
 
     ++running_;
     const bool accepts_gzip = accepts(stream.accept_encoding, "gzip");
-    const bool inline_call = runs_inline(connection_);
-    auto run = [self = shared_from_this(), id = stream.id, method, request = std::move(request),
-                accepts_gzip, inline_call, context = std::move(context)]() mutable {
-      std::string response_bytes;
+    struct Answer {
       Status status;
-      std::unique_ptr<google::protobuf::Message> in(method->request_prototype().New());
-      if (!in->ParseFromString(request)) {
-        status = {StatusCode::internal,
-                  "the request is not a valid " + method->request_prototype().GetTypeName()};
-      } else {
-        std::unique_ptr<google::protobuf::Message> out(method->response_prototype().New());
-        status = run_unary(*method, context, *in, *out);
-        if (status.ok()) out->SerializeToString(&response_bytes);
-      }
-      const bool compress = context.compress_response && accepts_gzip;
-      if (inline_call) {
-        self->finish_call(id, std::move(status), std::move(response_bytes), compress,
-                          context.response_metadata, context.response_trailers);
-        return;
-      }
-      Connection& connection = self->connection_;
-      connection.post([self = std::move(self), id, status = std::move(status),
-                       response_bytes = std::move(response_bytes), compress,
-                       headers = std::move(context.response_metadata),
-                       trailers = std::move(context.response_trailers)]() mutable {
-        self->finish_call(id, std::move(status), std::move(response_bytes), compress, headers,
-                          trailers);
-      });
+      std::string bytes;
+      bool compress = false;
+      std::multimap<std::string, std::string> headers, trailers;
     };
-    if (inline_call)
-      run();
-    else
-      asio::post(connection_.call_executor(), std::move(run));
+    dispatch(
+        connection_,
+        [method, request = std::move(request), accepts_gzip,
+         context = std::move(context)]() mutable {
+          Answer answer;
+          std::unique_ptr<google::protobuf::Message> in(method->request_prototype().New());
+          if (!in->ParseFromString(request)) {
+            answer.status = {StatusCode::internal, "the request is not a valid " +
+                                                       method->request_prototype().GetTypeName()};
+          } else {
+            std::unique_ptr<google::protobuf::Message> out(method->response_prototype().New());
+            answer.status = run_unary(*method, context, *in, *out);
+            if (answer.status.ok()) out->SerializeToString(&answer.bytes);
+          }
+          answer.compress = context.compress_response && accepts_gzip;
+          answer.headers = std::move(context.response_metadata);
+          answer.trailers = std::move(context.response_trailers);
+          return answer;
+        },
+        [self = shared_from_this(), id = stream.id](Answer answer) {
+          self->finish_call(id, std::move(answer.status), std::move(answer.bytes), answer.compress,
+                            answer.headers, answer.trailers);
+        });
   }
 
   // ---- streaming calls ----
@@ -832,15 +830,17 @@ class GrpcConnection : public std::enable_shared_from_this<GrpcConnection> {
       answer_status(stream, unaccepted(stream.encoding));
       return;
     }
-    stream.deframer = std::make_unique<MessageDeframer>(connection_.options().grpc.max_message_bytes);
+    stream.deframer =
+        std::make_unique<MessageDeframer>(connection_.options().grpc.max_message_bytes);
     CallContext context = make_call_context(connection_, kName, stream.timeout);
     context.metadata = std::move(stream.metadata);
     context.share_cancellation(stream.cancelled);
     const std::int32_t id = stream.id;
     std::weak_ptr<GrpcConnection> weak = weak_from_this();
-    auto call = std::make_shared<StreamCall>(std::move(context), accepts(stream.accept_encoding, "gzip"), [weak, id] {
-      if (auto self = weak.lock()) self->connection_.post([self, id] { self->pump(id); });
-    });
+    auto call = std::make_shared<StreamCall>(
+        std::move(context), accepts(stream.accept_encoding, "gzip"), [weak, id] {
+          if (auto self = weak.lock()) self->connection_.post([self, id] { self->pump(id); });
+        });
     stream.call = call;
     ++running_;
     // A thread of its own: the handler blocks on reads, and must not hold
@@ -946,8 +946,8 @@ class GrpcConnection : public std::enable_shared_from_this<GrpcConnection> {
     if (!status.ok()) {
       answer_status(*stream, status, reply_metadata, reply_trailers);
     } else {
-      stream->out = compress ? frame_message(gzip_compress(response), true)
-                             : frame_message(response);
+      stream->out =
+          compress ? frame_message(gzip_compress(response), true) : frame_message(response);
       stream->status = status;
       stream->handler_trailers = reply_trailers;
       std::vector<nghttp2_nv> headers = {header(":status", "200"),
