@@ -13,7 +13,7 @@
 namespace conduit::rpc {
 
 // Who called: a network address ("127.0.0.1:53412", "unix:/run/x.sock",
-// "stdio", "shm:/path"), and on UNIX sockets the caller's credentials as the
+// "stdio", "shm+unix:/path"), and on UNIX sockets the caller's credentials as the
 // kernel recorded them (SO_PEERCRED).
 struct Peer {
   std::string address;

@@ -60,7 +60,8 @@ class ClientChannel {
 };
 
 // A channel to a JSON-RPC 2.0 server at any URI JsonRpcClient takes
-// ("http://HOST:PORT/PATH", "tcp://HOST:PORT", "unix:/path", "shm:/path").
+// ("http://HOST:PORT/PATH", "tcp://HOST:PORT", "unix:/path",
+// "shm+unix:/path").
 //
 // A method is called by its bare name ("subtract"), as JSON-RPC names
 // methods; the request goes as params in proto3 JSON (none for a request

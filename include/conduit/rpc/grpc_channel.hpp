@@ -1,7 +1,7 @@
 // A gRPC client: unary calls over HTTP/2 with prior knowledge (h2c), to
 // any gRPC server (conduit's, grpcio's, gRPC C++'s). Targets are written as
 // gRPC writes them: "HOST:PORT" (or "grpc://HOST:PORT", "[::1]:PORT") and
-// "unix:/path" (or "unix:@name" for an abstract socket), and "shm:/path" for
+// "unix:/path" (or "unix:@name" for an abstract socket), and "shm+unix:/path" for
 // a conduit server's shm: listener (the same HTTP/2 carried by two
 // shared-memory rings; the path names the server's handshake socket). The
 // connection is

@@ -1,9 +1,10 @@
 // A blocking JSON-RPC 2.0 client over any transport a conduit server
 // serves: "http://HOST:PORT/PATH" (HTTP/1.1 POST, keep-alive),
 // "tcp://HOST:PORT" and "unix:/path" or "unix:@name" (one JSON text per
-// line), and "shm:/path" (the server's handshake socket; then two rings in
-// shared memory, one message each way per call). The connection is reused between calls and made again when the
-// server closed it (a restart, an idle timeout).
+// line), and "shm+unix:/path" (the server's handshake socket; then two
+// rings in shared memory, one message each way per call). The connection is
+// reused between calls and made again when the server closed it (a restart,
+// an idle timeout).
 #pragma once
 
 #include <chrono>
