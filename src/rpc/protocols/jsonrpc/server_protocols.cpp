@@ -142,10 +142,19 @@ class LineProtocol : public StreamProtocol {
         }
       }
       std::string_view line(pending.data(), end);
-      if (line.find_first_not_of(" \t\r") != std::string_view::npos)
-        co_await calls.start(std::string(line));
-      if (end >= pending.size()) co_return;
-      pending.erase(0, end + 1);
+      const bool blank = line.find_first_not_of(" \t\r") == std::string_view::npos;
+      if (end + 1 >= pending.size()) {
+        // The line is all that was read (the usual case): it is handed over
+        // whole, and a large text costs no second buffer.
+        const bool last = end >= pending.size();
+        pending.resize(end);
+        if (!blank) co_await calls.start(std::move(pending));
+        pending.clear();
+        if (last) co_return;
+      } else {
+        if (!blank) co_await calls.start(std::string(line));
+        pending.erase(0, end + 1);
+      }
       scanned = 0;
       if (connection.stopping()) co_return;
     }
@@ -214,8 +223,16 @@ class ContentLengthProtocol : public StreamProtocol {
       std::size_t body = header_end + 4;
       while (pending.size() < body + *length)
         if (!co_await fill(false)) co_return;
-      co_await calls.start(pending.substr(body, *length));
-      pending.erase(0, body + *length);
+      if (pending.size() == body + *length) {
+        // The message is all that was read (the usual case): handed over
+        // without a second buffer for it.
+        pending.erase(0, body);
+        co_await calls.start(std::move(pending));
+        pending.clear();
+      } else {
+        co_await calls.start(pending.substr(body, *length));
+        pending.erase(0, body + *length);
+      }
       if (connection.stopping()) co_return;
     }
   }
