@@ -57,8 +57,10 @@ std::string_view reason_of(unsigned status) {
   }
 }
 
-std::string serialize(const Response& response, bool keep_alive) {
-  std::string text;
+// The response as it goes on the wire, into `text` (whose capacity is
+// kept from the connection's last response).
+void serialize_into(std::string& text, const Response& response, bool keep_alive) {
+  text.clear();
   text.reserve(128 + response.extra_headers.size() + response.body.size());
   text += "HTTP/1.1 ";
   text += std::to_string(response.status);
@@ -76,8 +78,20 @@ std::string serialize(const Response& response, bool keep_alive) {
   text += response.extra_headers;
   text += keep_alive ? "Connection: keep-alive\r\n\r\n" : "Connection: close\r\n\r\n";
   text += response.body;
+}
+
+std::string serialize(const Response& response, bool keep_alive) {
+  std::string text;
+  serialize_into(text, response, keep_alive);
   return text;
 }
+
+// How much of a request body's and a response's buffer a connection keeps
+// for its next request: large enough that calls of a few megabytes, one
+// after another, reuse their pages (a fresh multi-megabyte buffer costs a
+// page fault per page on every call), small enough to bound what an idle
+// connection holds.
+constexpr std::size_t kKeptBufferBytes = 4 << 20;
 
 class FrontEnd final : public StreamProtocol {
  public:
@@ -100,8 +114,12 @@ class FrontEnd final : public StreamProtocol {
   asio::awaitable<void> serve(Connection& connection, std::string pending) const override {
     char chunk[16384];
     const std::size_t limit = connection.options().max_message_bytes;
+    std::string kept_body, out;  // reused from request to request (kKeptBufferBytes)
     for (;;) {
-      beast_http::request_parser<beast_http::string_body> parser;
+      beast_http::request<beast_http::string_body> empty;
+      empty.body() = std::move(kept_body);
+      empty.body().clear();
+      beast_http::request_parser<beast_http::string_body> parser(std::move(empty));
       parser.body_limit(limit);
       parser.header_limit(16 * 1024);
       boost::beast::error_code error;
@@ -146,8 +164,11 @@ class FrontEnd final : public StreamProtocol {
       }
       auto& request = parser.get();
       const bool keep_alive = request.keep_alive() && !connection.stopping();
-      co_await connection.write(serialize(answer(connection, request), keep_alive));
+      serialize_into(out, answer(connection, request), keep_alive);
+      co_await connection.write(out);
       if (!keep_alive) co_return;
+      if (request.body().capacity() <= kKeptBufferBytes) kept_body = std::move(request.body());
+      if (out.capacity() > kKeptBufferBytes) out = std::string();
     }
   }
 
