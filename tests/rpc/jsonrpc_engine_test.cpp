@@ -705,7 +705,8 @@ TEST_F(JsonRpcParsing, NumberWithinADoublesRangeReachesTheMethodAsTheNearestDoub
   handle(R"({"jsonrpc":"2.0","method":"echo","params":[)" + digits + R"(],"id":1})");
   ASSERT_EQ(methods_.call_count(), 1u);
   rapidjson::Document params;
-  params.Parse<rapidjson::kParseFullPrecisionFlag>(methods_.calls()[0].params.c_str());
+  params.Parse<rapidjson::kParseFullPrecisionFlag>(methods_.calls()[0].params.data(),
+                                                   methods_.calls()[0].params.size());
   ASSERT_TRUE(params.IsArray() && params.Size() == 1) << methods_.calls()[0].params;
   EXPECT_EQ(params[0].GetDouble(), std::strtod(digits.c_str(), nullptr));
 }

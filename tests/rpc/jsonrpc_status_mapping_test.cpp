@@ -13,7 +13,7 @@ namespace {
 Status round_trip(const Status& status) {
   const ErrorObject error = error_for_status(status);
   rapidjson::Document data;
-  data.Parse(error.data.c_str());
+  data.Parse(error.data.data(), error.data.size());
   EXPECT_FALSE(data.HasParseError()) << error.data;
   return status_for_error(error.code, error.message, &data);
 }
@@ -59,7 +59,8 @@ TEST(JsonRpcStatusMapping, ErrorsWithoutAGrpcCodeMapByTheirCode) {
 
 TEST(JsonRpcStatusMapping, StringDataFollowsTheMessage) {
   rapidjson::Document data;
-  data.Parse(R"("params[1] (subtrahend): expected a number, got a string")");
+  const std::string_view json = R"("params[1] (subtrahend): expected a number, got a string")";
+  data.Parse(json.data(), json.size());
   EXPECT_EQ(status_for_error(-32602, "Invalid params", &data),
             Status(StatusCode::invalid_argument,
                    "Invalid params: params[1] (subtrahend): expected a number, got a string"));
@@ -67,7 +68,8 @@ TEST(JsonRpcStatusMapping, StringDataFollowsTheMessage) {
 
 TEST(JsonRpcStatusMapping, GrpcCodeOutsideGrpcsIsUnknown) {
   rapidjson::Document data;
-  data.Parse(R"({"grpc_code": 99})");
+  const std::string_view json = R"({"grpc_code": 99})";
+  data.Parse(json.data(), json.size());
   EXPECT_EQ(status_for_error(-32099, "x", &data).code(), StatusCode::unknown);
 }
 

@@ -50,8 +50,8 @@ std::string protobuf_json(const pb::Message& message) {
 testing::AssertionResult same_json(const std::string& actual, const std::string& expected) {
   rapidjson::Document got;
   rapidjson::Document want;
-  got.Parse<rapidjson::kParseFullPrecisionFlag>(actual.c_str());
-  want.Parse<rapidjson::kParseFullPrecisionFlag>(expected.c_str());
+  got.Parse<rapidjson::kParseFullPrecisionFlag>(actual.data(), actual.size());
+  want.Parse<rapidjson::kParseFullPrecisionFlag>(expected.data(), expected.size());
   if (got.HasParseError()) return testing::AssertionFailure() << "not JSON: " << actual;
   if (want.HasParseError()) return testing::AssertionFailure() << "not JSON: " << expected;
   if (got != want)
@@ -628,7 +628,8 @@ TEST(ProtoJsonErrors, NameThePathAndTheReason) {
 TEST(ProtoJsonErrors, PositionalParamsNameTheirPositionAndField) {
   interop::SubtractRequest request;
   rapidjson::Document params;
-  params.Parse(R"([1, true])");
+  const std::string_view json = R"([1, true])";
+  params.Parse(json.data(), json.size());
   EXPECT_EQ(params_to_message(&params, request).message(),
             "params[1] (subtrahend): expected a number, got a boolean");
 }

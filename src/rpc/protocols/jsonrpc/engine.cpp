@@ -451,7 +451,10 @@ void write_compact(std::string_view json, JsonWriter& writer) {
   if (is_compact(json)) return writer.raw(json);
   rapidjson::StringBuffer buffer;
   JsonCopier copier(buffer);
-  const std::string terminated(json);
+  // RapidJSON's SSE2 scans read whole aligned 16-byte blocks, up to 15 bytes
+  // past the NUL that ends the text: 16 NULs of padding keep them inside.
+  std::string terminated(json);
+  terminated.append(16, '\0');
   rapidjson::StringStream stream(terminated.c_str());
   rapidjson::Reader reader;
   reader.Parse<rapidjson::kParseIterativeFlag | rapidjson::kParseNumbersAsStringsFlag>(stream,
