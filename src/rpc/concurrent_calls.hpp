@@ -38,9 +38,9 @@ using TextHandler =
 class ConcurrentCalls {
  public:
   // `handle` answers one request (any thread); `frame` wraps a reply for
-  // the wire (a newline, a Content-Length header).
+  // the wire in place (a newline, a Content-Length header).
   ConcurrentCalls(Connection& connection, std::string_view protocol, TextHandler handle,
-                  std::string (*frame)(std::string_view reply))
+                  void (*frame)(std::string& reply))
       : state_(std::make_shared<State>(connection, protocol, std::move(handle), frame)) {}
 
   // Starts the call `request` once fewer than the limit are running.
@@ -69,7 +69,7 @@ class ConcurrentCalls {
  private:
   struct State : std::enable_shared_from_this<State> {
     State(Connection& connection, std::string_view protocol, TextHandler handle,
-          std::string (*frame)(std::string_view))
+          void (*frame)(std::string&))
         : connection(connection),
           protocol(protocol),
           handle(std::move(handle)),
@@ -85,7 +85,8 @@ class ConcurrentCalls {
     void finished(std::optional<std::string> reply) {
       --running;
       if (reply && !broken) {
-        outbox.push_back(frame(*reply));
+        frame(*reply);  // in place: a large reply costs no second buffer
+        outbox.push_back(std::move(*reply));
         if (!writing) {
           writing = true;
           asio::co_spawn(connection.executor(), write_all(shared_from_this()), asio::detached);
@@ -124,7 +125,7 @@ class ConcurrentCalls {
     Connection& connection;     // outlives the calls: serve() returns after finish()
     std::string_view protocol;  // a name of the protocol table's, which outlives calls
     TextHandler handle;
-    std::string (*frame)(std::string_view);
+    void (*frame)(std::string&);
     asio::steady_timer wake;
     std::size_t running = 0;
     bool writing = false;
@@ -152,7 +153,7 @@ class ConcurrentCalls {
 inline asio::awaitable<void> serve_concurrently(
     Connection& connection, std::string pending, std::string_view protocol, TextHandler handle,
     asio::awaitable<void> (*read_calls)(Connection&, std::string, ConcurrentCalls&),
-    std::string (*frame)(std::string_view reply)) {
+    void (*frame)(std::string& reply)) {
   ConcurrentCalls calls(connection, protocol, std::move(handle), frame);
   std::exception_ptr failure;
   try {

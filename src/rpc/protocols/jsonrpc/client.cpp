@@ -1,18 +1,16 @@
 #include <poll.h>
+#include <rapidjson/stringbuffer.h>
+#include <rapidjson/writer.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
 #include <boost/beast/http/error.hpp>
 #include <boost/beast/http/parser.hpp>
 #include <boost/beast/http/string_body.hpp>
-
 #include <cerrno>
 #include <chrono>
 #include <cstring>
 #include <optional>
-
-#include <rapidjson/stringbuffer.h>
-#include <rapidjson/writer.h>
 
 #include "conduit/ipc/file_descriptor.hpp"
 #include "conduit/rpc/jsonrpc_client.hpp"
@@ -100,7 +98,8 @@ Target parse_target(std::string_view uri) {
       std::string_view rest = uri.substr(7);
       const std::size_t slash = rest.find('/');
       target.http = true;
-      target.http_path = slash == std::string_view::npos ? "/jsonrpc" : std::string(rest.substr(slash));
+      target.http_path =
+          slash == std::string_view::npos ? "/jsonrpc" : std::string(rest.substr(slash));
       target.address = transport::parse_address("tcp://" + std::string(rest.substr(0, slash)),
                                                 transport::Role::client);
       return target;
@@ -113,8 +112,11 @@ Target parse_target(std::string_view uri) {
   return target;
 }
 
-std::string frame_request(const Target& target, const std::string& body) {
-  if (!target.http) return body + "\n";
+std::string frame_request(const Target& target, std::string body) {
+  if (!target.http) {
+    body += '\n';
+    return body;
+  }
   const std::string& host_name = target.address.host;
   std::string host = host_name.find(':') != std::string::npos ? "[" + host_name + "]" : host_name;
   return "POST " + target.http_path + " HTTP/1.1\r\nHost: " + host + ":" +
@@ -139,7 +141,7 @@ class JsonRpcClient::Impl {
   std::string call(std::string_view method, std::string_view params) {
     std::int64_t id = next_id_++;
     std::string request = jsonrpc::make_request(method, params, id);
-    std::string reply = exchange(request, true);
+    std::string reply = exchange(std::move(request), true);
     jsonrpc::Reply parsed = jsonrpc::parse_reply(std::move(reply), id);
     if (!parsed.ok) throw JsonRpcError(parsed.error_code, parsed.error_message, parsed.error_json);
     return std::move(parsed.result_json);
@@ -160,13 +162,14 @@ class JsonRpcClient::Impl {
   // Sends one request and returns its reply (or "" when none is expected).
   // A connection kept from an earlier call may have been closed by the
   // server meanwhile: then the request is sent again on a new one.
-  std::string exchange(const std::string& request, bool reply_expected) {
+  std::string exchange(std::string request, bool reply_expected) {
     if (target_.address.kind == transport::Kind::shm) return exchange_shm(request, reply_expected);
+    const std::string framed = jsonrpc::frame_request(target_, std::move(request));
     bool reused = fd_.get() >= 0;
     for (int attempt = 0;; ++attempt) {
       if (fd_.get() < 0) connect();
       try {
-        send_all(jsonrpc::frame_request(target_, request));
+        send_all(framed);
         if (!target_.http && !reply_expected) return {};
         return read_reply(reply_expected);
       } catch (const PeerGone&) {
@@ -187,8 +190,8 @@ class JsonRpcClient::Impl {
       bool timed_out = false;
       auto reply = link_->receive(timeout_, &timed_out);
       if (timed_out)
-        throw Timeout("no reply from " + target_.text + " within " + std::to_string(timeout_.count()) +
-                    " ms");
+        throw Timeout("no reply from " + target_.text + " within " +
+                      std::to_string(timeout_.count()) + " ms");
       if (!reply) throw PeerGone(target_.text + " closed the connection");
       received_ += reply->size();
       return std::string(*reply);
@@ -223,7 +226,7 @@ class JsonRpcClient::Impl {
         fd_.reset();
         buffer_.clear();
         throw Timeout("no reply from " + target_.text + " within " +
-                    std::to_string(timeout_.count()) + " ms");
+                      std::to_string(timeout_.count()) + " ms");
       }
       pollfd ready{fd_.get(), POLLIN, 0};
       int rc = ::poll(&ready, 1, static_cast<int>(left.count()));

@@ -5,7 +5,6 @@
 
 #include <boost/beast/http/parser.hpp>
 #include <boost/beast/http/string_body.hpp>
-
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -26,8 +25,9 @@ struct Target {
 // "shm+unix:/path". Throws InvalidUri.
 Target parse_target(std::string_view uri);
 
-// The bytes that carry `body` to `target`: a line, or an HTTP POST.
-std::string frame_request(const Target& target, const std::string& body);
+// The bytes that carry `body` to `target`: a line (the body with a newline
+// added in place), or an HTTP POST.
+std::string frame_request(const Target& target, std::string body);
 
 // A notification (no id) as JSON text.
 std::string notification(std::string_view method, std::string_view params);

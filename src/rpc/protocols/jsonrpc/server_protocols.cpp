@@ -105,8 +105,7 @@ class LineProtocol : public StreamProtocol {
 
   asio::awaitable<void> serve(Connection& connection, std::string pending) const override {
     co_await serve_concurrently(connection, std::move(pending), kName, handler(connection),
-                                &read_calls,
-                                [](std::string_view reply) { return std::string(reply) + "\n"; });
+                                &read_calls, [](std::string& reply) { reply += '\n'; });
   }
 
  private:
@@ -177,8 +176,8 @@ class ContentLengthProtocol : public StreamProtocol {
   }
 
  private:
-  static std::string framed(std::string_view text) {
-    return "Content-Length: " + std::to_string(text.size()) + "\r\n\r\n" + std::string(text);
+  static void framed(std::string& text) {
+    text.insert(0, "Content-Length: " + std::to_string(text.size()) + "\r\n\r\n");
   }
 
   static asio::awaitable<void> read_calls(Connection& connection, std::string pending,
@@ -237,8 +236,9 @@ class ContentLengthProtocol : public StreamProtocol {
     }
   }
 
-  static asio::awaitable<void> write_framed(Connection& connection, const std::string& text) {
-    co_await connection.write("Content-Length: " + std::to_string(text.size()) + "\r\n\r\n" + text);
+  static asio::awaitable<void> write_framed(Connection& connection, std::string text) {
+    framed(text);
+    co_await connection.write(text);
   }
 
   static std::optional<std::size_t> content_length(std::string_view headers) {
