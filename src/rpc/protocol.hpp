@@ -62,7 +62,7 @@ class MessageProtocol {
   virtual std::string_view name() const = 0;
   virtual bool match(std::string_view first_message) const = 0;
   // The reply to one message, or std::nullopt when none is due. `context`
-  // has the peer and the link's cancellation (make_call_context).
+  // is the call's, made by make_call_context (the peer, the deadline).
   virtual std::optional<std::string> handle(std::string_view message, CallContext& context,
                                             const ServiceTable& services,
                                             const ServerOptions& options) const = 0;
