@@ -3,7 +3,8 @@
 // have running.
 //
 // The deadline rule: a call's deadline is the earlier of what the client
-// asked (gRPC's grpc-timeout) and the server's ServerOptions::call_timeout.
+// asked (in its protocol's own way) and the server's
+// ServerOptions::call_timeout.
 // A call whose deadline has passed before its handler starts is not run; a
 // call whose deadline passes while its handler runs ends DEADLINE_EXCEEDED
 // unless the handler failed otherwise. Each protocol maps DEADLINE_EXCEEDED

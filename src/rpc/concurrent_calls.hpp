@@ -1,5 +1,5 @@
 // Calls side by side on one connection, for the protocols whose framing lets
-// replies come back in any order (matched to calls by an id, as JSON-RPC
+// replies come back in any order (matched to calls by an id, as some
 // does over lines and Content-Length framing): the call runner's limit on
 // calls in flight per connection (ServerOptions::max_calls_per_connection)
 // and the ordering of replies as they are ready.
@@ -30,7 +30,7 @@ using TextHandler =
     std::function<std::optional<std::string>(std::string_view request, CallContext& context)>;
 
 // The calls of one connection whose framing lets replies come back in any
-// order (JSON-RPC matches them to calls by id): each runs on the server's
+// order (the protocol matches them to calls by id): each runs on the server's
 // threads as soon as it is read, at most max_calls_per_connection at a time,
 // and its reply is written as soon as it is ready, one reply after another.
 // Everything here but the calls themselves runs on the connection's

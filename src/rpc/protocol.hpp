@@ -5,7 +5,7 @@
 // through this interface, so none of them names one.
 //
 // A protocol says:
-// - its name ("grpc", the CallContext::protocol of its calls) and title;
+// - its name (the CallContext::protocol of its calls) and title;
 // - how a server recognises it: by a connection's first bytes
 //   (StreamProtocol), by a shared-memory link's first message
 //   (MessageProtocol), and/or by HTTP/1.1 routes, which the shared front end
@@ -70,7 +70,7 @@ class MessageProtocol {
 
 // A flag of `conduit serve` that sets one of a protocol's options.
 struct ServeFlag {
-  std::string name;  // "--grpc-keepalive-time"
+  std::string name;  // "--NAME-max-depth": prefixed by the protocol's name
   std::string help;
   enum class Check { positive, non_negative } check = Check::positive;
   // The option's value now (the flag's default), and how the flag sets it.
@@ -80,15 +80,15 @@ struct ServeFlag {
 
 // A client URI form a protocol takes, for help texts and errors.
 struct UriForm {
-  std::string form;         // "grpc://HOST:PORT"
-  std::string description;  // "gRPC over TCP (h2c)"
+  std::string form;         // "NAME://HOST:PORT"
+  std::string description;  // what is reached through it, in words
 };
 
 // What `conduit call` was asked.
 struct CommandLineCall {
   std::string uri;
   std::string method;   // empty with --list
-  std::string params;   // JSON text, or empty
+  std::string params;   // the request as the command line writes it, or empty
   bool list = false;    // --list: the server's methods
   bool notify = false;  // --notify: no reply wanted
   std::chrono::milliseconds timeout{30'000};
@@ -128,7 +128,7 @@ struct CompareRoute {
 class ComparisonFigures {
  public:
   virtual ~ComparisonFigures() = default;
-  // The 64-byte round trip p50 (us) of a row ("grpc-unix") through conduit,
+  // The 64-byte round trip p50 (us) of a row ("NAME-unix") through conduit,
   // and of the raw loop beside it; std::nullopt when not measured.
   virtual std::optional<double> p50_us(std::string_view row) const = 0;
   virtual std::optional<double> raw_p50_us(std::string_view row) const = 0;
@@ -148,7 +148,7 @@ class ComparisonFigures {
 
 // A claim of the document conduit grew from that a protocol's rows answer.
 struct Claim {
-  std::string text;  // as the document puts it: "gRPC: fast"
+  std::string text;  // as the document puts it
   struct Verdict {
     std::string verdict;  // "yes", "no", "partly", "not measured"
     std::string reason;
@@ -163,9 +163,9 @@ class Protocol {
   Protocol(const Protocol&) = delete;
   Protocol& operator=(const Protocol&) = delete;
 
-  // "grpc", "jsonrpc": CallContext::protocol, compare's row keys.
+  // Short and lower case: CallContext::protocol, compare's row keys.
   virtual std::string_view name() const = 0;
-  // "gRPC", "JSON-RPC 2.0": for people.
+  // As people write it: for help texts and compare's tables.
   virtual std::string_view title() const = 0;
 
   // ---- the server half ----

@@ -264,7 +264,7 @@ class Server::Impl {
           for (const auto& candidate : message_protocols())
             if (candidate->match(*message)) protocol = candidate.get();
           if (!protocol) {
-            // Not a message protocol: a byte stream one (gRPC), perhaps.
+            // Not a message protocol: one spoken as a byte stream, perhaps.
             serve_shm_stream(link, peer, std::string(*message));
             break;
           }

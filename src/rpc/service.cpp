@@ -181,7 +181,7 @@ void ServiceTable::add_stream_method(const std::string& full_name, const pb::Mes
 const Method* ServiceTable::find(std::string_view name) const {
   if (name.starts_with('/')) {
     name.remove_prefix(1);
-    // Only the gRPC path form has a leading '/'.
+    // Only the path form ("/package.Service/Method") has a leading '/'.
     if (name.find('/') == std::string_view::npos) return nullptr;
   }
   const auto found = state_->names.find(name);

@@ -17,7 +17,7 @@ namespace conduit::rpc::http1 {
 // may be moved from.
 struct Request {
   std::string_view method;        // "POST"
-  std::string_view target;        // "/jsonrpc"
+  std::string_view target;        // as sent: "/path?query"
   std::string_view content_type;  // as sent, parameters included
   std::string& body;
   const ServiceTable& services;
@@ -48,7 +48,7 @@ struct Route {
   std::string method = "POST";
   std::string path;  // matched exactly, without the query
   // Media types taken, lower case, without parameters; a route of the same
-  // method and path may take others (JSON-RPC and XML-RPC both answer at /).
+  // method and path may take others (two protocols may both answer at /).
   std::vector<std::string> content_types;
   Handler handler;
   ErrorBody error_body;  // optional: plain text otherwise

@@ -6,9 +6,9 @@
 // over the socket with SCM_RIGHTS. Only the connected peer ever gets the
 // memory and nothing is named in /dev/shm. A side that closes marks its
 // rings closed; a side that dies is seen by the rings' liveness check (a
-// pidfd of the peer), so neither leaves the other waiting. For JSON-RPC one
-// ring message is one protocol message (a JSON text); the stream protocols
-// (gRPC's HTTP/2) see the messages as pieces of one byte stream.
+// pidfd of the peer), so neither leaves the other waiting. For a protocol
+// spoken in whole messages one ring message is one protocol message; the
+// protocols spoken on byte streams see the messages as pieces of one stream.
 #pragma once
 
 #include <chrono>
@@ -68,6 +68,7 @@ Link accept_link(ipc::FileDescriptor socket, std::size_t ring_capacity = kDefaul
 // Client side: connects to the server's socket at `path` ("/path" or
 // "@abstract") and completes the handshake. Throws SystemError (nobody
 // listening), ProtocolError (the server sent no valid segment).
-Link connect_link(std::string_view path, std::chrono::milliseconds timeout = std::chrono::seconds(5));
+Link connect_link(std::string_view path,
+                  std::chrono::milliseconds timeout = std::chrono::seconds(5));
 
 }  // namespace conduit::rpc::shm

@@ -61,8 +61,8 @@ class ShmWaker final : public Waker {
   shm::Link* link_;
 };
 
-// A shared-memory link as a byte stream, for the protocols that speak one
-// (gRPC's HTTP/2): each ring message is a piece of the stream. The session's
+// A shared-memory link as a byte stream, for the protocols spoken on one:
+// each ring message is a piece of the stream. The session's
 // thread waits in the ring and hands what arrives to the waiting read
 // (deliver); writes go straight into the ring.
 class ShmStream final : public ByteStream {
