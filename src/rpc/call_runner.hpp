@@ -41,21 +41,16 @@ Status run_unary(const Method& method, CallContext& context,
 Status run_stream(const Method& method, CallContext& context, MessageReader& requests,
                   MessageWriter& responses);
 
-// Whether a call of `connection` runs right where it was read: where one
-// thread runs both the connection and the calls (a server with one thread, a
-// shared-memory session), posting the call and its answer back would only
-// add two rounds of the event loop (each a poll of the kernel).
-inline bool runs_inline(const Connection& connection) {
-  return connection.call_executor() == connection.executor();
-}
-
 // Runs `call` (which returns a result) where calls of `connection` run, then
-// `done(result)` on the connection's executor: both right here when
-// runs_inline(), else the call on the server's threads and `done` posted
-// back. `done` must not outlive what it captures of the connection.
+// `done(result)` on the connection's executor. Where one thread runs both
+// the connection and the calls (a server with one thread, a shared-memory
+// session), both run right here: posting the call and its answer back would
+// only add two rounds of the event loop (each a poll of the kernel). Else
+// the call runs on the server's threads and `done` is posted back. `done`
+// must not outlive what it captures of the connection.
 template <typename Call, typename Done>
 void dispatch(Connection& connection, Call call, Done done) {
-  if (runs_inline(connection)) {
+  if (connection.call_executor() == connection.executor()) {
     done(call());
     return;
   }

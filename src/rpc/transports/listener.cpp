@@ -14,6 +14,9 @@ using boost::system::error_code;
 using tcp = asio::ip::tcp;
 using local = asio::local::stream_protocol;
 
+namespace {
+
+// Who is on the other end of an accepted TCP connection ("127.0.0.1:53412").
 Peer tcp_peer(const tcp::socket& socket) {
   error_code error;
   auto endpoint = socket.remote_endpoint(error);
@@ -26,6 +29,8 @@ Peer tcp_peer(const tcp::socket& socket) {
   return peer;
 }
 
+// ... of an accepted UNIX connection: the listener's address and the
+// caller's credentials (SO_PEERCRED).
 Peer unix_peer(int socket, const std::string& listener_uri) {
   Peer peer;
   peer.address = listener_uri;
@@ -38,6 +43,8 @@ Peer unix_peer(int socket, const std::string& listener_uri) {
   }
   return peer;
 }
+
+}  // namespace
 
 Listener::Listener(asio::io_context& io, const Address& address) : address_(address) {
   if (address.kind == Kind::tcp) {

@@ -60,10 +60,4 @@ class Listener {
   ipc::BoundUnixSocket bound_;  // owns the socket file
 };
 
-// Who is on the other end of an accepted TCP connection ("127.0.0.1:53412").
-Peer tcp_peer(const asio::ip::tcp::socket& socket);
-// ... of an accepted UNIX connection: the listener's address and the
-// caller's credentials (SO_PEERCRED).
-Peer unix_peer(int socket, const std::string& listener_uri);
-
 }  // namespace conduit::rpc::transport
