@@ -23,13 +23,13 @@ inline void send_all(int fd, std::string_view bytes) {
   }
 }
 
-// Reads until the peer closes or `timeout`; what arrived, with "<timeout>"
-// appended when the peer never closed.
-inline std::string read_until_closed(int fd,
-                                     std::chrono::milliseconds timeout = std::chrono::seconds(5)) {
+// Reads until what arrived holds `needle` (empty: never), the peer closes,
+// or `timeout`; what arrived, with "<timeout>" appended when neither came.
+inline std::string read_until(int fd, std::string_view needle,
+                              std::chrono::milliseconds timeout = std::chrono::seconds(5)) {
   std::string text;
   auto deadline = std::chrono::steady_clock::now() + timeout;
-  for (;;) {
+  while (needle.empty() || text.find(needle) == std::string::npos) {
     auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
         deadline - std::chrono::steady_clock::now());
     if (left.count() <= 0) return text + "<timeout>";
@@ -40,6 +40,14 @@ inline std::string read_until_closed(int fd,
     if (n <= 0) return text;
     text.append(chunk, static_cast<std::size_t>(n));
   }
+  return text;
+}
+
+// Reads until the peer closes or `timeout`; what arrived, with "<timeout>"
+// appended when the peer never closed.
+inline std::string read_until_closed(int fd,
+                                     std::chrono::milliseconds timeout = std::chrono::seconds(5)) {
+  return read_until(fd, {}, timeout);
 }
 
 }  // namespace conduit::testing

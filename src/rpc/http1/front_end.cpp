@@ -1,29 +1,15 @@
 #include "rpc/http1/front_end.hpp"
 
 #include <algorithm>
-#include <boost/beast/core/error.hpp>
-#include <boost/beast/http/error.hpp>
-#include <boost/beast/http/parser.hpp>
-#include <boost/beast/http/string_body.hpp>
-#include <cctype>
+#include <cstring>
 
 #include "rpc/call_runner.hpp"
 #include "rpc/connection.hpp"
+#include "rpc/http1/request_head.hpp"
 
 namespace conduit::rpc::http1 {
 
 namespace {
-
-namespace beast_http = boost::beast::http;
-
-// ASCII only, as HTTP's names and media types are; without the locale's
-// tolower, which costs a call per character.
-std::string lower(std::string_view text) {
-  std::string out(text);
-  for (char& c : out)
-    if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
-  return out;
-}
 
 // The media type of a Content-Type value: lower case, parameters and
 // spaces cut off.
@@ -31,7 +17,7 @@ std::string media_type(std::string_view value) {
   std::string_view type = value.substr(0, value.find(';'));
   while (!type.empty() && (type.back() == ' ' || type.back() == '\t')) type.remove_suffix(1);
   while (!type.empty() && (type.front() == ' ' || type.front() == '\t')) type.remove_prefix(1);
-  return lower(type);
+  return lower_ascii(type);
 }
 
 std::string_view reason_of(unsigned status) {
@@ -50,18 +36,23 @@ std::string_view reason_of(unsigned status) {
       return "Payload Too Large";
     case 415:
       return "Unsupported Media Type";
+    case 431:
+      return "Request Header Fields Too Large";
     case 500:
       return "Internal Server Error";
+    case 501:
+      return "Not Implemented";
+    case 505:
+      return "HTTP Version Not Supported";
     default:
       return "Status";
   }
 }
 
-// The response as it goes on the wire, into `text` (whose capacity is
-// kept from the connection's last response).
-void serialize_into(std::string& text, const Response& response, bool keep_alive) {
+// The status line and headers of `response`, into `text` (whose capacity
+// is kept from the connection's last response).
+void serialize_head(std::string& text, const Response& response, bool keep_alive) {
   text.clear();
-  text.reserve(128 + response.extra_headers.size() + response.body.size());
   text += "HTTP/1.1 ";
   text += std::to_string(response.status);
   text += ' ';
@@ -77,12 +68,12 @@ void serialize_into(std::string& text, const Response& response, bool keep_alive
   text += "\r\n";
   text += response.extra_headers;
   text += keep_alive ? "Connection: keep-alive\r\n\r\n" : "Connection: close\r\n\r\n";
-  text += response.body;
 }
 
 std::string serialize(const Response& response, bool keep_alive) {
   std::string text;
-  serialize_into(text, response, keep_alive);
+  serialize_head(text, response, keep_alive);
+  text += response.body;
   return text;
 }
 
@@ -92,6 +83,29 @@ std::string serialize(const Response& response, bool keep_alive) {
 // page fault per page on every call), small enough to bound what an idle
 // connection holds.
 constexpr std::size_t kKeptBufferBytes = 4 << 20;
+// A response body at least this large is written after its head rather
+// than copied behind it: two writes cost less than the copy.
+constexpr std::size_t kSeparateBodyBytes = 64 << 10;
+// The most a request head may take, request line and fields together; a
+// chunk-size line or a trailer line of a chunked body at most kMaxLineBytes.
+constexpr std::size_t kMaxHeadBytes = 16 << 10;
+constexpr std::size_t kMaxLineBytes = 4 << 10;
+
+// Headers of HTTP itself, which say how the request travels rather than
+// anything a handler could act on: not metadata.
+bool is_transport_header(std::string_view name) {
+  for (std::string_view transport :
+       {"host", "content-length", "content-type", "connection", "keep-alive", "transfer-encoding",
+        "te", "trailer", "upgrade", "expect"})
+    if (equal_ignoring_case(name, transport)) return true;
+  return false;
+}
+
+// Whether `bytes` holds nothing of a request yet (empty lines may come
+// before a request line).
+bool nothing_of_a_request(std::string_view bytes) {
+  return bytes.find_first_not_of("\r\n") == std::string_view::npos;
+}
 
 class FrontEnd final : public StreamProtocol {
  public:
@@ -100,6 +114,9 @@ class FrontEnd final : public StreamProtocol {
   std::string_view name() const override { return "http/1.1"; }
 
   Match match(std::string_view first) const override {
+    // Empty lines may come before a request line (RFC 9112 2.2).
+    first.remove_prefix(std::min(first.find_first_not_of("\r\n"), first.size()));
+    if (first.empty()) return Match::need_more;
     bool undecided = false;
     for (std::string_view method :
          {"POST ", "GET ", "HEAD ", "PUT ", "DELETE ", "OPTIONS ", "PATCH "}) {
@@ -112,67 +129,157 @@ class FrontEnd final : public StreamProtocol {
   }
 
   asio::awaitable<void> serve(Connection& connection, std::string pending) const override {
-    char chunk[16384];
     const std::size_t limit = connection.options().max_message_bytes;
-    std::string kept_body, out;  // reused from request to request (kKeptBufferBytes)
+    // Reused from request to request, up to kKeptBufferBytes.
+    std::string head_text, body, out, kept_response;
+    RequestHead head;
     for (;;) {
-      beast_http::request<beast_http::string_body> empty;
-      empty.body() = std::move(kept_body);
-      empty.body().clear();
-      beast_http::request_parser<beast_http::string_body> parser(std::move(empty));
-      parser.body_limit(limit);
-      parser.header_limit(16 * 1024);
-      boost::beast::error_code error;
-      bool first_read = true;
-      while (!parser.is_done()) {
-        if (!pending.empty()) {
-          // The parser takes what it can; what it leaves must be offered
-          // again with more bytes after it.
-          std::size_t used = parser.put(asio::buffer(pending), error);
-          pending.erase(0, used);
-          if (error == beast_http::error::need_more) {
-            error = {};
-          } else if (error || parser.is_done()) {
-            break;
-          } else if (used > 0) {
-            continue;
-          }
-        }
-        bool between = first_read && pending.empty() && !parser.got_some();
-        connection.set_idle(between);
-        std::size_t n = co_await connection.read_some(
-            asio::buffer(chunk),
-            between ? Connection::Awaiting::next_request : Connection::Awaiting::rest_of_request);
-        connection.set_idle(false);
-        if (n == 0) co_return;  // closed between (or inside) requests
-        pending.append(chunk, n);
-        first_read = false;
-      }
-      if (error == beast_http::error::body_limit) {
-        // The request line is parsed before the headers that broke the limit.
-        const Route* route = any_route_at(parser.get().target());
-        co_await connection.write(serialize(
-            refusal(route, 413,
-                    "the body exceeds the server's limit of " + std::to_string(limit) + " bytes"),
-            false));
+      std::optional<std::size_t> end;
+      while (!(end = head_end(pending)) && pending.size() <= kMaxHeadBytes)
+        if (!co_await read_more(connection, pending)) co_return;  // closed
+      if (!end || *end > kMaxHeadBytes) {
+        co_await refuse(connection, nullptr, 431,
+                        "the request head exceeds the server's limit of " +
+                            std::to_string(kMaxHeadBytes) + " bytes");
         co_return;
       }
-      if (error) {
-        co_await connection.write(
-            serialize(refusal(nullptr, 400, "malformed HTTP request: " + error.message()), false));
+      // The head gets a buffer of its own: the body's reads may move `pending`.
+      head_text.assign(pending, 0, *end);
+      pending.erase(0, *end);
+      if (auto error = parse_head(head_text, limit, head)) {
+        co_await refuse(connection, error->status == 413 ? any_route_at(head.target) : nullptr,
+                        error->status, error->why);
         co_return;
       }
-      auto& request = parser.get();
-      const bool keep_alive = request.keep_alive() && !connection.stopping();
-      serialize_into(out, answer(connection, request), keep_alive);
-      co_await connection.write(out);
+      if (head.expects_continue && (head.chunked || head.content_length > pending.size()))
+        co_await connection.write("HTTP/1.1 100 Continue\r\n\r\n");
+
+      body.clear();
+      if (!head.chunked) {
+        if (!co_await read_body(connection, pending, head.content_length, body)) co_return;
+      } else if (auto error = co_await read_chunked(connection, pending, body, limit)) {
+        if (error->status != 0)
+          co_await refuse(connection, error->status == 413 ? any_route_at(head.target) : nullptr,
+                          error->status, error->why);
+        co_return;
+      }
+
+      const bool keep_alive = head.keep_alive && !connection.stopping();
+      Response response = answer(connection, head, body, kept_response);
+      serialize_head(out, response, keep_alive);
+      if (head.method == "HEAD") {
+        co_await connection.write(out);  // the length of a body not sent
+      } else if (response.body.size() >= kSeparateBodyBytes) {
+        co_await connection.write(out);
+        co_await connection.write(response.body);
+      } else {
+        out += response.body;
+        co_await connection.write(out);
+      }
       if (!keep_alive) co_return;
-      if (request.body().capacity() <= kKeptBufferBytes) kept_body = std::move(request.body());
+      if (body.capacity() > kKeptBufferBytes) body = std::string();
+      if (response.body.capacity() <= kKeptBufferBytes) kept_response = std::move(response.body);
       if (out.capacity() > kKeptBufferBytes) out = std::string();
+      if (head_text.capacity() > kMaxHeadBytes) head_text = std::string();
     }
   }
 
  private:
+  // Reads more of a request into `pending`; false when the peer closed.
+  static asio::awaitable<bool> read_more(Connection& connection, std::string& pending) {
+    char chunk[16384];
+    const bool between = nothing_of_a_request(pending);
+    connection.set_idle(between);
+    const std::size_t n = co_await connection.read_some(
+        asio::buffer(chunk),
+        between ? Connection::Awaiting::next_request : Connection::Awaiting::rest_of_request);
+    connection.set_idle(false);
+    pending.append(chunk, n);
+    co_return n > 0;
+  }
+
+  // Reads a body of `length` bytes into `body`, straight into it rather
+  // than through `pending` (which holds what arrived with the head); false
+  // when the peer closed inside it.
+  static asio::awaitable<bool> read_body(Connection& connection, std::string& pending,
+                                         std::size_t length, std::string& body) {
+    const std::size_t have = std::min(pending.size(), length);
+    body.resize(length);
+    if (have > 0) std::memcpy(body.data(), pending.data(), have);
+    pending.erase(0, have);
+    for (std::size_t filled = have; filled < length;) {
+      const std::size_t n =
+          co_await connection.read_some(asio::buffer(body.data() + filled, length - filled),
+                                        Connection::Awaiting::rest_of_request);
+      if (n == 0) co_return false;
+      filled += n;
+    }
+    co_return true;
+  }
+
+  // Answers a request the front end refuses, and closes.
+  asio::awaitable<void> refuse(Connection& connection, const Route* route, unsigned status,
+                               std::string_view why) const {
+    co_await connection.write(serialize(refusal(route, status, why), false));
+  }
+
+  // Reads a chunked body (RFC 9112 7.1) from `pending` into `body`, leaving
+  // what follows it in `pending`; trailer fields are read and dropped.
+  // std::nullopt when the body was read; otherwise why not (status 0: the
+  // peer closed the connection inside it).
+  static asio::awaitable<std::optional<HeadError>> read_chunked(Connection& connection,
+                                                                std::string& pending,
+                                                                std::string& body,
+                                                                std::size_t limit) {
+    // The next line of `pending`, without its CRLF, once it has arrived;
+    // std::nullopt when it is too long or the peer closed first.
+    bool peer_closed = false;
+    auto next_line = [&]() -> asio::awaitable<std::optional<std::string>> {
+      std::size_t eol;
+      while ((eol = pending.find("\r\n")) == std::string::npos) {
+        if (pending.size() > kMaxLineBytes) co_return std::nullopt;
+        if (!co_await read_more(connection, pending)) {
+          peer_closed = true;
+          co_return std::nullopt;
+        }
+      }
+      if (eol > kMaxLineBytes) co_return std::nullopt;
+      std::string line = pending.substr(0, eol);
+      pending.erase(0, eol + 2);
+      co_return line;
+    };
+    const HeadError closed{0, {}};
+    for (;;) {
+      const std::optional<std::string> line = co_await next_line();
+      if (!line)
+        co_return peer_closed ? closed
+                              : HeadError{400, "a chunk-size line longer than " +
+                                                   std::to_string(kMaxLineBytes) + " bytes"};
+      const std::optional<std::uint64_t> size = parse_chunk_size(*line);
+      if (!size) co_return HeadError{400, "a malformed chunk-size line in a chunked body"};
+      if (*size == 0) break;
+      if (*size > limit - body.size())
+        co_return HeadError{413, "the chunked body exceeds the server's limit of " +
+                                     std::to_string(limit) + " bytes"};
+      while (pending.size() < *size + 2)
+        if (!co_await read_more(connection, pending)) co_return closed;
+      if (pending.compare(*size, 2, "\r\n") != 0)
+        co_return HeadError{400, "a chunk's data is not followed by CRLF"};
+      body.append(pending, 0, *size);
+      pending.erase(0, *size + 2);
+    }
+    for (std::size_t trailers = 0;;) {  // trailer fields, up to an empty line
+      const std::optional<std::string> line = co_await next_line();
+      if (!line)
+        co_return peer_closed ? closed
+                              : HeadError{400, "a trailer line longer than " +
+                                                   std::to_string(kMaxLineBytes) + " bytes"};
+      if (line->empty()) co_return std::nullopt;
+      if ((trailers += line->size()) > kMaxHeadBytes)
+        co_return HeadError{431, "the trailer fields exceed the server's limit"};
+    }
+  }
+
   // The path of a request target: without the query.
   static std::string_view path_of(std::string_view target) {
     return target.substr(0, target.find('?'));
@@ -193,11 +300,11 @@ class FrontEnd final : public StreamProtocol {
     return response;
   }
 
-  Response answer(Connection& connection,
-                  beast_http::request<beast_http::string_body>& request) const {
-    const std::string_view path = path_of(request.target());
-    const std::string_view method = request.method_string();
-    const std::string_view content_type = request[beast_http::field::content_type];
+  Response answer(Connection& connection, const RequestHead& head, std::string& body,
+                  std::string& kept_response) const {
+    const std::string_view path = path_of(head.target);
+    const std::string_view method = head.method;
+    const std::string_view content_type = head.field("content-type");
     const std::string type = media_type(content_type);
     const Route* at_path = nullptr;
     const Route* with_method = nullptr;
@@ -214,7 +321,7 @@ class FrontEnd final : public StreamProtocol {
       const bool takes = route.content_types.empty() ||
                          std::find(route.content_types.begin(), route.content_types.end(), type) !=
                              route.content_types.end();
-      if (takes) return call(connection, route, request, content_type);
+      if (takes) return call(connection, route, head, body, kept_response, content_type);
       for (const std::string& one : route.content_types)
         accepted += (accepted.empty() ? "" : ", ") + one;
     }
@@ -237,36 +344,16 @@ class FrontEnd final : public StreamProtocol {
                        " is not served at " + std::string(path) + "; use " + accepted);
   }
 
-  // Headers of HTTP itself, which say how the request travels rather than
-  // anything a handler could act on: not metadata.
-  static bool is_transport_header(beast_http::field field) {
-    switch (field) {
-      case beast_http::field::host:
-      case beast_http::field::content_length:
-      case beast_http::field::content_type:
-      case beast_http::field::connection:
-      case beast_http::field::keep_alive:
-      case beast_http::field::transfer_encoding:
-      case beast_http::field::te:
-      case beast_http::field::trailer:
-      case beast_http::field::upgrade:
-      case beast_http::field::expect:
-        return true;
-      default:
-        return false;
-    }
-  }
-
-  static Response call(Connection& connection, const Route& route,
-                       beast_http::request<beast_http::string_body>& request,
+  static Response call(Connection& connection, const Route& route, const RequestHead& head,
+                       std::string& body, std::string& kept_response,
                        std::string_view content_type) {
     CallContext context = make_call_context(connection, route.protocol);
-    for (const auto& field : request) {
-      if (is_transport_header(field.name())) continue;
-      context.metadata.emplace(lower(field.name_string()), std::string(field.value()));
+    for (const auto& [name, value] : head.fields) {
+      if (is_transport_header(name)) continue;
+      context.metadata.emplace(lower_ascii(name), std::string(value));
     }
-    Request seen{request.method_string(), request.target(),      content_type,
-                 request.body(),          connection.services(), connection.options()};
+    Request seen{head.method,           head.target,          content_type, body,
+                 connection.services(), connection.options(), kept_response};
     return route.handler(seen, context);
   }
 

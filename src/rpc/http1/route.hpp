@@ -22,6 +22,10 @@ struct Request {
   std::string& body;
   const ServiceTable& services;
   const ServerOptions& options;
+  // The body of the connection's last response, for its memory: a handler
+  // that builds its response in it (moved into Response::body) costs no
+  // fresh pages for a large one.
+  std::string& kept_response;
 };
 
 struct Response {

@@ -54,7 +54,12 @@ ErrorObject invalid_params(std::string_view why) {
 // its first response. Results are written straight into it.
 class ResponseText {
  public:
-  explicit ResponseText(bool batch) : batch_(batch) {}
+  // `storage`: a buffer whose capacity the text reuses (its contents are
+  // dropped).
+  explicit ResponseText(bool batch, std::string storage = {})
+      : batch_(batch), text_(std::move(storage)) {
+    text_.clear();
+  }
 
   // `id` is compact JSON; empty: null. Returns the status of writing the
   // result; when it fails, nothing of this response is left in the text.
@@ -221,7 +226,8 @@ void serve(const rapidjson::Value& entry, std::string_view kept_id, const Servic
 }
 
 std::optional<std::string> respond(std::string_view text, const ServiceTable& methods,
-                                   const Limits& limits, CallContext& context) {
+                                   const Limits& limits, CallContext& context,
+                                   std::string storage) {
   if (context.protocol.empty()) context.protocol = "jsonrpc";
   if (text.size() > limits.max_body_bytes) {
     return single_error(invalid_request(
@@ -253,12 +259,12 @@ std::optional<std::string> respond(std::string_view text, const ServiceTable& me
 
   const rapidjson::Value& root = document.root();
   if (root.IsObject()) {
-    ResponseText response(false);
+    ResponseText response(false, std::move(storage));
     serve(root, document.kept_number(0), methods, context, response);
     return response.take();
   }
   if (root.IsArray() && !root.Empty()) {
-    ResponseText response(true);
+    ResponseText response(true, std::move(storage));
     for (rapidjson::SizeType i = 0; i < root.Size(); ++i)
       serve(root[i], document.kept_number(i), methods, context, response);
     return response.take();
@@ -546,10 +552,10 @@ Engine::Engine(const ServiceTable& methods, Limits limits) : methods_(&methods),
   }
 }
 
-std::optional<std::string> Engine::handle(std::string_view text,
-                                          CallContext& context) const noexcept {
+std::optional<std::string> Engine::handle(std::string_view text, CallContext& context,
+                                          std::string storage) const noexcept {
   try {
-    return respond(text, *methods_, limits_, context);
+    return respond(text, *methods_, limits_, context, std::move(storage));
   } catch (const std::exception& e) {
     try {
       return single_error(internal_error(e.what()));

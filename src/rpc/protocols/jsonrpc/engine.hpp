@@ -64,8 +64,12 @@ class Engine {
   // std::nullopt when nothing must be sent back (a notification, or a batch
   // of notifications only). Failures of methods and of the engine itself
   // become error responses; it never throws.
+  // `storage` is a buffer the response text is written into, its contents
+  // dropped: a caller that hands back the text of its last response reuses
+  // that memory (a large response then costs no fresh pages).
   // Thread-safe: any number of threads may call it at once.
-  std::optional<std::string> handle(std::string_view text, CallContext& context) const noexcept;
+  std::optional<std::string> handle(std::string_view text, CallContext& context,
+                                    std::string storage = {}) const noexcept;
 
   const Limits& limits() const { return limits_; }
 

@@ -73,7 +73,8 @@ http1::Response http_refusal(unsigned status, std::string_view why) {
 
 http1::Response http_call(const http1::Request& request, CallContext& context) {
   Engine engine(request.services, limits_of(request.options));
-  std::optional<std::string> reply = engine.handle(request.body, context);
+  std::optional<std::string> reply =
+      engine.handle(request.body, context, std::move(request.kept_response));
   if (!reply) {
     http1::Response none;
     none.status = 204;
