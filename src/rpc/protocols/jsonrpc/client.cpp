@@ -54,8 +54,16 @@ bool ReplyReader::take(std::string& buffer) {
       scanned_ = buffer.size();  // a long reply is searched once, not once per read
       return false;
     }
-    body_ = buffer.substr(0, end);
-    buffer.erase(0, end + 1);
+    if (end + 1 == buffer.size()) {
+      // The reply is all that was read (the usual case): taken, not copied.
+      body_ = std::move(buffer);
+      body_.resize(end);
+      buffer.clear();
+    } else {
+      body_ = buffer.substr(0, end);
+      buffer.erase(0, end + 1);
+    }
+    scanned_ = 0;
     return true;
   }
   boost::beast::error_code error;
@@ -232,13 +240,17 @@ class JsonRpcClient::Impl {
       int rc = ::poll(&ready, 1, static_cast<int>(left.count()));
       if (rc < 0 && errno == EINTR) continue;
       if (rc <= 0) continue;
-      char chunk[16384];
-      ssize_t n = ::recv(fd_.get(), chunk, sizeof chunk, 0);
-      if (n < 0 && errno == EINTR) continue;
-      if (n < 0 && errno == ECONNRESET) return false;
-      if (n < 0) throw SystemError("recv", target_.text, errno);
+      // Straight into the buffer, in large reads: a reply of megabytes
+      // takes a few calls rather than hundreds.
+      const std::size_t had = buffer_.size();
+      buffer_.resize(had + std::max<std::size_t>(16384, std::min<std::size_t>(had, 1 << 20)));
+      const ssize_t n = ::recv(fd_.get(), buffer_.data() + had, buffer_.size() - had, 0);
+      const int error = errno;
+      buffer_.resize(had + static_cast<std::size_t>(std::max<ssize_t>(n, 0)));
+      if (n < 0 && error == EINTR) continue;
+      if (n < 0 && error == ECONNRESET) return false;
+      if (n < 0) throw SystemError("recv", target_.text, error);
       if (n == 0) return false;
-      buffer_.append(chunk, static_cast<std::size_t>(n));
       received_ += static_cast<std::uint64_t>(n);
       return true;
     }
