@@ -597,7 +597,9 @@ TEST_P(TextCorpus, ReadsAsProtobufReads) {
   const Status status = json_text_to_message(text, by_conduit);
   ASSERT_EQ(status.ok(), reference.ok())
       << text << "\n  conduit:  " << status.to_string() << "\n  protobuf: " << reference.ToString();
-  if (status.ok()) EXPECT_TRUE(same_message(by_conduit, by_protobuf)) << text;
+  if (status.ok()) {
+    EXPECT_TRUE(same_message(by_conduit, by_protobuf)) << text;
+  }
 }
 
 INSTANTIATE_TEST_SUITE_P(ProtoJson, TextCorpus, testing::ValuesIn(kTextCorpus));

@@ -91,16 +91,6 @@ constexpr std::size_t kSeparateBodyBytes = 64 << 10;
 constexpr std::size_t kMaxHeadBytes = 16 << 10;
 constexpr std::size_t kMaxLineBytes = 4 << 10;
 
-// Headers of HTTP itself, which say how the request travels rather than
-// anything a handler could act on: not metadata.
-bool is_transport_header(std::string_view name) {
-  for (std::string_view transport :
-       {"host", "content-length", "content-type", "connection", "keep-alive", "transfer-encoding",
-        "te", "trailer", "upgrade", "expect"})
-    if (equal_ignoring_case(name, transport)) return true;
-  return false;
-}
-
 // Whether `bytes` holds nothing of a request yet (empty lines may come
 // before a request line).
 bool nothing_of_a_request(std::string_view bytes) {
@@ -304,7 +294,7 @@ class FrontEnd final : public StreamProtocol {
                   std::string& kept_response) const {
     const std::string_view path = path_of(head.target);
     const std::string_view method = head.method;
-    const std::string_view content_type = head.field("content-type");
+    const std::string_view content_type = head.content_type;
     const std::string type = media_type(content_type);
     const Route* at_path = nullptr;
     const Route* with_method = nullptr;
@@ -348,10 +338,10 @@ class FrontEnd final : public StreamProtocol {
                        std::string& body, std::string& kept_response,
                        std::string_view content_type) {
     CallContext context = make_call_context(connection, route.protocol);
-    for (const auto& [name, value] : head.fields) {
-      if (is_transport_header(name)) continue;
-      context.metadata.emplace(lower_ascii(name), std::string(value));
-    }
+    // HTTP's own fields say how the request travels: not metadata.
+    for (const FieldLine& line : head.fields)
+      if (line.known == KnownField::other)
+        context.metadata.emplace(lower_ascii(line.name), std::string(line.value));
     Request seen{head.method,           head.target,          content_type, body,
                  connection.services(), connection.options(), kept_response};
     return route.handler(seen, context);

@@ -1,21 +1,55 @@
 #include "rpc/http1/request_head.hpp"
 
 #include <algorithm>
+#include <array>
 
 namespace conduit::rpc::http1 {
 
 namespace {
 
 // tchar of RFC 9110 5.6.2: what a method or a field name is made of.
-bool is_token_char(unsigned char c) {
-  if (c >= '0' && c <= '9') return true;
-  if ((c | 0x20) >= 'a' && (c | 0x20) <= 'z') return true;
-  return std::string_view("!#$%&'*+-.^_`|~").find(static_cast<char>(c)) != std::string_view::npos;
-}
+constexpr std::array<bool, 256> kTokenChars = [] {
+  std::array<bool, 256> table{};
+  for (int c = '0'; c <= '9'; ++c) table[c] = true;
+  for (int c = 'a'; c <= 'z'; ++c) table[c] = table[c - 'a' + 'A'] = true;
+  for (char c : std::string_view("!#$%&'*+-.^_`|~")) table[static_cast<unsigned char>(c)] = true;
+  return table;
+}();
 
 bool is_token(std::string_view text) {
-  return !text.empty() &&
-         std::all_of(text.begin(), text.end(), [](char c) { return is_token_char(c); });
+  if (text.empty()) return false;
+  for (char c : text)
+    if (!kTokenChars[static_cast<unsigned char>(c)]) return false;
+  return true;
+}
+
+// Which of HTTP's own fields `name` is: its length picks the candidates.
+KnownField classify(std::string_view name) {
+  auto is = [name](std::string_view known) { return equal_ignoring_case(name, known); };
+  switch (name.size()) {
+    case 2:
+      return is("te") ? KnownField::te : KnownField::other;
+    case 4:
+      return is("host") ? KnownField::host : KnownField::other;
+    case 6:
+      return is("expect") ? KnownField::expect : KnownField::other;
+    case 7:
+      return is("trailer") ? KnownField::trailer
+             : is("upgrade") ? KnownField::upgrade
+                             : KnownField::other;
+    case 10:
+      return is("connection") ? KnownField::connection
+             : is("keep-alive") ? KnownField::keep_alive
+                                : KnownField::other;
+    case 12:
+      return is("content-type") ? KnownField::content_type : KnownField::other;
+    case 14:
+      return is("content-length") ? KnownField::content_length : KnownField::other;
+    case 17:
+      return is("transfer-encoding") ? KnownField::transfer_encoding : KnownField::other;
+    default:
+      return KnownField::other;
+  }
 }
 
 // field-content: visible characters, spaces, tabs and obs-text (bytes of
@@ -119,8 +153,8 @@ bool equal_ignoring_case(std::string_view a, std::string_view b) {
 }
 
 std::string_view RequestHead::field(std::string_view name) const {
-  for (const auto& [field_name, value] : fields)
-    if (equal_ignoring_case(field_name, name)) return value;
+  for (const FieldLine& line : fields)
+    if (equal_ignoring_case(line.name, name)) return line.value;
   return {};
 }
 
@@ -139,9 +173,15 @@ std::optional<std::size_t> head_end(std::string_view buffer) {
 
 std::optional<HeadError> parse_head(std::string_view text, std::size_t max_body,
                                     RequestHead& head) {
-  head = RequestHead{};
+  // Reset field by field: the vector keeps its memory for the next head.
+  head.fields.clear();
+  head.content_type = {};
+  head.content_length = 0;
+  head.chunked = false;
+  head.keep_alive = true;
+  head.expects_continue = false;
   std::optional<std::size_t> content_length;
-  std::string_view transfer_encoding;
+  std::string_view transfer_encoding, connection;
   std::size_t hosts = 0;
   bool seen_request_line = false;
   while (!text.empty()) {
@@ -171,15 +211,31 @@ std::optional<HeadError> parse_head(std::string_view text, std::size_t max_body,
                  "\" is not an HTTP token (no whitespace before the colon)");
     if (!is_field_value(value))
       return bad("the value of " + std::string(name) + " holds a control character");
-    head.fields.emplace_back(name, value);
-    if (equal_ignoring_case(name, "content-length")) {
-      if (auto error = parse_content_length(value, max_body, content_length)) return error;
-    } else if (equal_ignoring_case(name, "transfer-encoding")) {
-      if (!transfer_encoding.empty())
-        return bad("more than one Transfer-Encoding field; send one list");
-      transfer_encoding = value;
-    } else if (equal_ignoring_case(name, "host")) {
-      ++hosts;
+    const KnownField known = classify(name);
+    head.fields.push_back({name, value, known});
+    switch (known) {
+      case KnownField::content_length:
+        if (auto error = parse_content_length(value, max_body, content_length)) return error;
+        break;
+      case KnownField::transfer_encoding:
+        if (!transfer_encoding.empty())
+          return bad("more than one Transfer-Encoding field; send one list");
+        transfer_encoding = value;
+        break;
+      case KnownField::host:
+        ++hosts;
+        break;
+      case KnownField::content_type:
+        if (head.content_type.empty()) head.content_type = value;
+        break;
+      case KnownField::connection:
+        connection = value;
+        break;
+      case KnownField::expect:
+        head.expects_continue = equal_ignoring_case(value, "100-continue");
+        break;
+      default:
+        break;
     }
   }
   if (!seen_request_line) return bad("no request line");
@@ -197,10 +253,8 @@ std::optional<HeadError> parse_head(std::string_view text, std::size_t max_body,
     head.chunked = true;
   }
   head.content_length = content_length.value_or(0);
-  const std::string_view connection = head.field("connection");
   head.keep_alive =
       head.minor_version >= 1 ? !list_has(connection, "close") : list_has(connection, "keep-alive");
-  head.expects_continue = equal_ignoring_case(head.field("expect"), "100-continue");
   return std::nullopt;
 }
 

@@ -11,17 +11,38 @@
 #include <optional>
 #include <string>
 #include <string_view>
-#include <utility>
 #include <vector>
 
 namespace conduit::rpc::http1 {
+
+// The fields of HTTP itself, which say how a request travels rather than
+// anything a handler could act on.
+enum class KnownField {
+  other,
+  host,
+  content_length,
+  content_type,
+  connection,
+  keep_alive,
+  transfer_encoding,
+  te,
+  trailer,
+  upgrade,
+  expect,
+};
+
+struct FieldLine {
+  std::string_view name;   // as sent
+  std::string_view value;  // without surrounding whitespace
+  KnownField known;
+};
 
 struct RequestHead {
   std::string_view method;  // as sent: methods are case-sensitive
   std::string_view target;  // "/path?query"
   int minor_version = 1;    // HTTP/1.minor_version
-  // Every field as sent, the value without surrounding whitespace.
-  std::vector<std::pair<std::string_view, std::string_view>> fields;
+  std::vector<FieldLine> fields;  // every field, in order
+  std::string_view content_type;  // the first Content-Type, or ""
   std::size_t content_length = 0;  // 0 when the body is chunked
   bool chunked = false;
   bool keep_alive = true;

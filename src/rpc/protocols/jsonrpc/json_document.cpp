@@ -77,7 +77,7 @@ class JsonDocument::Builder {
  public:
   enum class Stop { none, too_deep, too_many, surrogate, bad_number };
 
-  Builder(rapidjson::Document& document, const Limits& limits, std::vector<std::string>& kept)
+  Builder(Dom& document, const Limits& limits, std::vector<std::string>& kept)
       : document_(document), limits_(limits), kept_(kept) {}
 
   Stop stop() const { return stop_; }
@@ -184,7 +184,7 @@ class JsonDocument::Builder {
     return true;
   }
 
-  rapidjson::Document& document_;
+  Dom& document_;
   const Limits& limits_;
   std::vector<std::string>& kept_;
   Stop stop_ = Stop::none;
@@ -210,9 +210,9 @@ JsonDocument::JsonDocument(std::string_view text, const Limits& limits) {
   Builder builder(document_, limits, kept_);
   rapidjson::InsituStringStream stream(text_->data());
   rapidjson::ParseResult result;
-  auto generate = [&](rapidjson::Document& handler) {
+  auto generate = [&](Dom& handler) {
     (void)handler;  // the builder adds to the same document
-    rapidjson::Reader reader;
+    rapidjson::GenericReader<rapidjson::UTF8<>, rapidjson::UTF8<>, Pool> reader(&pool_);
     result = reader.Parse<kParseFlags>(stream, builder);
     return !result.IsError();
   };
