@@ -11,13 +11,13 @@ namespace conduit::rpc::http1 {
 
 namespace {
 
-// The media type of a Content-Type value: lower case, parameters and
-// spaces cut off.
-std::string media_type(std::string_view value) {
+// The media type of a Content-Type value, as sent: parameters and spaces
+// cut off (compare it ignoring case).
+std::string_view media_type(std::string_view value) {
   std::string_view type = value.substr(0, value.find(';'));
   while (!type.empty() && (type.back() == ' ' || type.back() == '\t')) type.remove_suffix(1);
   while (!type.empty() && (type.front() == ' ' || type.front() == '\t')) type.remove_prefix(1);
-  return lower_ascii(type);
+  return type;
 }
 
 std::string_view reason_of(unsigned status) {
@@ -295,7 +295,7 @@ class FrontEnd final : public StreamProtocol {
     const std::string_view path = path_of(head.target);
     const std::string_view method = head.method;
     const std::string_view content_type = head.content_type;
-    const std::string type = media_type(content_type);
+    const std::string_view type = media_type(content_type);
     const Route* at_path = nullptr;
     const Route* with_method = nullptr;
     std::string allowed, accepted;
@@ -309,8 +309,10 @@ class FrontEnd final : public StreamProtocol {
       }
       if (!with_method) with_method = &route;
       const bool takes = route.content_types.empty() ||
-                         std::find(route.content_types.begin(), route.content_types.end(), type) !=
-                             route.content_types.end();
+                         std::any_of(route.content_types.begin(), route.content_types.end(),
+                                     [type](const std::string& taken) {
+                                       return equal_ignoring_case(taken, type);
+                                     });
       if (takes) return call(connection, route, head, body, kept_response, content_type);
       for (const std::string& one : route.content_types)
         accepted += (accepted.empty() ? "" : ", ") + one;
@@ -330,7 +332,7 @@ class FrontEnd final : public StreamProtocol {
       return response;
     }
     return refusal(with_method, 415,
-                   "Content-Type " + (type.empty() ? std::string("(none)") : type) +
+                   "Content-Type " + (type.empty() ? std::string("(none)") : lower_ascii(type)) +
                        " is not served at " + std::string(path) + "; use " + accepted);
   }
 

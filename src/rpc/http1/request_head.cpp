@@ -34,11 +34,11 @@ KnownField classify(std::string_view name) {
     case 6:
       return is("expect") ? KnownField::expect : KnownField::other;
     case 7:
-      return is("trailer") ? KnownField::trailer
+      return is("trailer")   ? KnownField::trailer
              : is("upgrade") ? KnownField::upgrade
                              : KnownField::other;
     case 10:
-      return is("connection") ? KnownField::connection
+      return is("connection")   ? KnownField::connection
              : is("keep-alive") ? KnownField::keep_alive
                                 : KnownField::other;
     case 12:
@@ -174,8 +174,9 @@ std::optional<std::size_t> head_end(std::string_view buffer) {
 std::optional<HeadError> parse_head(std::string_view text, std::size_t max_body,
                                     RequestHead& head) {
   // Reset field by field: the vector keeps its memory for the next head.
+  head.method = head.target = head.content_type = {};
+  head.minor_version = 1;
   head.fields.clear();
-  head.content_type = {};
   head.content_length = 0;
   head.chunked = false;
   head.keep_alive = true;

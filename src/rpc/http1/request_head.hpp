@@ -38,11 +38,11 @@ struct FieldLine {
 };
 
 struct RequestHead {
-  std::string_view method;  // as sent: methods are case-sensitive
-  std::string_view target;  // "/path?query"
-  int minor_version = 1;    // HTTP/1.minor_version
-  std::vector<FieldLine> fields;  // every field, in order
-  std::string_view content_type;  // the first Content-Type, or ""
+  std::string_view method;         // as sent: methods are case-sensitive
+  std::string_view target;         // "/path?query"
+  int minor_version = 1;           // HTTP/1.minor_version
+  std::vector<FieldLine> fields;   // every field, in order
+  std::string_view content_type;   // the first Content-Type, or ""
   std::size_t content_length = 0;  // 0 when the body is chunked
   bool chunked = false;
   bool keep_alive = true;

@@ -30,7 +30,9 @@ struct Request {
 
 struct Response {
   unsigned status = 200;
-  std::string content_type;  // sent when the body is not empty
+  // Sent when the body is not empty. A literal, or text that outlives the
+  // response.
+  std::string_view content_type;
   std::string body;
   // Further headers, each "Name: value\r\n".
   std::string extra_headers;

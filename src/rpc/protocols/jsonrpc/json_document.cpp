@@ -17,13 +17,16 @@ namespace conduit::rpc::jsonrpc {
 
 namespace {
 
-// Iterative: the parser keeps its own stack. In place: strings are decoded
-// inside the document's copy of the text, not copied again. Numbers as
-// text: they are converted here, exactly. Stop when done: what follows the
-// value is checked after the parse.
-constexpr unsigned kParseFlags = rapidjson::kParseIterativeFlag | rapidjson::kParseInsituFlag |
-                                 rapidjson::kParseStopWhenDoneFlag |
+// In place: strings are decoded inside the document's copy of the text,
+// not copied again. Numbers as text: they are converted here, exactly. Stop
+// when done: what follows the value is checked after the parse.
+constexpr unsigned kParseFlags = rapidjson::kParseInsituFlag | rapidjson::kParseStopWhenDoneFlag |
                                  rapidjson::kParseNumbersAsStringsFlag;
+// The recursive parser is the faster one, and the builder stops it one
+// level past max_depth, so its stack stays small when max_depth is: within
+// this depth it is used, beyond it the iterative parser, which keeps its
+// own stack on the heap.
+constexpr std::size_t kMostRecursiveDepth = 1024;
 
 // RapidJSON's SSE2 scans read whole aligned 16-byte blocks, up to 15 bytes
 // past the NUL that ends the text: the copy is padded with 16 NULs.
@@ -77,7 +80,7 @@ class JsonDocument::Builder {
  public:
   enum class Stop { none, too_deep, too_many, surrogate, bad_number };
 
-  Builder(Dom& document, const Limits& limits, std::vector<std::string>& kept)
+  Builder(Dom& document, const Limits& limits, KeptNumbers& kept)
       : document_(document), limits_(limits), kept_(kept) {}
 
   Stop stop() const { return stop_; }
@@ -96,8 +99,7 @@ class JsonDocument::Builder {
     if (!value()) return false;
     const std::string_view number(text, length);
     if (keep_next_ && depth_ == entry_depth_) {
-      if (kept_.size() <= entry_) kept_.resize(entry_ + 1);
-      if (kept_[entry_].empty()) kept_[entry_] = number;
+      kept_.keep(entry_, number);  // points into the document's text
     }
     keep_next_ = false;
     if (number.find_first_of(".eE") == std::string_view::npos) {
@@ -186,7 +188,7 @@ class JsonDocument::Builder {
 
   Dom& document_;
   const Limits& limits_;
-  std::vector<std::string>& kept_;
+  KeptNumbers& kept_;
   Stop stop_ = Stop::none;
   std::size_t depth_ = 0;
   bool root_is_array_ = false;
@@ -213,7 +215,9 @@ JsonDocument::JsonDocument(std::string_view text, const Limits& limits) {
   auto generate = [&](Dom& handler) {
     (void)handler;  // the builder adds to the same document
     rapidjson::GenericReader<rapidjson::UTF8<>, rapidjson::UTF8<>, Pool> reader(&pool_);
-    result = reader.Parse<kParseFlags>(stream, builder);
+    result = limits.max_depth <= kMostRecursiveDepth
+                 ? reader.Parse<kParseFlags>(stream, builder)
+                 : reader.Parse<kParseFlags | rapidjson::kParseIterativeFlag>(stream, builder);
     return !result.IsError();
   };
   document_.Populate(generate);
@@ -244,8 +248,22 @@ JsonDocument::JsonDocument(std::string_view text, const Limits& limits) {
   }
 }
 
+void JsonDocument::KeptNumbers::keep(std::size_t entry, std::string_view number) {
+  if (entry == 0) {
+    if (first.empty()) first = number;
+    return;
+  }
+  if (rest.size() < entry) rest.resize(entry);
+  if (rest[entry - 1].empty()) rest[entry - 1] = number;
+}
+
+std::string_view JsonDocument::KeptNumbers::at(std::size_t entry) const {
+  if (entry == 0) return first;
+  return entry <= rest.size() ? rest[entry - 1] : std::string_view();
+}
+
 std::string_view JsonDocument::kept_number(std::size_t entry) const {
-  return entry < kept_.size() ? std::string_view(kept_[entry]) : std::string_view();
+  return kept_.at(entry);
 }
 
 }  // namespace conduit::rpc::jsonrpc

@@ -104,7 +104,15 @@ class JsonDocument {
   Dom document_{&pool_, 256, &pool_};
   Failure failure_ = Failure::none;
   std::string error_;
-  std::vector<std::string> kept_;
+  // The kept numbers, as written in text_: the first entry's inline (a
+  // single request needs no allocation), a batch's others after it.
+  struct KeptNumbers {
+    std::string_view first;
+    std::vector<std::string_view> rest;
+    void keep(std::size_t entry, std::string_view number);
+    std::string_view at(std::size_t entry) const;
+  };
+  KeptNumbers kept_;
 };
 
 // Converts a JSON number as written to a double: false when it lies beyond

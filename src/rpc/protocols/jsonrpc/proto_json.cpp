@@ -14,6 +14,8 @@
 #include <limits>
 #include <memory>
 #include <string>
+#include <type_traits>
+#include <typeinfo>
 #include <unordered_map>
 #include <unordered_set>
 #include <utility>
@@ -25,6 +27,16 @@
 namespace conduit::rpc::jsonrpc {
 
 namespace {
+
+// `message` as the generated class `T` when it is one, else null (a dynamic
+// message of the same type). T is final, so comparing the dynamic type is
+// enough, and cheaper than dynamic_cast.
+template <typename T, typename M>
+auto* as_generated(M& message) {
+  using Result = std::conditional_t<std::is_const_v<M>, const T, T>;
+  static_assert(std::is_final_v<T>);
+  return typeid(message) == typeid(T) ? static_cast<Result*>(&message) : nullptr;
+}
 
 namespace pb = google::protobuf;
 using Field = pb::FieldDescriptor;
@@ -887,7 +899,7 @@ class Reader {
   }
 
   void value(const rapidjson::Value& json, pb::Message& message, const Path* path, int depth) {
-    if (auto* generated = dynamic_cast<pb::Value*>(&message)) {
+    if (auto* generated = as_generated<pb::Value>(message)) {
       return generated_value(json, *generated, path, depth);
     }
     const pb::Descriptor& type = *message.GetDescriptor();
@@ -921,7 +933,7 @@ class Reader {
     if (depth > kMaxMappingDepth) {
       fail(path, "nests deeper than " + std::to_string(kMaxMappingDepth) + " levels");
     }
-    if (auto* generated = dynamic_cast<pb::ListValue*>(&message)) {
+    if (auto* generated = as_generated<pb::ListValue>(message)) {
       return generated_list(json, *generated, path, depth);
     }
     const Field& values = *message.GetDescriptor()->FindFieldByNumber(1);
@@ -937,7 +949,7 @@ class Reader {
     if (depth > kMaxMappingDepth) {
       fail(path, "nests deeper than " + std::to_string(kMaxMappingDepth) + " levels");
     }
-    if (auto* generated = dynamic_cast<pb::Struct*>(&message)) {
+    if (auto* generated = as_generated<pb::Struct>(message)) {
       return generated_struct(json, *generated, path, depth);
     }
     const Field& fields = *message.GetDescriptor()->FindFieldByNumber(1);
@@ -1148,7 +1160,7 @@ class Writer {
   // wherever it stands.
   static bool is_empty_value(const pb::Message& message) {
     if (well_known(*message.GetDescriptor()) != WellKnown::value) return false;
-    if (auto* generated = dynamic_cast<const pb::Value*>(&message))
+    if (auto* generated = as_generated<pb::Value>(message))
       return generated->kind_case() == pb::Value::KIND_NOT_SET;
     const pb::OneofDescriptor* kind = message.GetDescriptor()->FindOneofByName("kind");
     return kind != nullptr && !message.GetReflection()->HasOneof(message, kind);
@@ -1293,7 +1305,7 @@ class Writer {
   }
 
   void value(const pb::Message& message, const Path* path, int depth) {
-    if (auto* generated = dynamic_cast<const pb::Value*>(&message))
+    if (auto* generated = as_generated<pb::Value>(message))
       return generated_value(*generated, path, depth);
     const pb::Descriptor& type = *message.GetDescriptor();
     const pb::Reflection& reflection = *message.GetReflection();
@@ -1327,7 +1339,7 @@ class Writer {
     if (depth > kMaxMappingDepth) {
       fail(path, "nests deeper than " + std::to_string(kMaxMappingDepth) + " levels");
     }
-    if (auto* generated = dynamic_cast<const pb::ListValue*>(&message))
+    if (auto* generated = as_generated<pb::ListValue>(message))
       return generated_list(*generated, path, depth);
     const pb::Reflection& reflection = *message.GetReflection();
     const Field& values = *message.GetDescriptor()->FindFieldByNumber(1);
@@ -1346,7 +1358,7 @@ class Writer {
     if (depth > kMaxMappingDepth) {
       fail(path, "nests deeper than " + std::to_string(kMaxMappingDepth) + " levels");
     }
-    if (auto* generated = dynamic_cast<const pb::Struct*>(&message))
+    if (auto* generated = as_generated<pb::Struct>(message))
       return generated_struct(*generated, path, depth);
     map(message, *message.GetDescriptor()->FindFieldByNumber(1), path, depth);
   }
