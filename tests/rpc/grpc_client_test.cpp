@@ -10,6 +10,7 @@
 #include <google/protobuf/struct.pb.h>
 
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <mutex>
 #include <condition_variable>
@@ -103,6 +104,56 @@ TEST_F(GrpcClient, GeneratedStubCallsOverTcpUnixSocketsAndSharedMemory) {
     big.set_string_value(std::string(3 << 20, 'b'));
     EXPECT_EQ(stub.echo(big).string_value().size(), big.string_value().size()) << target;
   }
+}
+
+TEST_F(GrpcClient, OneChannelSharedByThreadsServesEveryCall) {
+  GrpcChannel channel(tcp_target(), 10s);
+  JsonRpcExamplesStub stub(channel);
+  std::atomic<int> right{0};
+  std::vector<std::string> wrong;
+  std::mutex wrong_mutex;
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 4; ++t) {
+    threads.emplace_back([&, t] {
+      for (int i = 0; i < 150; ++i) {
+        interop::SubtractRequest request;
+        request.set_minuend(1000 * t + i);
+        request.set_subtrahend(t);
+        google::protobuf::Value difference;
+        const Status status = stub.subtract(request, &difference);
+        if (status.ok() && difference.number_value() == 1000 * t + i - t) {
+          ++right;
+        } else {
+          std::lock_guard lock(wrong_mutex);
+          wrong.push_back(status.to_string());
+        }
+      }
+    });
+  }
+  for (std::thread& thread : threads) thread.join();
+  EXPECT_EQ(right.load(), 600) << (wrong.empty() ? "" : wrong.front());
+}
+
+TEST_F(GrpcClient, AStreamOpenOnOneThreadMakesAnotherThreadsCallWaitNotFail) {
+  GrpcChannel channel(tcp_target(), 10s);
+  GrpcChannel::Stream stream = channel.open("/grpc.testing.TestService/FullDuplexCall", 5s);
+  std::atomic<bool> answered{false};
+  Status other;
+  std::thread caller([&] {
+    JsonRpcExamplesStub stub(channel);
+    interop::SubtractRequest request;
+    request.set_minuend(3);
+    request.set_subtrahend(1);
+    google::protobuf::Value difference;
+    other = stub.subtract(request, &difference);
+    answered = true;
+  });
+  std::this_thread::sleep_for(100ms);
+  EXPECT_FALSE(answered.load());  // its turn comes once the stream is finished
+  stream.writes_done();
+  EXPECT_TRUE(stream.finish().ok());
+  caller.join();
+  EXPECT_TRUE(other.ok()) << other.to_string();
 }
 
 TEST_F(GrpcClient, ServerStatusMessageAndDetailsComeBackAsTheyWereSet) {
