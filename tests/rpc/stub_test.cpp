@@ -12,6 +12,7 @@
 
 #include <cerrno>
 #include <chrono>
+#include <atomic>
 #include <cstring>
 #include <initializer_list>
 #include <memory>
@@ -178,6 +179,23 @@ TEST_P(StubOverEveryTransport, StatusFormFillsTheResponse) {
 TEST_P(StubOverEveryTransport, HandlersRejectionOfItsParamsIsInvalidArgument) {
   const Status status = rpc_error_of([&] { examples_->sum(list_of({text("one"), number(2)})); });
   EXPECT_EQ(status.to_string(), "INVALID_ARGUMENT: params[0] is a string, not a number");
+}
+
+TEST_P(StubOverEveryTransport, OneChannelSharedByThreadsAnswersEachItsOwnCall) {
+  std::atomic<int> right{0};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 4; ++t) {
+    threads.emplace_back([&, t] {
+      for (int i = 0; i < 50; ++i) {
+        pb::Value difference;
+        if (examples_->subtract(subtraction(100 * t + i, t), &difference).ok() &&
+            difference.number_value() == 100 * t + i - t)
+          ++right;
+      }
+    });
+  }
+  for (std::thread& thread : threads) thread.join();
+  EXPECT_EQ(right.load(), 200);
 }
 
 INSTANTIATE_TEST_SUITE_P(Transports, StubOverEveryTransport,
