@@ -2,19 +2,18 @@
 // own server on TCP, a UNIX socket and shared memory, status, metadata,
 // deadlines, reconnection (gRPC's interop cases, against grpcio too, are in
 // grpc_client_interop_test.cpp).
+#include <google/protobuf/struct.pb.h>
 #include <gtest/gtest.h>
 #include <poll.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include <google/protobuf/struct.pb.h>
-
 #include <algorithm>
 #include <atomic>
 #include <chrono>
-#include <mutex>
 #include <condition_variable>
 #include <csignal>
+#include <mutex>
 #include <thread>
 
 #include "conduit/interop/jsonrpc_examples.conduit.h"
@@ -26,8 +25,8 @@
 #include "grpc/testing/messages.pb.h"
 #include "rpc/protocols/grpc/wire.hpp"
 #include "rpc/services/grpc_reflection.hpp"
-#include "rpc/transports/shm_transport.hpp"
 #include "rpc/services/grpc_testing.hpp"
+#include "rpc/transports/shm_transport.hpp"
 #include "test_support.hpp"
 
 namespace conduit::rpc {
@@ -78,8 +77,8 @@ class GrpcClient : public ::testing::Test {
   }
 
   std::string tcp_target() const { return tcp_.substr(6); }  // HOST:PORT
-  std::string unix_target() const { return unix_; }           // unix:/path
-  std::string shm_target() const { return shm_; }             // shm+unix:/path
+  std::string unix_target() const { return unix_; }          // unix:/path
+  std::string shm_target() const { return shm_; }            // shm+unix:/path
 
   TempDir dir_;
   ServiceTable services_;
@@ -96,7 +95,10 @@ TEST_F(GrpcClient, GeneratedStubCallsOverTcpUnixSocketsAndSharedMemory) {
     request.set_subtrahend(23);
     EXPECT_EQ(stub.subtract(request).number_value(), 19) << target;
     google::protobuf::Value nested;
-    (*nested.mutable_struct_value()->mutable_fields())["list"].mutable_list_value()->add_values()->set_string_value("x");
+    (*nested.mutable_struct_value()->mutable_fields())["list"]
+        .mutable_list_value()
+        ->add_values()
+        ->set_string_value("x");
     google::protobuf::Value echoed;
     ASSERT_TRUE(stub.echo(nested, &echoed).ok()) << target;
     EXPECT_EQ(echoed.SerializeAsString(), nested.SerializeAsString());
@@ -279,13 +281,14 @@ TEST_F(GrpcClient, NothingListeningIsUnavailable) {
 class HostileServer {
  public:
   HostileServer(const std::string& path, std::string reply)
-      : socket_(ipc::BoundUnixSocket::bind(ipc::UnixAddress::parse(path),
-                                           ipc::UnixSocketType::stream)),
+      : socket_(
+            ipc::BoundUnixSocket::bind(ipc::UnixAddress::parse(path), ipc::UnixSocketType::stream)),
         thread_([this, reply = std::move(reply)] {
           pollfd ready{socket_.fd(), POLLIN, 0};
           if (::poll(&ready, 1, 5000) != 1) return;
           ipc::UnixSocket connection = socket_.accept();
-          if (!reply.empty()) (void)::send(connection.fd(), reply.data(), reply.size(), MSG_NOSIGNAL);
+          if (!reply.empty())
+            (void)::send(connection.fd(), reply.data(), reply.size(), MSG_NOSIGNAL);
           std::unique_lock lock(mutex_);
           done_.wait_for(lock, 5s, [this] { return stop_; });
         }) {}
@@ -347,7 +350,8 @@ TEST_F(GrpcClient, StreamsOverSharedMemory) {
   GrpcChannel channel(shm_target(), 5s);
   // Server streaming: one response per size asked for, in order.
   ::grpc::testing::StreamingOutputCallRequest out_request;
-  for (int size : {1, 100, 70000, 0, 2 << 20}) out_request.add_response_parameters()->set_size(size);
+  for (int size : {1, 100, 70000, 0, 2 << 20})
+    out_request.add_response_parameters()->set_size(size);
   std::vector<std::string> responses;
   Status status = channel.call_stream_raw("/grpc.testing.TestService/StreamingOutputCall",
                                           {out_request.SerializeAsString()}, responses, 10s);

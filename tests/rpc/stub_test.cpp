@@ -10,9 +10,9 @@
 #include <netinet/in.h>
 #include <sys/socket.h>
 
+#include <atomic>
 #include <cerrno>
 #include <chrono>
-#include <atomic>
 #include <cstring>
 #include <initializer_list>
 #include <memory>

@@ -1,6 +1,6 @@
 // Calling a service from a client, whatever the protocol. A ClientChannel
-// carries one call at a time: a request message out, a response message or a
-// Status back. The stubs protoc-gen-conduit generates (FooStub beside a
+// makes calls: a request message out, a response message or a Status back.
+// Every channel may be shared by threads. The stubs protoc-gen-conduit generates (FooStub beside a
 // service Foo, in foo.conduit.h) make their calls through one:
 //
 //   conduit::rpc::JsonRpcChannel channel("tcp://127.0.0.1:4000");
@@ -13,6 +13,7 @@
 
 #include <chrono>
 #include <memory>
+#include <mutex>
 #include <string_view>
 
 #include "conduit/error.hpp"
@@ -40,6 +41,7 @@ class RpcError : public Error {
 
 // A connection to a server, in one protocol. A channel is a resource: it is
 // neither copied nor moved, and the stubs that use it keep a reference to it.
+// Safe to call from several threads at once.
 class ClientChannel {
  public:
   ClientChannel() = default;
@@ -76,8 +78,8 @@ class ClientChannel {
 // with the error's message, followed by its data when that is a string (the
 // detail conduit's server puts there: "Invalid params: params[1] is ...").
 //
-// Not safe to call from several threads at once: one call at a time, or one
-// channel per thread.
+// Safe to share between threads: their calls go one after another on the
+// channel's connection, each waiting its turn up to its own timeout.
 class JsonRpcChannel : public ClientChannel {
  public:
   // Throws InvalidUri for a URI JsonRpcClient cannot use; connects on the
@@ -91,6 +93,7 @@ class JsonRpcChannel : public ClientChannel {
               const CallOptions& options) override;
 
  private:
+  std::timed_mutex mutex_;  // held by the call in progress
   JsonRpcClient client_;
   std::chrono::milliseconds timeout_;
 };
@@ -101,7 +104,7 @@ class JsonRpcChannel : public ClientChannel {
 // first call; `timeout` is how long each call waits unless its CallOptions
 // say otherwise. Throws InvalidUri listing the forms when no protocol takes
 // `uri`.
-std::unique_ptr<ClientChannel> make_channel(std::string_view uri,
-                                            std::chrono::milliseconds timeout = std::chrono::seconds(30));
+std::unique_ptr<ClientChannel> make_channel(
+    std::string_view uri, std::chrono::milliseconds timeout = std::chrono::seconds(30));
 
 }  // namespace conduit::rpc

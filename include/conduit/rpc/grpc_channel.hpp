@@ -6,7 +6,10 @@
 // shared-memory rings; the path names the server's handshake socket). The
 // connection is
 // kept between calls and made again when the server has closed it (a
-// restart, an idle timeout, GOAWAY). One call at a time.
+// restart, an idle timeout, GOAWAY). Safe to share between threads: their
+// calls go one after another on the connection, each waiting its turn up to
+// its own deadline; a stream holds the connection until it is finished (a
+// call from the thread that holds it gets FAILED_PRECONDITION).
 //
 // Streaming methods are called either with all their requests at once
 // (call_stream_raw), or through a Stream whose messages are written and read
@@ -63,7 +66,7 @@ class GrpcChannel : public ClientChannel {
   // Opens a call of any kind to `path` ("/package.Service/Method") whose
   // request and response messages (serialized) go and come one at a time, as
   // gRPC C++'s ClientReaderWriter does; its headers go out at once. The
-  // channel makes no other call until the stream is finished or destroyed.
+  // channel's other calls wait until the stream is finished or destroyed.
   // `compress`: the call announces grpc-encoding gzip, and each write()
   // chooses whether its message goes compressed.
   Stream open(std::string_view path, std::chrono::milliseconds timeout,

@@ -5,17 +5,21 @@
 #include <poll.h>
 #include <sys/socket.h>
 
+#include <atomic>
 #include <cerrno>
+#include <condition_variable>
 #include <cstring>
+#include <mutex>
+#include <thread>
 #include <vector>
 
 #include "conduit/error.hpp"
 #include "conduit/ipc/file_descriptor.hpp"
-#include "rpc/transports/address.hpp"
-#include "rpc/transports/connect.hpp"
 #include "conduit/rpc/grpc_channel.hpp"
 #include "rpc/protocols/grpc/status_mapping.hpp"
 #include "rpc/protocols/grpc/wire.hpp"
+#include "rpc/transports/address.hpp"
+#include "rpc/transports/connect.hpp"
 #include "rpc/transports/shm_transport.hpp"
 
 namespace conduit::rpc {
@@ -45,8 +49,8 @@ Target parse_target(std::string_view text) {
   const bool has_scheme = rest.starts_with("unix:") || rest.starts_with("shm+unix:") ||
                           rest.starts_with("shm:") || rest.find("://") != std::string_view::npos;
   try {
-    target.address = transport::parse_address(has_scheme ? std::string(rest) : "tcp://" + std::string(rest),
-                                              transport::Role::client);
+    target.address = transport::parse_address(
+        has_scheme ? std::string(rest) : "tcp://" + std::string(rest), transport::Role::client);
   } catch (const InvalidUri& error) {
     throw InvalidUri(std::string(error.what()) +
                      "(a gRPC channel also takes HOST:PORT and grpc://HOST:PORT)");
@@ -157,12 +161,53 @@ class GrpcChannel::Impl {
 
   ~Impl() { disconnect(); }
 
+  // ---- whose turn the connection is ----
+  //
+  // The connection carries one call at a time; calls of other threads wait
+  // for their turn, up to their own deadline. A thread whose stream holds
+  // the turn gets FAILED_PRECONDITION for another call, rather than waiting
+  // for itself.
+
+  Status take_turn(Clock::time_point deadline) {
+    std::unique_lock lock(turn_mutex_);
+    if (busy_ && holder_ == std::this_thread::get_id())
+      return {StatusCode::failed_precondition,
+              "a streaming call of this thread is still open on this channel; finish() it first"};
+    if (!turn_free_.wait_until(lock, deadline, [this] { return !busy_; }))
+      return {StatusCode::deadline_exceeded,
+              "the call's deadline passed while the channel's other calls ran"};
+    busy_ = true;
+    holder_ = std::this_thread::get_id();
+    return {};
+  }
+
+  void give_turn() {
+    {
+      std::lock_guard lock(turn_mutex_);
+      busy_ = false;
+      holder_ = {};
+    }
+    turn_free_.notify_one();
+  }
+
   // Sends every request (then the end of the stream) and collects every
-  // response message.
+  // response message, in its turn.
   Status call(std::string_view path, const std::vector<std::string>& requests,
               std::vector<std::string>& responses, std::chrono::milliseconds timeout,
               const std::multimap<std::string, std::string>& metadata,
               std::multimap<std::string, std::string>* received) {
+    if (Status turn = take_turn(Clock::now() + timeout); !turn.ok()) return turn;
+    struct GiveBack {
+      Impl& impl;
+      ~GiveBack() { impl.give_turn(); }
+    } give_back{*this};
+    return call_in_turn(path, requests, responses, timeout, metadata, received);
+  }
+
+  Status call_in_turn(std::string_view path, const std::vector<std::string>& requests,
+                      std::vector<std::string>& responses, std::chrono::milliseconds timeout,
+                      const std::multimap<std::string, std::string>& metadata,
+                      std::multimap<std::string, std::string>* received) {
     // A kept connection may have been closed by the server meanwhile: then
     // the call is made once more on a new one.
     for (int attempt = 0; attempt < 2; ++attempt) {
@@ -197,14 +242,20 @@ class GrpcChannel::Impl {
 
   // ---- a call whose messages go and come as they are written and read ----
 
-  // Opens the call: its headers go out at once. An error is kept in
-  // `exchange.ended`.
-  void open(std::string_view path, std::chrono::milliseconds timeout,
+  // Opens the call, in its turn (kept until finish() or the stream's end):
+  // its headers go out at once. An error is kept in `exchange.ended`;
+  // false when the turn was not taken.
+  bool open(std::string_view path, std::chrono::milliseconds timeout,
             const std::multimap<std::string, std::string>& metadata, bool compress,
             Exchange& exchange) {
+    if (Status turn = take_turn(Clock::now() + timeout); !turn.ok()) {
+      exchange.ended = turn;
+      return false;
+    }
     Status status = start(path, timeout, metadata, compress, exchange);
     if (status.ok()) status = send_pending();
     if (!status.ok()) exchange.ended = status;
+    return true;
   }
 
   bool write(Exchange& exchange, std::string_view message, bool compress) {
@@ -473,8 +524,7 @@ class GrpcChannel::Impl {
 
   // The call's status as the server sent it.
   static Status answer(const Exchange& exchange) {
-    return grpc::status_from_trailers(exchange.received, exchange.http_status,
-                                      exchange.reset_code);
+    return grpc::status_from_trailers(exchange.received, exchange.http_status, exchange.reset_code);
   }
 
   // ---- nghttp2 callbacks ----
@@ -552,8 +602,13 @@ class GrpcChannel::Impl {
   Clock::time_point deadline_;    // its deadline
   std::chrono::milliseconds call_timeout_{0};
   bool goaway_received_ = false;  // the server said GOAWAY on this connection
-  bool compress_requests_ = false;
-  std::size_t max_response_bytes_ = 4 << 20;  // gRPC's default receive limit
+  // Settings any thread may change; a call reads them as it starts.
+  std::atomic<bool> compress_requests_{false};
+  std::atomic<std::size_t> max_response_bytes_{4 << 20};  // gRPC's default receive limit
+  std::mutex turn_mutex_;
+  std::condition_variable turn_free_;
+  bool busy_ = false;       // a call or a stream holds the connection
+  std::thread::id holder_;  // the thread that took it
 };
 
 // ---- GrpcChannel::Stream ----
@@ -562,6 +617,12 @@ struct GrpcChannel::Stream::State {
   GrpcChannel::Impl* impl;
   Exchange exchange;
   bool finished = false;
+  bool holds_turn = false;  // gives the connection back when the call ends
+
+  void give_turn_back() {
+    if (holds_turn) impl->give_turn();
+    holds_turn = false;
+  }
 };
 
 GrpcChannel::Stream::Stream(std::unique_ptr<State> state) : state_(std::move(state)) {}
@@ -573,6 +634,7 @@ GrpcChannel::Stream::~Stream() {
     state_->impl->cancel(state_->exchange);
     state_->impl->end(state_->exchange);
   }
+  if (state_) state_->give_turn_back();
 }
 
 bool GrpcChannel::Stream::write(std::string_view message, bool compress) {
@@ -591,7 +653,9 @@ Status GrpcChannel::Stream::finish() {
   if (state_->finished)
     return {StatusCode::failed_precondition, "finish() was called before on this stream"};
   state_->finished = true;
-  return state_->impl->finish(state_->exchange);
+  Status status = state_->impl->finish(state_->exchange);
+  state_->give_turn_back();
+  return status;
 }
 
 void GrpcChannel::Stream::cancel() {
@@ -607,7 +671,7 @@ GrpcChannel::Stream GrpcChannel::open(std::string_view path, std::chrono::millis
                                       bool compress) {
   auto state = std::make_unique<Stream::State>();
   state->impl = impl_.get();
-  impl_->open(path, timeout, metadata, compress, state->exchange);
+  state->holds_turn = impl_->open(path, timeout, metadata, compress, state->exchange);
   return Stream(std::move(state));
 }
 

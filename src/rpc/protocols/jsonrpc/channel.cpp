@@ -69,7 +69,15 @@ Status JsonRpcChannel::call(const pb::MethodDescriptor& method, const pb::Messag
                             pb::Message& response, const CallOptions& options) {
   std::string params;
   if (Status written = params_of(request, params); !written.ok()) return written;
-  client_.set_timeout(options.timeout.count() > 0 ? options.timeout : timeout_);
+  const std::chrono::milliseconds timeout =
+      options.timeout.count() > 0 ? options.timeout : timeout_;
+  // One call at a time on the connection: a call of another thread waits its
+  // turn, up to its own timeout.
+  std::unique_lock turn(mutex_, std::defer_lock);
+  if (!turn.try_lock_for(timeout))
+    return {StatusCode::deadline_exceeded,
+            "the call's deadline passed while the channel's other calls ran"};
+  client_.set_timeout(timeout);
   std::string result;
   try {
     result = client_.call(method.name(), params);
