@@ -24,7 +24,7 @@
 #include "conduit/rpc/server.hpp"
 #include "grpc/testing/messages.pb.h"
 #include "rpc/protocols/grpc/wire.hpp"
-#include "rpc/services/grpc_reflection.hpp"
+#include "conduit/rpc/grpc_reflection.hpp"
 #include "rpc/services/grpc_testing.hpp"
 #include "rpc/transports/shm_transport.hpp"
 #include "test_support.hpp"

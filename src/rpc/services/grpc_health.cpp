@@ -1,4 +1,4 @@
-#include "rpc/services/grpc_health.hpp"
+#include "conduit/rpc/grpc_health.hpp"
 
 #include <chrono>
 #include <thread>

@@ -1,4 +1,4 @@
-#include "rpc/services/grpc_reflection.hpp"
+#include "conduit/rpc/grpc_reflection.hpp"
 
 #include <google/protobuf/descriptor.pb.h>
 

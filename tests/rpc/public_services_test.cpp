@@ -1,0 +1,75 @@
+// Reflection and health for a user's own service, turned on through the
+// public headers alone: `conduit call --list` and a health check see it.
+#include <gtest/gtest.h>
+
+#include <chrono>
+#include <memory>
+#include <string>
+
+#include "cli_support.hpp"
+#include "conduit/rpc/grpc_channel.hpp"
+#include "conduit/rpc/grpc_health.hpp"
+#include "conduit/rpc/grpc_reflection.hpp"
+#include "conduit/rpc/server.hpp"
+#include "proto_json_test.pb.h"
+#include "test_support.hpp"
+
+namespace conduit::rpc {
+namespace {
+
+using namespace std::chrono_literals;
+
+class PublicServices : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    services_.add<test::Scalars, test::Repeated>(
+        "conduit.test.Inventory/Lookup",
+        [](CallContext&, const test::Scalars& request, test::Repeated& response) {
+          response.add_i32(request.i32() * 2);
+          return Status();
+        });
+    add_grpc_reflection(services_);
+    add_grpc_health(services_);
+    server_ = std::make_unique<Server>(services_);
+    const std::string bound = server_->listen("tcp://127.0.0.1:0");
+    target_ = "grpc://" + bound.substr(6);
+    server_->start();
+  }
+  void TearDown() override { server_->shutdown(1s); }
+
+  ServiceTable services_;
+  std::unique_ptr<Server> server_;
+  std::string target_;
+};
+
+TEST_F(PublicServices, ConduitCallListsTheUsersServiceThroughReflection) {
+  testing::CommandResult result = testing::conduit({"call", "--list", target_});
+  EXPECT_TRUE(result.status.success()) << result.status.describe() << result.err;
+  EXPECT_CONTAINS(result.out, "conduit.test.Inventory");
+  EXPECT_CONTAINS(result.out, "grpc.health.v1.Health");
+}
+
+TEST_F(PublicServices, ConduitCallReachesTheUsersMethodByName) {
+  testing::CommandResult result =
+      testing::conduit({"call", target_, "conduit.test.Inventory/Lookup", R"({"i32": 21})"});
+  EXPECT_TRUE(result.status.success()) << result.status.describe() << result.err;
+  EXPECT_CONTAINS(result.out, "42");
+}
+
+TEST_F(PublicServices, HealthAnswersServingForTheUsersService) {
+  GrpcChannel channel(target_, 5s);
+  // grpc.health.v1.HealthCheckRequest{service = "conduit.test.Inventory"},
+  // and the response's status SERVING (1), by hand: field 1, a string.
+  const std::string service = "conduit.test.Inventory";
+  std::string request = std::string("\x0a", 1) + static_cast<char>(service.size()) + service;
+  std::string response;
+  const Status status = channel.call_raw("/grpc.health.v1.Health/Check", request, response, 5s);
+  ASSERT_TRUE(status.ok()) << status.to_string();
+  EXPECT_EQ(response, std::string("\x08\x01", 2));
+  const Status unknown =
+      channel.call_raw("/grpc.health.v1.Health/Check", std::string("\x0a\x01x", 3), response, 5s);
+  EXPECT_EQ(unknown.code(), StatusCode::not_found);
+}
+
+}  // namespace
+}  // namespace conduit::rpc
