@@ -21,10 +21,10 @@
 #include "conduit/ipc/process.hpp"
 #include "conduit/ipc/unix_socket.hpp"
 #include "conduit/rpc/grpc_channel.hpp"
+#include "conduit/rpc/grpc_reflection.hpp"
 #include "conduit/rpc/server.hpp"
 #include "grpc/testing/messages.pb.h"
 #include "rpc/protocols/grpc/wire.hpp"
-#include "conduit/rpc/grpc_reflection.hpp"
 #include "rpc/services/grpc_testing.hpp"
 #include "rpc/transports/shm_transport.hpp"
 #include "test_support.hpp"
@@ -178,6 +178,28 @@ TEST_F(GrpcClient, ServerStatusMessageAndDetailsComeBackAsTheyWereSet) {
     status = channel.call_raw("/no.such.Service/Method", "", response, 5s);
     EXPECT_EQ(status.code(), StatusCode::unimplemented) << status.to_string();
   }
+}
+
+TEST_F(GrpcClient, CallOptionsCarryMetadataBothWaysThroughTheTypedCall) {
+  GrpcChannel channel(tcp_target(), 5s);
+  const auto* method = google::protobuf::DescriptorPool::generated_pool()->FindMethodByName(
+      "grpc.testing.TestService.UnaryCall");
+  ASSERT_NE(method, nullptr);
+  ::grpc::testing::SimpleRequest request;
+  request.set_response_size(3);
+  ::grpc::testing::SimpleResponse response;
+  std::multimap<std::string, std::string> received;
+  CallOptions options;
+  options.metadata = {{"x-grpc-test-echo-initial", "bearer-ish"},
+                      {"x-grpc-test-echo-trailing-bin", std::string("\x00\xff", 2)}};
+  options.received = &received;
+  const Status status = channel.call(*method, request, response, options);
+  ASSERT_TRUE(status.ok()) << status.to_string();
+  EXPECT_EQ(response.payload().body().size(), 3u);
+  ASSERT_EQ(received.count("x-grpc-test-echo-initial"), 1u);
+  EXPECT_EQ(received.find("x-grpc-test-echo-initial")->second, "bearer-ish");
+  ASSERT_EQ(received.count("x-grpc-test-echo-trailing-bin"), 1u);
+  EXPECT_EQ(received.find("x-grpc-test-echo-trailing-bin")->second, std::string("\x00\xff", 2));
 }
 
 TEST_F(GrpcClient, MetadataGoesOutAndComesBackWithBinaryValues) {

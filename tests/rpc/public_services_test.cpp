@@ -7,6 +7,7 @@
 #include <string>
 
 #include "cli_support.hpp"
+#include "conduit/rpc/client_channel.hpp"
 #include "conduit/rpc/grpc_channel.hpp"
 #include "conduit/rpc/grpc_health.hpp"
 #include "conduit/rpc/grpc_reflection.hpp"
@@ -69,6 +70,71 @@ TEST_F(PublicServices, HealthAnswersServingForTheUsersService) {
   const Status unknown =
       channel.call_raw("/grpc.health.v1.Health/Check", std::string("\x0a\x01x", 3), response, 5s);
   EXPECT_EQ(unknown.code(), StatusCode::not_found);
+}
+
+// JSON-RPC: the same method by its bare name, and metadata as HTTP headers.
+class JsonRpcMetadata : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    services_.add<test::Scalars, test::Repeated>(
+        "conduit.test.Inventory/Lookup",
+        [](CallContext& context, const test::Scalars&, test::Repeated& response) {
+          for (const auto& [name, value] : context.metadata) response.add_text(name + "=" + value);
+          return Status();
+        });
+    server_ = std::make_unique<Server>(services_);
+    const std::string bound = server_->listen("tcp://127.0.0.1:0");
+    address_ = bound.substr(6);
+    server_->start();
+  }
+  void TearDown() override { server_->shutdown(1s); }
+
+  const google::protobuf::MethodDescriptor& lookup() const {
+    return *test::Scalars::descriptor()
+                ->file()
+                ->FindServiceByName("Inventory")
+                ->FindMethodByName("Lookup");
+  }
+
+  ServiceTable services_;
+  std::unique_ptr<Server> server_;
+  std::string address_;
+};
+
+TEST_F(JsonRpcMetadata, GoesAsHttpHeadersAndReachesTheHandler) {
+  JsonRpcChannel channel("http://" + address_ + "/jsonrpc", 5s);
+  CallOptions options;
+  options.metadata = {{"authorization", "Bearer t0k3n"}};
+  test::Repeated response;
+  const Status status = channel.call(lookup(), test::Scalars(), response, options);
+  ASSERT_TRUE(status.ok()) << status.to_string();
+  ASSERT_EQ(response.text_size(), 1);
+  EXPECT_EQ(response.text(0), "authorization=Bearer t0k3n");
+  // The next call without metadata sends none.
+  ASSERT_TRUE(channel.call(lookup(), test::Scalars(), response, {}).ok());
+  EXPECT_EQ(response.text_size(), 0);
+}
+
+TEST_F(JsonRpcMetadata, OverARawStreamIsRefusedNamingHttp) {
+  JsonRpcChannel channel("tcp://" + address_, 5s);
+  CallOptions options;
+  options.metadata = {{"authorization", "Bearer t0k3n"}};
+  test::Repeated response;
+  const Status status = channel.call(lookup(), test::Scalars(), response, options);
+  EXPECT_EQ(status.code(), StatusCode::invalid_argument);
+  EXPECT_CONTAINS(status.message(), "http://");
+}
+
+TEST_F(JsonRpcMetadata, AHeaderHttpCannotCarryIsRefused) {
+  JsonRpcChannel channel("http://" + address_ + "/jsonrpc", 5s);
+  test::Repeated response;
+  for (const auto& [name, value] : std::multimap<std::string, std::string>{
+           {"x-evil", "a\r\nInjected: yes"}, {"bad name", "v"}, {"", "v"}}) {
+    CallOptions options;
+    options.metadata = {{name, value}};
+    const Status status = channel.call(lookup(), test::Scalars(), response, options);
+    EXPECT_EQ(status.code(), StatusCode::invalid_argument) << name;
+  }
 }
 
 }  // namespace

@@ -12,8 +12,10 @@
 #include <google/protobuf/message.h>
 
 #include <chrono>
+#include <map>
 #include <memory>
 #include <mutex>
+#include <string>
 #include <string_view>
 
 #include "conduit/error.hpp"
@@ -26,6 +28,14 @@ namespace conduit::rpc {
 struct CallOptions {
   // How long to wait for the reply; 0: the channel's own timeout.
   std::chrono::milliseconds timeout{0};
+  // Sent with the call, lower-case names: gRPC metadata ("-bin" names carry
+  // bytes), HTTP headers for JSON-RPC over http:// (a handler reads them in
+  // CallContext::metadata either way). JSON-RPC over a raw stream or shared
+  // memory has nowhere to put them: such a call fails INVALID_ARGUMENT.
+  std::multimap<std::string, std::string> metadata{};
+  // When not null, the server's response metadata lands here (gRPC: its
+  // headers and trailers).
+  std::multimap<std::string, std::string>* received = nullptr;
 };
 
 // A failed call, thrown by the stubs' forms that return the response.

@@ -9,6 +9,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -50,6 +51,12 @@ class JsonRpcClient {
 
   // How long later calls wait for a connection and for their reply.
   void set_timeout(std::chrono::milliseconds timeout);
+
+  // HTTP headers sent with each later request, replacing those set before
+  // (an "authorization" bearer token, say). Throws Error when the URI is
+  // not http:// (a raw stream has no headers) or a header is not one HTTP
+  // can carry: a name that is not a token, a value holding CR, LF or NUL.
+  void set_headers(const std::multimap<std::string, std::string>& headers);
 
   // Bytes this client has written and read on its connections (framing
   // included: HTTP headers, newlines), for bytes-on-the-wire figures.

@@ -32,7 +32,9 @@ KnownField classify(std::string_view name) {
     case 4:
       return is("host") ? KnownField::host : KnownField::other;
     case 6:
-      return is("expect") ? KnownField::expect : KnownField::other;
+      return is("expect")   ? KnownField::expect
+             : is("accept") ? KnownField::accept
+                            : KnownField::other;
     case 7:
       return is("trailer")   ? KnownField::trailer
              : is("upgrade") ? KnownField::upgrade

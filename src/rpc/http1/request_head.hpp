@@ -29,6 +29,7 @@ enum class KnownField {
   trailer,
   upgrade,
   expect,
+  accept,
 };
 
 struct FieldLine {

@@ -699,7 +699,8 @@ Status GrpcChannel::call(const google::protobuf::MethodDescriptor& method,
   std::string bytes;
   const Status status = call_raw("/" + method.service()->full_name() + "/" + method.name(),
                                  request.SerializeAsString(), bytes,
-                                 options.timeout.count() > 0 ? options.timeout : impl_->timeout());
+                                 options.timeout.count() > 0 ? options.timeout : impl_->timeout(),
+                                 options.metadata, options.received);
   if (!status.ok()) return status;
   if (!response.ParseFromString(bytes))
     return {StatusCode::internal, "the response is not a valid " + response.GetTypeName()};

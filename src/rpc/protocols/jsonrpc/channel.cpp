@@ -78,6 +78,12 @@ Status JsonRpcChannel::call(const pb::MethodDescriptor& method, const pb::Messag
     return {StatusCode::deadline_exceeded,
             "the call's deadline passed while the channel's other calls ran"};
   client_.set_timeout(timeout);
+  try {
+    client_.set_headers(options.metadata);
+  } catch (const Error& error) {
+    return {StatusCode::invalid_argument, error.what()};
+  }
+  if (options.received) options.received->clear();  // JSON-RPC answers with none
   std::string result;
   try {
     result = client_.call(method.name(), params);

@@ -120,7 +120,7 @@ Target parse_target(std::string_view uri) {
   return target;
 }
 
-std::string frame_request(const Target& target, std::string body) {
+std::string frame_request(const Target& target, std::string body, std::string_view headers) {
   if (!target.http) {
     body += '\n';
     return body;
@@ -129,8 +129,9 @@ std::string frame_request(const Target& target, std::string body) {
   std::string host = host_name.find(':') != std::string::npos ? "[" + host_name + "]" : host_name;
   return "POST " + target.http_path + " HTTP/1.1\r\nHost: " + host + ":" +
          std::to_string(target.address.port) +
-         "\r\nContent-Type: application/json\r\nAccept: application/json\r\nContent-Length: " +
-         std::to_string(body.size()) + "\r\n\r\n" + body;
+         "\r\nContent-Type: application/json\r\nAccept: application/json\r\n" +
+         std::string(headers) + "Content-Length: " + std::to_string(body.size()) + "\r\n\r\n" +
+         body;
 }
 
 }  // namespace jsonrpc
@@ -166,13 +167,31 @@ class JsonRpcClient::Impl {
 
   void set_timeout(std::chrono::milliseconds timeout) { timeout_ = timeout; }
 
+  void set_headers(const std::multimap<std::string, std::string>& headers) {
+    if (!headers.empty() && !target_.http)
+      throw Error(target_.text + " carries no headers: JSON-RPC over a raw stream has none; " +
+                  "send metadata over http://HOST:PORT/jsonrpc");
+    std::string lines;
+    for (const auto& [name, value] : headers) {
+      const bool token = !name.empty() && name.find_first_not_of(
+                                              "abcdefghijklmnopqrstuvwxyz"
+                                              "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
+                                              "!#$%&'*+-.^_`|~") == std::string::npos;
+      if (!token) throw Error("\"" + name + "\" is not an HTTP header name");
+      if (value.find_first_of(std::string_view("\r\n\0", 3)) != std::string::npos)
+        throw Error("the value of header " + name + " holds CR, LF or NUL");
+      lines += name + ": " + value + "\r\n";
+    }
+    headers_ = std::move(lines);
+  }
+
  private:
   // Sends one request and returns its reply (or "" when none is expected).
   // A connection kept from an earlier call may have been closed by the
   // server meanwhile: then the request is sent again on a new one.
   std::string exchange(std::string request, bool reply_expected) {
     if (target_.address.kind == transport::Kind::shm) return exchange_shm(request, reply_expected);
-    const std::string framed = jsonrpc::frame_request(target_, std::move(request));
+    const std::string framed = jsonrpc::frame_request(target_, std::move(request), headers_);
     bool reused = fd_.get() >= 0;
     for (int attempt = 0;; ++attempt) {
       if (fd_.get() < 0) connect();
@@ -277,6 +296,7 @@ class JsonRpcClient::Impl {
   ipc::FileDescriptor fd_;
   std::optional<shm::Link> link_;
   std::string buffer_;
+  std::string headers_;  // further HTTP headers, each with its CRLF
   std::int64_t next_id_ = 1;
 
  public:
@@ -299,6 +319,10 @@ void JsonRpcClient::notify(std::string_view method, std::string_view params) {
 
 void JsonRpcClient::set_timeout(std::chrono::milliseconds timeout) {
   impl_->set_timeout(timeout);
+}
+
+void JsonRpcClient::set_headers(const std::multimap<std::string, std::string>& headers) {
+  impl_->set_headers(headers);
 }
 
 std::uint64_t JsonRpcClient::bytes_sent() const {

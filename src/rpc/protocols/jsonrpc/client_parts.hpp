@@ -27,7 +27,8 @@ Target parse_target(std::string_view uri);
 
 // The bytes that carry `body` to `target`: a line (the body with a newline
 // added in place), or an HTTP POST.
-std::string frame_request(const Target& target, std::string body);
+// `headers`: further HTTP headers, each "Name: value\r\n" (over http://).
+std::string frame_request(const Target& target, std::string body, std::string_view headers = {});
 
 // A notification (no id) as JSON text.
 std::string notification(std::string_view method, std::string_view params);
