@@ -803,15 +803,19 @@ TEST_F(JsonRpcOutcomes, ResultIsWrittenAsCompactJson) {
   EXPECT_FALSE(contains(response, "\n"));
 }
 
-TEST_F(JsonRpcOutcomes, StreamingMethodIsUnimplemented) {
+TEST_F(JsonRpcOutcomes, StreamingMethodIsUnimplementedSayingItStreams) {
   ServiceTable table;
   add_grpc_testing(table);
   Engine engine(table);
-  EXPECT_EQ(
-      error_code(engine.handle(
-          R"({"jsonrpc":"2.0","method":"grpc.testing.TestService/FullDuplexCall","params":{},"id":1})",
-          context_)),
-      -32012);
+  for (std::string_view name : {"grpc.testing.TestService/FullDuplexCall", "StreamingOutputCall"}) {
+    const auto response = engine.handle(
+        R"({"jsonrpc":"2.0","method":")" + std::string(name) + R"(","params":{},"id":1})",
+        context_);
+    EXPECT_EQ(error_code(response), -32012) << response.value_or("(none)");
+    EXPECT_TRUE(contains(response, "streams, and cannot be called with one request"))
+        << response.value_or("(none)");
+    EXPECT_FALSE(contains(response, "Method not found"));
+  }
 }
 
 // ---- conduit.interop.JsonRpcExamples, the service itself ----
