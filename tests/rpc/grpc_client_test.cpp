@@ -114,25 +114,21 @@ TEST_F(GrpcClient, OneChannelSharedByThreadsServesEveryCall) {
   std::atomic<int> right{0};
   std::vector<std::string> wrong;
   std::mutex wrong_mutex;
-  std::vector<std::thread> threads;
-  for (int t = 0; t < 4; ++t) {
-    threads.emplace_back([&, t] {
-      for (int i = 0; i < 150; ++i) {
-        interop::SubtractRequest request;
-        request.set_minuend(1000 * t + i);
-        request.set_subtrahend(t);
-        google::protobuf::Value difference;
-        const Status status = stub.subtract(request, &difference);
-        if (status.ok() && difference.number_value() == 1000 * t + i - t) {
-          ++right;
-        } else {
-          std::lock_guard lock(wrong_mutex);
-          wrong.push_back(status.to_string());
-        }
+  testing::on_threads(4, [&](int t) {
+    for (int i = 0; i < 150; ++i) {
+      interop::SubtractRequest request;
+      request.set_minuend(1000 * t + i);
+      request.set_subtrahend(t);
+      google::protobuf::Value difference;
+      const Status status = stub.subtract(request, &difference);
+      if (status.ok() && difference.number_value() == 1000 * t + i - t) {
+        ++right;
+      } else {
+        std::lock_guard lock(wrong_mutex);
+        wrong.push_back(status.to_string());
       }
-    });
-  }
-  for (std::thread& thread : threads) thread.join();
+    }
+  });
   EXPECT_EQ(right.load(), 600) << (wrong.empty() ? "" : wrong.front());
 }
 

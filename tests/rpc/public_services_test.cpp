@@ -2,9 +2,12 @@
 // public headers alone: `conduit call --list` and a health check see it.
 #include <gtest/gtest.h>
 
+#include <atomic>
 #include <chrono>
 #include <memory>
 #include <string>
+#include <thread>
+#include <vector>
 
 #include "cli_support.hpp"
 #include "conduit/rpc/client_channel.hpp"
@@ -135,6 +138,70 @@ TEST_F(JsonRpcMetadata, AHeaderHttpCannotCarryIsRefused) {
     const Status status = channel.call(lookup(), test::Scalars(), response, options);
     EXPECT_EQ(status.code(), StatusCode::invalid_argument) << name;
   }
+}
+
+// One JsonRpcChannel shared by threads: over http:// their calls run at
+// once on a pool of connections; over a raw stream one after another.
+class SharedJsonRpcChannel : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    services_.add<test::Scalars, test::Repeated>(
+        "conduit.test.Inventory/Lookup",
+        [this](CallContext&, const test::Scalars& request, test::Repeated& response) {
+          const int now = ++in_flight_;
+          for (int seen = most_in_flight_; now > seen;)
+            if (most_in_flight_.compare_exchange_weak(seen, now)) break;
+          std::this_thread::sleep_for(150ms);
+          --in_flight_;
+          response.add_i32(request.i32());
+          return Status();
+        });
+    ServerOptions options;
+    options.threads = 4;
+    server_ = std::make_unique<Server>(services_, options);
+    const std::string bound = server_->listen("tcp://127.0.0.1:0");
+    address_ = bound.substr(6);
+    server_->start();
+  }
+  void TearDown() override { server_->shutdown(1s); }
+
+  // Four threads, three calls each, through `channel`; every answer checked.
+  void call_from_four_threads(JsonRpcChannel& channel) {
+    const auto& lookup = *test::Scalars::descriptor()
+                              ->file()
+                              ->FindServiceByName("Inventory")
+                              ->FindMethodByName("Lookup");
+    std::atomic<int> right{0};
+    testing::on_threads(4, [&](int t) {
+      for (int i = 0; i < 3; ++i) {
+        test::Scalars request;
+        request.set_i32(10 * t + i);
+        test::Repeated response;
+        if (channel.call(lookup, request, response, {}).ok() && response.i32_size() == 1 &&
+            response.i32(0) == 10 * t + i)
+          ++right;
+      }
+    });
+    EXPECT_EQ(right.load(), 12);
+  }
+
+  ServiceTable services_;
+  std::unique_ptr<Server> server_;
+  std::string address_;
+  std::atomic<int> in_flight_{0}, most_in_flight_{0};
+};
+
+TEST_F(SharedJsonRpcChannel, OverHttpCallsRunAtOnceOnAPoolOfConnections) {
+  JsonRpcChannel channel("http://" + address_ + "/jsonrpc", 5s);
+  call_from_four_threads(channel);
+  EXPECT_GE(most_in_flight_.load(), 2);
+  EXPECT_LE(most_in_flight_.load(), static_cast<int>(JsonRpcChannel::kMostHttpConnections));
+}
+
+TEST_F(SharedJsonRpcChannel, OverARawStreamCallsGoOneAfterAnother) {
+  JsonRpcChannel channel("tcp://" + address_, 5s);
+  call_from_four_threads(channel);
+  EXPECT_EQ(most_in_flight_.load(), 1);
 }
 
 }  // namespace

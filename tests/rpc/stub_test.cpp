@@ -183,18 +183,14 @@ TEST_P(StubOverEveryTransport, HandlersRejectionOfItsParamsIsInvalidArgument) {
 
 TEST_P(StubOverEveryTransport, OneChannelSharedByThreadsAnswersEachItsOwnCall) {
   std::atomic<int> right{0};
-  std::vector<std::thread> threads;
-  for (int t = 0; t < 4; ++t) {
-    threads.emplace_back([&, t] {
-      for (int i = 0; i < 50; ++i) {
-        pb::Value difference;
-        if (examples_->subtract(subtraction(100 * t + i, t), &difference).ok() &&
-            difference.number_value() == 100 * t + i - t)
-          ++right;
-      }
-    });
-  }
-  for (std::thread& thread : threads) thread.join();
+  testing::on_threads(4, [&](int t) {
+    for (int i = 0; i < 50; ++i) {
+      pb::Value difference;
+      if (examples_->subtract(subtraction(100 * t + i, t), &difference).ok() &&
+          difference.number_value() == 100 * t + i - t)
+        ++right;
+    }
+  });
   EXPECT_EQ(right.load(), 200);
 }
 

@@ -28,6 +28,14 @@
 
 namespace conduit::testing {
 
+// Runs work(thread) on `count` threads at once (thread = 0 .. count-1) and
+// waits for them all.
+inline void on_threads(int count, const std::function<void(int)>& work) {
+  std::vector<std::thread> threads;
+  for (int t = 0; t < count; ++t) threads.emplace_back(work, t);
+  for (std::thread& thread : threads) thread.join();
+}
+
 inline bool contains(const std::string& text, const std::string& part) {
   return text.find(part) != std::string::npos;
 }

@@ -12,11 +12,13 @@
 #include <google/protobuf/message.h>
 
 #include <chrono>
+#include <condition_variable>
 #include <map>
 #include <memory>
 #include <mutex>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "conduit/error.hpp"
 #include "conduit/rpc/jsonrpc_client.hpp"
@@ -88,8 +90,11 @@ class ClientChannel {
 // with the error's message, followed by its data when that is a string (the
 // detail conduit's server puts there: "Invalid params: params[1] is ...").
 //
-// Safe to share between threads: their calls go one after another on the
-// channel's connection, each waiting its turn up to its own timeout.
+// Safe to share between threads. Over http:// calls of several threads run
+// at once, on a small pool of connections (up to kMostHttpConnections,
+// opened as they are needed and kept); over a raw stream or shared memory
+// they go one after another on the channel's one connection. A call waits
+// for a connection up to its own timeout.
 class JsonRpcChannel : public ClientChannel {
  public:
   // Throws InvalidUri for a URI JsonRpcClient cannot use; connects on the
@@ -102,10 +107,17 @@ class JsonRpcChannel : public ClientChannel {
               const google::protobuf::Message& request, google::protobuf::Message& response,
               const CallOptions& options) override;
 
+  // The most connections a channel to an http:// URI opens.
+  static constexpr std::size_t kMostHttpConnections = 4;
+
  private:
-  std::timed_mutex mutex_;  // held by the call in progress
-  JsonRpcClient client_;
+  std::string uri_;
   std::chrono::milliseconds timeout_;
+  std::size_t most_connections_;
+  std::mutex mutex_;
+  std::condition_variable returned_;
+  std::vector<std::unique_ptr<JsonRpcClient>> idle_;  // connections no call holds
+  std::size_t opened_ = 0;                            // idle or in a call
 };
 
 // A channel to the server at `uri`, through whichever protocol takes that

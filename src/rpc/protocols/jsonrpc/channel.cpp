@@ -63,7 +63,13 @@ Status read_result(const pb::MethodDescriptor& method, const std::string& result
 }  // namespace
 
 JsonRpcChannel::JsonRpcChannel(std::string_view uri, std::chrono::milliseconds timeout)
-    : client_(uri, timeout), timeout_(timeout) {}
+    : uri_(uri),
+      timeout_(timeout),
+      most_connections_(uri.starts_with("http://") ? kMostHttpConnections : 1) {
+  // The first connection's client checks the URI at once (InvalidUri).
+  idle_.push_back(std::make_unique<JsonRpcClient>(uri, timeout));
+  opened_ = 1;
+}
 
 Status JsonRpcChannel::call(const pb::MethodDescriptor& method, const pb::Message& request,
                             pb::Message& response, const CallOptions& options) {
@@ -71,22 +77,44 @@ Status JsonRpcChannel::call(const pb::MethodDescriptor& method, const pb::Messag
   if (Status written = params_of(request, params); !written.ok()) return written;
   const std::chrono::milliseconds timeout =
       options.timeout.count() > 0 ? options.timeout : timeout_;
-  // One call at a time on the connection: a call of another thread waits its
-  // turn, up to its own timeout.
-  std::unique_lock turn(mutex_, std::defer_lock);
-  if (!turn.try_lock_for(timeout))
-    return {StatusCode::deadline_exceeded,
-            "the call's deadline passed while the channel's other calls ran"};
-  client_.set_timeout(timeout);
+  // A connection no other call holds: an idle one, a new one while there
+  // are fewer than the most, or the first returned, up to the timeout.
+  std::unique_ptr<JsonRpcClient> client;
+  {
+    std::unique_lock lock(mutex_);
+    if (!returned_.wait_for(lock, timeout,
+                            [this] { return !idle_.empty() || opened_ < most_connections_; }))
+      return {StatusCode::deadline_exceeded,
+              "the call's deadline passed while the channel's other calls held its connections"};
+    if (!idle_.empty()) {
+      client = std::move(idle_.back());
+      idle_.pop_back();
+    } else {
+      ++opened_;
+    }
+  }
+  if (!client) client = std::make_unique<JsonRpcClient>(uri_, timeout);
+  struct GiveBack {
+    JsonRpcChannel& channel;
+    std::unique_ptr<JsonRpcClient>& client;
+    ~GiveBack() {
+      {
+        std::lock_guard lock(channel.mutex_);
+        channel.idle_.push_back(std::move(client));
+      }
+      channel.returned_.notify_one();
+    }
+  } give_back{*this, client};
+  client->set_timeout(timeout);
   try {
-    client_.set_headers(options.metadata);
+    client->set_headers(options.metadata);
   } catch (const Error& error) {
     return {StatusCode::invalid_argument, error.what()};
   }
   if (options.received) options.received->clear();  // JSON-RPC answers with none
   std::string result;
   try {
-    result = client_.call(method.name(), params);
+    result = client->call(method.name(), params);
   } catch (const JsonRpcError& error) {
     return status_of(error);
   } catch (const PeerGone& error) {
