@@ -8,8 +8,16 @@
 //                  method in a form that throws RpcError and one that
 //                  returns the Status.
 //
-// Methods are named in snake_case, as conduit names functions (SayHello
-// becomes say_hello); the wire keeps the name the .proto gives. Everything is
+// Methods keep the names the .proto gives them (SayHello stays SayHello), as
+// every gRPC binding keeps them; a C++ keyword gets an underscore, as
+// protoc's C++ generator does. Every kind of method is generated:
+//   unary             Status Name(CallContext&, const Req&, Resp&)
+//   server-streaming  Status Name(CallContext&, const Req&, StreamWriter<Resp>&)
+//   client-streaming  Status Name(CallContext&, StreamReader<Req>&, Resp&)
+//   bidirectional     Status Name(CallContext&, StreamReader<Req>&, StreamWriter<Resp>&)
+// and in the stub, beside the two unary forms, a ClientReader<Resp>,
+// ClientWriter<Req, Resp> or ClientReaderWriter<Req, Resp> for the
+// streaming ones (client_channel.hpp). Everything is
 // inline: the header is all there is. A file without services still gets its
 // header, as protoc's own generators do, so that a build knows every output
 // from the file names alone.
@@ -62,25 +70,6 @@ std::string cpp_identifier(std::string_view name) {
   std::string identifier(name);
   if (is_cpp_keyword(identifier)) identifier += '_';
   return identifier;
-}
-
-// "SayHello" -> "say_hello", "GetHTTPStatus" -> "get_http_status",
-// "get_data" stays.
-std::string snake_case(std::string_view name) {
-  std::string words;
-  for (std::size_t i = 0; i < name.size(); ++i) {
-    const auto at = [&](std::size_t index) { return static_cast<unsigned char>(name[index]); };
-    if (!std::isupper(at(i))) {
-      words += name[i];
-      continue;
-    }
-    const bool after_lower_or_digit = i > 0 && (std::islower(at(i - 1)) || std::isdigit(at(i - 1)));
-    const bool ends_acronym =
-        i > 0 && std::isupper(at(i - 1)) && i + 1 < name.size() && std::islower(at(i + 1));
-    if ((after_lower_or_digit || ends_acronym) && words.back() != '_') words += '_';
-    words += static_cast<char>(std::tolower(at(i)));
-  }
-  return words;
 }
 
 // "a.b.c" -> "a::b::c", each part made an identifier.
@@ -205,14 +194,76 @@ std::string wrapped(const std::string& head, const std::vector<std::string>& arg
 }
 
 // One rpc, with the names generated code gives it.
+enum class Kind { unary, server_streaming, client_streaming, bidirectional };
+
 struct Method {
   const pb::MethodDescriptor* descriptor;
-  std::string name;           // the C++ function: "say_hello"
-  std::string stub_member;    // the stub's pointer to its descriptor: "say_hello_method_"
+  Kind kind;
+  std::string name;           // the C++ function: "SayHello" (a keyword gets an underscore)
+  std::string stub_member;    // the stub's pointer to its descriptor: "SayHello_method_"
   std::string request_type;   // "HelloRequest", "::google::protobuf::Empty"
   std::string response_type;  // "HelloReply"
   std::string full_name;      // "package.Service/SayHello", as a ServiceTable knows it
 };
+
+Kind kind_of(const pb::MethodDescriptor& method) {
+  if (method.client_streaming() && method.server_streaming()) return Kind::bidirectional;
+  if (method.client_streaming()) return Kind::client_streaming;
+  if (method.server_streaming()) return Kind::server_streaming;
+  return Kind::unary;
+}
+
+// The handler's parameters after the context, in the base.
+std::vector<std::string> handler_parameters(const Method& method, bool named) {
+  const std::string request = named ? " request" : "";
+  const std::string response = named ? " response" : "";
+  const std::string reader = "::conduit::rpc::StreamReader<" + method.request_type + ">&";
+  const std::string writer = "::conduit::rpc::StreamWriter<" + method.response_type + ">&";
+  switch (method.kind) {
+    case Kind::unary:
+      return {"const " + method.request_type + "&" + request,
+              method.response_type + "&" + response};
+    case Kind::server_streaming:
+      return {"const " + method.request_type + "&" + request, writer + (named ? " responses" : "")};
+    case Kind::client_streaming:
+      return {reader + (named ? " requests" : ""), method.response_type + "&" + response};
+    case Kind::bidirectional:
+      return {reader + (named ? " requests" : ""), writer + (named ? " responses" : "")};
+  }
+  return {};
+}
+
+// How a ServiceTable takes a method of this kind.
+std::string table_adder(Kind kind) {
+  switch (kind) {
+    case Kind::unary:
+      return "add";
+    case Kind::server_streaming:
+      return "add_server_stream";
+    case Kind::client_streaming:
+      return "add_client_stream";
+    case Kind::bidirectional:
+      return "add_bidi_stream";
+  }
+  return "add";
+}
+
+// The stub's stream type for a streaming method.
+std::string stub_stream_type(const Method& method) {
+  switch (method.kind) {
+    case Kind::server_streaming:
+      return "::conduit::rpc::ClientReader<" + method.response_type + ">";
+    case Kind::client_streaming:
+      return "::conduit::rpc::ClientWriter<" + method.request_type + ", " + method.response_type +
+             ">";
+    case Kind::bidirectional:
+      return "::conduit::rpc::ClientReaderWriter<" + method.request_type + ", " +
+             method.response_type + ">";
+    case Kind::unary:
+      break;
+  }
+  return {};
+}
 
 class ServiceWriter {
  public:
@@ -220,8 +271,8 @@ class ServiceWriter {
       : service_(service), stub_(service.name() + "Stub") {
     for (int i = 0; i < service.method_count(); ++i) {
       const pb::MethodDescriptor& method = *service.method(i);
-      const std::string words = snake_case(method.name());
-      methods_.push_back({&method, cpp_identifier(words), words + "_method_",
+      const std::string name = cpp_identifier(method.name());
+      methods_.push_back({&method, kind_of(method), name, method.name() + "_method_",
                           cpp_type(*method.input_type(), package),
                           cpp_type(*method.output_type(), package),
                           service.full_name() + "/" + method.name()});
@@ -240,9 +291,6 @@ class ServiceWriter {
     }
     std::set<std::string, std::less<>> names;
     for (const Method& method : methods_) {
-      if (method.descriptor->client_streaming() || method.descriptor->server_streaming()) {
-        return method.full_name + " streams; conduit services have unary methods only";
-      }
       if (kBaseMemberNames.contains(method.name)) {
         return method.full_name + " would be the C++ function " + method.name +
                ", which the service's base class has already";
@@ -272,11 +320,10 @@ class ServiceWriter {
     text += "  virtual ~" + name + "() = default;\n";
     for (const Method& method : methods_) {
       text += "\n" + leading_comment(*method.descriptor, "  ");
-      text += wrapped(
-          "  virtual ::conduit::rpc::Status " + method.name + "(",
-          {"::conduit::rpc::CallContext& context", "const " + method.request_type + "& request",
-           method.response_type + "& response"},
-          ");");
+      std::vector<std::string> parameters = {"::conduit::rpc::CallContext& context"};
+      for (std::string& parameter : handler_parameters(method, true))
+        parameters.push_back(std::move(parameter));
+      text += wrapped("  virtual ::conduit::rpc::Status " + method.name + "(", parameters, ");");
     }
     text +=
         "\n"
@@ -296,7 +343,8 @@ class ServiceWriter {
                                  " through a channel. Each method has two forms: one returns "
                                  "the response and throws conduit::rpc::RpcError when the call "
                                  "fails; the other returns the call's Status and fills "
-                                 "`*response`, which must not be null.",
+                                 "`*response`, which must not be null. A streaming method "
+                                 "returns its call's stream.",
                              "");
     text += "class " + stub_ + " {\n";
     text += " public:\n";
@@ -304,6 +352,15 @@ class ServiceWriter {
     text += "  explicit " + stub_ + "(::conduit::rpc::ClientChannel& channel);\n";
     for (const Method& method : methods_) {
       text += "\n" + leading_comment(*method.descriptor, "  ");
+      if (method.kind != Kind::unary) {
+        std::vector<std::string> parameters;
+        if (method.kind == Kind::server_streaming)
+          parameters.push_back("const " + method.request_type + "& request");
+        parameters.push_back("const ::conduit::rpc::CallOptions& options = {}");
+        text +=
+            wrapped("  " + stub_stream_type(method) + " " + method.name + "(", parameters, ");");
+        continue;
+      }
       text += wrapped("  " + method.response_type + " " + method.name + "(",
                       {"const " + method.request_type + "& request",
                        "const ::conduit::rpc::CallOptions& options = {}"},
@@ -328,10 +385,11 @@ class ServiceWriter {
     std::string text;
     for (const Method& method : methods_) {
       text += "\n";
+      std::vector<std::string> parameters = {"::conduit::rpc::CallContext&"};
+      for (std::string& parameter : handler_parameters(method, false))
+        parameters.push_back(std::move(parameter));
       text += wrapped("inline ::conduit::rpc::Status " + name + "::" + method.name + "(",
-                      {"::conduit::rpc::CallContext&", "const " + method.request_type + "&",
-                       method.response_type + "&"},
-                      ") {");
+                      parameters, ") {");
       text += wrapped("  return {",
                       {"::conduit::rpc::StatusCode::unimplemented",
                        "\"" + method.full_name + " is not implemented\""},
@@ -345,7 +403,8 @@ class ServiceWriter {
       text += "\ninline void " + name + "::add_to(::conduit::rpc::ServiceTable& table) {\n";
       text += "  (void)descriptor();  // the methods are found in the generated pool\n";
       for (const Method& method : methods_) {
-        text += wrapped("  table.add<" + method.request_type + ", " + method.response_type + ">(",
+        text += wrapped("  table." + table_adder(method.kind) + "<" + method.request_type + ", " +
+                            method.response_type + ">(",
                         {"\"" + method.full_name + "\"",
                          "std::bind_front(&" + name + "::" + method.name + ", this)"},
                         ");");
@@ -417,6 +476,23 @@ class ServiceWriter {
     }
 
     for (const Method& method : methods_) {
+      if (method.kind != Kind::unary) {
+        const std::string type = stub_stream_type(method);
+        std::vector<std::string> parameters;
+        if (method.kind == Kind::server_streaming)
+          parameters.push_back("const " + method.request_type + "& request");
+        parameters.push_back("const ::conduit::rpc::CallOptions& options");
+        text += "\n";
+        text +=
+            wrapped("inline " + type + " " + stub_ + "::" + method.name + "(", parameters, ") {");
+        text += "  auto stream = channel_->open(*" + method.stub_member + ", options);\n";
+        if (method.kind == Kind::server_streaming) {
+          text += "  if (stream->write(request.SerializeAsString())) stream->writes_done();\n";
+        }
+        text += "  return " + type + "(std::move(stream));\n";
+        text += "}\n";
+        continue;
+      }
       const std::string call_head = "channel_->call(";
       text += "\n";
       text += wrapped("inline " + method.response_type + " " + stub_ + "::" + method.name + "(",

@@ -51,6 +51,25 @@ class RpcError : public Error {
   Status status_;
 };
 
+// A call of a streaming method in progress, as ClientChannel::open() makes
+// it: request messages written and response messages read one at a time
+// (serialized), then its Status. One thread at a time; destroying it before
+// finish() cancels the call.
+class ClientStream {
+ public:
+  virtual ~ClientStream() = default;
+  // Sends one request; false once the call has ended (finish() says why).
+  virtual bool write(std::string_view message) = 0;
+  // No more requests.
+  virtual void writes_done() = 0;
+  // The next response; false at the end of the responses.
+  virtual bool read(std::string& message) = 0;
+  // Waits for the call's end: the server's Status, or why it failed. Once.
+  virtual Status finish() = 0;
+  // Gives the call up: finish() then says CANCELLED.
+  virtual void cancel() = 0;
+};
+
 // A connection to a server, in one protocol. A channel is a resource: it is
 // neither copied nor moved, and the stubs that use it keep a reference to it.
 // Safe to call from several threads at once.
@@ -71,6 +90,76 @@ class ClientChannel {
   virtual Status call(const google::protobuf::MethodDescriptor& method,
                       const google::protobuf::Message& request, google::protobuf::Message& response,
                       const CallOptions& options) = 0;
+
+  // Opens a call of a streaming method (any kind, unary too); its metadata
+  // goes out at once. A protocol that cannot stream returns a stream whose
+  // finish() is UNIMPLEMENTED, saying why.
+  virtual std::unique_ptr<ClientStream> open(const google::protobuf::MethodDescriptor& method,
+                                             const CallOptions& options);
+};
+
+// The typed streams the generated stubs return, as gRPC C++ users know them
+// (ClientReader, ClientWriter, ClientReaderWriter), in conduit's names.
+
+// Responses of a server-streaming call, read one at a time.
+template <typename Response>
+class ClientReader {
+ public:
+  explicit ClientReader(std::unique_ptr<ClientStream> stream) : stream_(std::move(stream)) {}
+  // The next response; false at the end (then finish()).
+  bool read(Response& response) {
+    std::string bytes;
+    if (!stream_->read(bytes)) return false;
+    if (response.ParseFromString(bytes)) return true;
+    stream_->cancel();
+    bad_ = true;
+    return false;
+  }
+  Status finish() {
+    Status status = stream_->finish();
+    if (bad_)
+      return {StatusCode::internal, "a response is not a valid " + Response().GetTypeName()};
+    return status;
+  }
+  void cancel() { stream_->cancel(); }
+
+ protected:
+  std::unique_ptr<ClientStream> stream_;
+  bool bad_ = false;  // a response did not parse: the call was cancelled
+};
+
+// Requests of a client-streaming call, written one at a time; finish()
+// gives the one response.
+template <typename Request, typename Response>
+class ClientWriter {
+ public:
+  explicit ClientWriter(std::unique_ptr<ClientStream> stream) : stream_(std::move(stream)) {}
+  bool write(const Request& request) { return stream_->write(request.SerializeAsString()); }
+  // Ends the requests, waits for the response, and fills `response`.
+  Status finish(Response& response) {
+    stream_->writes_done();
+    std::string bytes;
+    const bool got = stream_->read(bytes);
+    Status status = stream_->finish();
+    if (!status.ok()) return status;
+    if (!got) return {StatusCode::internal, "the call ended without its response"};
+    if (!response.ParseFromString(bytes))
+      return {StatusCode::internal, "the response is not a valid " + response.GetTypeName()};
+    return status;
+  }
+  void cancel() { stream_->cancel(); }
+
+ private:
+  std::unique_ptr<ClientStream> stream_;
+};
+
+// A bidirectional-streaming call: requests and responses as they go.
+template <typename Request, typename Response>
+class ClientReaderWriter : public ClientReader<Response> {
+ public:
+  using ClientReader<Response>::ClientReader;
+  bool write(const Request& request) { return this->stream_->write(request.SerializeAsString()); }
+  void writes_done() { this->stream_->writes_done(); }
 };
 
 // A channel to a JSON-RPC 2.0 server at any URI JsonRpcClient takes

@@ -45,6 +45,11 @@ class GrpcChannel : public ClientChannel {
               const google::protobuf::Message& request, google::protobuf::Message& response,
               const CallOptions& options) override;
 
+  // A call of any kind, its messages as they go (see Stream); the response
+  // headers and trailers land in options.received at finish().
+  std::unique_ptr<ClientStream> open(const google::protobuf::MethodDescriptor& method,
+                                     const CallOptions& options) override;
+
   // The same with serialized messages and a path, and request metadata
   // ("-bin" keys carry bytes). The response's headers and trailers are put
   // in `received` when it is not null.

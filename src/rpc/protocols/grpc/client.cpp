@@ -675,6 +675,38 @@ GrpcChannel::Stream GrpcChannel::open(std::string_view path, std::chrono::millis
   return Stream(std::move(state));
 }
 
+namespace {
+
+// A Stream as the protocol-neutral ClientStream.
+class GrpcClientStream final : public ClientStream {
+ public:
+  GrpcClientStream(GrpcChannel::Stream stream, std::multimap<std::string, std::string>* received)
+      : stream_(std::move(stream)), received_(received) {}
+  bool write(std::string_view message) override { return stream_.write(message); }
+  void writes_done() override { stream_.writes_done(); }
+  bool read(std::string& message) override { return stream_.read(message); }
+  Status finish() override {
+    Status status = stream_.finish();
+    if (received_) *received_ = stream_.received();
+    return status;
+  }
+  void cancel() override { stream_.cancel(); }
+
+ private:
+  GrpcChannel::Stream stream_;
+  std::multimap<std::string, std::string>* received_;
+};
+
+}  // namespace
+
+std::unique_ptr<ClientStream> GrpcChannel::open(const google::protobuf::MethodDescriptor& method,
+                                                const CallOptions& options) {
+  return std::make_unique<GrpcClientStream>(
+      open("/" + method.service()->full_name() + "/" + method.name(),
+           options.timeout.count() > 0 ? options.timeout : impl_->timeout(), options.metadata),
+      options.received);
+}
+
 void GrpcChannel::set_compress_requests(bool compress) {
   impl_->set_compress_requests(compress);
 }
