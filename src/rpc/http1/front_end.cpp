@@ -1,7 +1,6 @@
 #include "rpc/http1/front_end.hpp"
 
 #include <algorithm>
-#include <cstring>
 
 #include "rpc/call_runner.hpp"
 #include "rpc/connection.hpp"
@@ -194,13 +193,16 @@ class FrontEnd final : public StreamProtocol {
   static asio::awaitable<bool> read_body(Connection& connection, std::string& pending,
                                          std::size_t length, std::string& body) {
     const std::size_t have = std::min(pending.size(), length);
-    body.resize(length);
-    if (have > 0) std::memcpy(body.data(), pending.data(), have);
+    body.assign(pending, 0, have);
     pending.erase(0, have);
     for (std::size_t filled = have; filled < length;) {
-      const std::size_t n =
-          co_await connection.read_some(asio::buffer(body.data() + filled, length - filled),
-                                        Connection::Awaiting::rest_of_request);
+      // The buffer grows with what arrives (doubling), not with what the
+      // head announced: a peer that announces a large body and sends
+      // little of it holds little memory.
+      const std::size_t size = std::min(length, std::max<std::size_t>(2 * filled, 64 << 10));
+      if (body.size() < size) body.resize(size);
+      const std::size_t n = co_await connection.read_some(
+          asio::buffer(body.data() + filled, size - filled), Connection::Awaiting::rest_of_request);
       if (n == 0) co_return false;
       filled += n;
     }
