@@ -1,7 +1,9 @@
 // Calling a service from a client, whatever the protocol. A ClientChannel
-// makes calls: a request message out, a response message or a Status back.
-// Every channel may be shared by threads. The stubs protoc-gen-conduit generates (FooStub beside a
-// service Foo, in foo.conduit.h) make their calls through one:
+// makes calls: a request message out, a response message or a Status back
+// (call), or messages as they go for a streaming method (open). Every
+// channel may be shared by threads. The stubs protoc-gen-conduit generates
+// (FooStub beside a service Foo, in foo.conduit.h) make their calls through
+// one:
 //
 //   conduit::rpc::JsonRpcChannel channel("tcp://127.0.0.1:4000");
 //   conduit::interop::JsonRpcExamplesStub examples(channel);
