@@ -1,6 +1,8 @@
 #include "rpc/http1/front_end.hpp"
 
 #include <algorithm>
+#include <array>
+#include <span>
 
 #include "rpc/call_runner.hpp"
 #include "rpc/connection.hpp"
@@ -122,10 +124,11 @@ class FrontEnd final : public StreamProtocol {
     // Reused from request to request, up to kKeptBufferBytes.
     std::string head_text, body, out, kept_response;
     RequestHead head;
+    std::array<char, 16384> chunk;  // what reads of a head or a chunked body go through
     for (;;) {
       std::optional<std::size_t> end;
       while (!(end = head_end(pending)) && pending.size() <= kMaxHeadBytes)
-        if (!co_await read_more(connection, pending)) co_return;  // closed
+        if (!co_await read_more(connection, pending, chunk)) co_return;  // closed
       if (!end || *end > kMaxHeadBytes) {
         co_await refuse(connection, nullptr, 431,
                         "the request head exceeds the server's limit of " +
@@ -146,7 +149,7 @@ class FrontEnd final : public StreamProtocol {
       body.clear();
       if (!head.chunked) {
         if (!co_await read_body(connection, pending, head.content_length, body)) co_return;
-      } else if (auto error = co_await read_chunked(connection, pending, body, limit)) {
+      } else if (auto error = co_await read_chunked(connection, chunk, pending, body, limit)) {
         if (error->status != 0)
           co_await refuse(connection, error->status == 413 ? any_route_at(head.target) : nullptr,
                           error->status, error->why);
@@ -174,16 +177,18 @@ class FrontEnd final : public StreamProtocol {
   }
 
  private:
-  // Reads more of a request into `pending`; false when the peer closed.
-  static asio::awaitable<bool> read_more(Connection& connection, std::string& pending) {
-    char chunk[16384];
+  // Reads more of a request into `pending`, through `chunk` (the
+  // connection's: a coroutine's frame holding it would cost an allocation
+  // of its size on every read); false when the peer closed.
+  static asio::awaitable<bool> read_more(Connection& connection, std::string& pending,
+                                         std::span<char> chunk) {
     const bool between = nothing_of_a_request(pending);
     connection.set_idle(between);
     const std::size_t n = co_await connection.read_some(
-        asio::buffer(chunk),
+        asio::buffer(chunk.data(), chunk.size()),
         between ? Connection::Awaiting::next_request : Connection::Awaiting::rest_of_request);
     connection.set_idle(false);
-    pending.append(chunk, n);
+    pending.append(chunk.data(), n);
     co_return n > 0;
   }
 
@@ -220,6 +225,7 @@ class FrontEnd final : public StreamProtocol {
   // std::nullopt when the body was read; otherwise why not (status 0: the
   // peer closed the connection inside it).
   static asio::awaitable<std::optional<HeadError>> read_chunked(Connection& connection,
+                                                                std::span<char> chunk,
                                                                 std::string& pending,
                                                                 std::string& body,
                                                                 std::size_t limit) {
@@ -230,7 +236,7 @@ class FrontEnd final : public StreamProtocol {
       std::size_t eol;
       while ((eol = pending.find("\r\n")) == std::string::npos) {
         if (pending.size() > kMaxLineBytes) co_return std::nullopt;
-        if (!co_await read_more(connection, pending)) {
+        if (!co_await read_more(connection, pending, chunk)) {
           peer_closed = true;
           co_return std::nullopt;
         }
@@ -254,7 +260,7 @@ class FrontEnd final : public StreamProtocol {
         co_return HeadError{413, "the chunked body exceeds the server's limit of " +
                                      std::to_string(limit) + " bytes"};
       while (pending.size() < *size + 2)
-        if (!co_await read_more(connection, pending)) co_return closed;
+        if (!co_await read_more(connection, pending, chunk)) co_return closed;
       if (pending.compare(*size, 2, "\r\n") != 0)
         co_return HeadError{400, "a chunk's data is not followed by CRLF"};
       body.append(pending, 0, *size);
