@@ -27,10 +27,11 @@ class RefusedStream final : public ClientStream {
 
 std::unique_ptr<ClientStream> ClientChannel::open(const google::protobuf::MethodDescriptor& method,
                                                   const CallOptions&) {
-  return std::make_unique<RefusedStream>(Status(
-      StatusCode::unimplemented, method.full_name() +
-                                     " streams, and this channel's protocol carries one request "
-                                     "and one response per call (call it over gRPC)"));
+  return std::make_unique<RefusedStream>(
+      Status(StatusCode::unimplemented,
+             method.full_name() +
+                 " streams, and this channel's protocol carries one request "
+                 "and one response per call (call it through a channel whose protocol streams)"));
 }
 
 }  // namespace conduit::rpc

@@ -16,13 +16,6 @@ constexpr std::array<bool, 256> kTokenChars = [] {
   return table;
 }();
 
-bool is_token(std::string_view text) {
-  if (text.empty()) return false;
-  for (char c : text)
-    if (!kTokenChars[static_cast<unsigned char>(c)]) return false;
-  return true;
-}
-
 // Which of HTTP's own fields `name` is: its length picks the candidates.
 KnownField classify(std::string_view name) {
   auto is = [name](std::string_view known) { return equal_ignoring_case(name, known); };
@@ -52,15 +45,6 @@ KnownField classify(std::string_view name) {
     default:
       return KnownField::other;
   }
-}
-
-// field-content: visible characters, spaces, tabs and obs-text (bytes of
-// other encodings, passed on as they are); no other control character.
-bool is_field_value(std::string_view value) {
-  return std::all_of(value.begin(), value.end(), [](char ch) {
-    const auto c = static_cast<unsigned char>(ch);
-    return c == '\t' || (c >= 0x20 && c != 0x7f);
-  });
 }
 
 std::string_view trim(std::string_view text) {
@@ -135,6 +119,20 @@ std::optional<HeadError> parse_content_length(std::string_view value, std::size_
 }
 
 }  // namespace
+
+bool is_token(std::string_view text) {
+  if (text.empty()) return false;
+  for (char c : text)
+    if (!kTokenChars[static_cast<unsigned char>(c)]) return false;
+  return true;
+}
+
+bool is_field_value(std::string_view value) {
+  return std::all_of(value.begin(), value.end(), [](char ch) {
+    const auto c = static_cast<unsigned char>(ch);
+    return c == '\t' || (c >= 0x20 && c != 0x7f);
+  });
+}
 
 std::string lower_ascii(std::string_view text) {
   std::string out(text);

@@ -74,6 +74,14 @@ std::optional<HeadError> parse_head(std::string_view text, std::size_t max_body,
 // std::nullopt when it is not one.
 std::optional<std::uint64_t> parse_chunk_size(std::string_view line);
 
+// Whether `text` is an HTTP token (RFC 9110 5.6.2): what a method or a field
+// name is made of.
+bool is_token(std::string_view text);
+
+// Whether `value` may be a field's value: visible characters, spaces, tabs
+// and bytes above 0x7f; no other control character (no CR, LF or NUL).
+bool is_field_value(std::string_view value);
+
 // ASCII lower case: HTTP's names and tokens are ASCII.
 std::string lower_ascii(std::string_view text);
 

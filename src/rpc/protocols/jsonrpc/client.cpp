@@ -14,6 +14,7 @@
 
 #include "conduit/ipc/file_descriptor.hpp"
 #include "conduit/rpc/jsonrpc_client.hpp"
+#include "rpc/http1/request_head.hpp"
 #include "rpc/protocols/jsonrpc/client_parts.hpp"
 #include "rpc/protocols/jsonrpc/engine.hpp"
 #include "rpc/transports/connect.hpp"
@@ -173,13 +174,10 @@ class JsonRpcClient::Impl {
                   "send metadata over http://HOST:PORT/jsonrpc");
     std::string lines;
     for (const auto& [name, value] : headers) {
-      const bool token = !name.empty() && name.find_first_not_of(
-                                              "abcdefghijklmnopqrstuvwxyz"
-                                              "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
-                                              "!#$%&'*+-.^_`|~") == std::string::npos;
-      if (!token) throw Error("\"" + name + "\" is not an HTTP header name");
-      if (value.find_first_of(std::string_view("\r\n\0", 3)) != std::string::npos)
-        throw Error("the value of header " + name + " holds CR, LF or NUL");
+      if (!http1::is_token(name)) throw Error("\"" + name + "\" is not an HTTP header name");
+      if (!http1::is_field_value(value))
+        throw Error("the value of header " + name +
+                    " holds a control character (CR, LF, NUL, ...)");
       lines += name + ": " + value + "\r\n";
     }
     headers_ = std::move(lines);
