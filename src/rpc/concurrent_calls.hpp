@@ -148,8 +148,10 @@ class ConcurrentCalls {
 
 // Serves a connection whose requests `read_calls` reads and starts as
 // calls side by side, each reply framed by `frame`. When reading ends (the
-// peer's end of file, an error, shutdown), the calls already read still
-// answer; then the connection ends.
+// peer's end of file, an error, shutdown), the calls still running are
+// cancelled (CallContext::cancelled(): a client that gave up closes its
+// connection) and the calls already read still answer; then the
+// connection ends.
 inline asio::awaitable<void> serve_concurrently(
     Connection& connection, std::string pending, std::string_view protocol, TextHandler handle,
     asio::awaitable<void> (*read_calls)(Connection&, std::string, ConcurrentCalls&),
@@ -162,6 +164,7 @@ inline asio::awaitable<void> serve_concurrently(
     failure = std::current_exception();
   }
   calls.set_waiting_for_request(false);
+  connection.cancel_calls();
   co_await calls.finish();
   if (failure) std::rethrow_exception(failure);
 }

@@ -93,6 +93,9 @@ class Connection : public std::enable_shared_from_this<Connection> {
   // From any thread: cancels the calls of this connection (CallContext::
   // cancelled()) and cuts the peer off (ByteStream::abort()).
   void abort() noexcept;
+  // Cancels the calls of this connection without cutting the peer off:
+  // their replies still go out if it reads them.
+  void cancel_calls() noexcept { cancelled_->store(true); }
   // The flag abort() sets; protocols share it with each call's context.
   const std::shared_ptr<std::atomic<bool>>& cancellation() const { return cancelled_; }
 

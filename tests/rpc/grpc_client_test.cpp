@@ -132,28 +132,6 @@ TEST_F(GrpcClient, OneChannelSharedByThreadsServesEveryCall) {
   EXPECT_EQ(right.load(), 600) << (wrong.empty() ? "" : wrong.front());
 }
 
-TEST_F(GrpcClient, AStreamOpenOnOneThreadMakesAnotherThreadsCallWaitNotFail) {
-  GrpcChannel channel(tcp_target(), 10s);
-  GrpcChannel::Stream stream = channel.open("/grpc.testing.TestService/FullDuplexCall", 5s);
-  std::atomic<bool> answered{false};
-  Status other;
-  std::thread caller([&] {
-    JsonRpcExamplesStub stub(channel);
-    interop::SubtractRequest request;
-    request.set_minuend(3);
-    request.set_subtrahend(1);
-    google::protobuf::Value difference;
-    other = stub.subtract(request, &difference);
-    answered = true;
-  });
-  std::this_thread::sleep_for(100ms);
-  EXPECT_FALSE(answered.load());  // its turn comes once the stream is finished
-  stream.writes_done();
-  EXPECT_TRUE(stream.finish().ok());
-  caller.join();
-  EXPECT_TRUE(other.ok()) << other.to_string();
-}
-
 TEST_F(GrpcClient, ServerStatusMessageAndDetailsComeBackAsTheyWereSet) {
   for (const std::string& target : {tcp_target(), shm_target()}) {
     SCOPED_TRACE(target);

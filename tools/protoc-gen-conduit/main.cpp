@@ -370,6 +370,22 @@ class ServiceWriter {
           {"const " + method.request_type + "& request", method.response_type + "* response",
            "const ::conduit::rpc::CallOptions& options = {}"},
           ");");
+      // The asynchronous form: a template, so written here whole.
+      text +=
+          "  // Without waiting, completing with the call's Status through an Asio\n"
+          "  // completion token (a callback, boost::asio::use_awaitable, ...);\n"
+          "  // `response` must live until then.\n";
+      text += "  template <typename Token>\n";
+      text += wrapped(
+          "  auto async_" + method.name + "(",
+          {"const " + method.request_type + "& request", method.response_type + "& response",
+           "::conduit::rpc::CallOptions options", "Token&& token"},
+          ") {");
+      text += wrapped("    return channel_->async_call(",
+                      {"*" + method.stub_member, "request", "response", "std::move(options)",
+                       "std::forward<Token>(token)"},
+                      ");");
+      text += "  }\n";
     }
     text += "\n private:\n";
     text += "  ::conduit::rpc::ClientChannel* channel_;\n";

@@ -1,23 +1,36 @@
 // Calling a service from a client, whatever the protocol. A ClientChannel
 // makes calls: a request message out, a response message or a Status back
 // (call), or messages as they go for a streaming method (open). Every
-// channel may be shared by threads. The stubs protoc-gen-conduit generates
-// (FooStub beside a service Foo, in foo.conduit.h) make their calls through
-// one:
+// channel may be shared by threads, and every call has an asynchronous
+// form too: a callback, or a C++20 coroutine through Asio's completion
+// tokens. The stubs protoc-gen-conduit generates (FooStub beside a service
+// Foo, in foo.conduit.h) make their calls through one:
 //
 //   conduit::rpc::JsonRpcChannel channel("tcp://127.0.0.1:4000");
 //   conduit::interop::JsonRpcExamplesStub examples(channel);
 //   google::protobuf::Value difference = examples.subtract(request);
+//
+//   // in a coroutine:
+//   Status status = co_await channel.async_call(method, request, response, {},
+//                                               boost::asio::use_awaitable);
 #pragma once
 
 #include <google/protobuf/descriptor.h>
 #include <google/protobuf/message.h>
 
+#include <boost/asio/any_io_executor.hpp>
+#include <boost/asio/associated_cancellation_slot.hpp>
+#include <boost/asio/associated_executor.hpp>
+#include <boost/asio/async_result.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/thread_pool.hpp>
 #include <chrono>
 #include <condition_variable>
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -27,6 +40,27 @@
 #include "conduit/rpc/status.hpp"
 
 namespace conduit::rpc {
+
+// Gives a call up from any thread, as gRPC C++'s ClientContext::TryCancel
+// does: put it in CallOptions::canceller, then cancel(). The call ends
+// CANCELLED at once (a blocking call returns, an asynchronous one
+// completes) and the server hears of it where the protocol can say so (an
+// HTTP/2 RST_STREAM). Cancelling a call that has ended does nothing.
+class CallCanceller {
+ public:
+  void cancel();
+  bool cancelled() const;
+
+  // For channels: `hook` runs at cancel(), or at once (returning false)
+  // when cancel() came first. clear_hook() when the call ends.
+  bool set_hook(std::function<void()> hook);
+  void clear_hook();
+
+ private:
+  mutable std::mutex mutex_;
+  bool cancelled_ = false;
+  std::function<void()> hook_;
+};
 
 // What one call may ask of the channel beyond the request itself.
 struct CallOptions {
@@ -40,7 +74,39 @@ struct CallOptions {
   // When not null, the server's response metadata lands here (gRPC: its
   // headers and trailers).
   std::multimap<std::string, std::string>* received = nullptr;
+  // When set, cancel() on it gives the call up (any thread).
+  std::shared_ptr<CallCanceller> canceller{};
 };
+
+namespace detail {
+
+// Starts an operation that reports its end through the function given to
+// `start` (on any thread), as an Asio asynchronous operation: the
+// completion handler runs on its associated executor (`fallback` when it
+// has none, which is where a plain callback runs), and an Asio cancellation
+// (a coroutine's `||` with a timer, a cancellation slot) runs `cancel`.
+template <typename Signature, typename Token, typename Start>
+auto initiate(Token&& token, boost::asio::any_io_executor fallback, std::function<void()> cancel,
+              Start start) {
+  return boost::asio::async_initiate<Token, Signature>(
+      [fallback = std::move(fallback), cancel = std::move(cancel),
+       start = std::move(start)](auto handler) mutable {
+        auto slot = boost::asio::get_associated_cancellation_slot(handler);
+        if (slot.is_connected() && cancel)
+          slot.assign([cancel](boost::asio::cancellation_type) { cancel(); });
+        auto executor = boost::asio::get_associated_executor(handler, fallback);
+        auto shared = std::make_shared<decltype(handler)>(std::move(handler));
+        start([shared, executor](auto... results) {
+          boost::asio::post(executor, [shared, results...]() mutable {
+            boost::asio::get_associated_cancellation_slot(*shared).clear();
+            std::move (*shared)(std::move(results)...);
+          });
+        });
+      },
+      token);
+}
+
+}  // namespace detail
 
 // A failed call, thrown by the stubs' forms that return the response.
 class RpcError : public Error {
@@ -55,8 +121,9 @@ class RpcError : public Error {
 
 // A call of a streaming method in progress, as ClientChannel::open() makes
 // it: request messages written and response messages read one at a time
-// (serialized), then its Status. One thread at a time; destroying it before
-// finish() cancels the call.
+// (serialized), then its Status. One operation of each kind at a time (a
+// read may be under way while a write is); destroying it before finish()
+// cancels the call. It must not outlive its channel.
 class ClientStream {
  public:
   virtual ~ClientStream() = default;
@@ -70,6 +137,40 @@ class ClientStream {
   virtual Status finish() = 0;
   // Gives the call up: finish() then says CANCELLED.
   virtual void cancel() = 0;
+
+  // The same without waiting: `done` runs once, on a thread of the
+  // channel, which it must not block. `message` of start_read must live
+  // until then.
+  virtual void start_write(std::string message, std::function<void(bool)> done) = 0;
+  virtual void start_read(std::string& message, std::function<void(bool)> done) = 0;
+  virtual void start_finish(std::function<void(Status)> done) = 0;
+  // Where the callbacks of the async_ forms run unless their handler has an
+  // executor of its own.
+  virtual boost::asio::any_io_executor executor() const = 0;
+
+  // The asynchronous forms with an Asio completion token: a callback
+  // (run on executor()), boost::asio::use_awaitable in a coroutine, ...
+  // An Asio cancellation cancels the call.
+  template <typename Token>
+  auto async_write(std::string message, Token&& token) {
+    return detail::initiate<void(bool)>(
+        std::forward<Token>(token), executor(), [this] { cancel(); },
+        [this, message = std::move(message)](auto done) mutable {
+          start_write(std::move(message), std::move(done));
+        });
+  }
+  template <typename Token>
+  auto async_read(std::string& message, Token&& token) {
+    return detail::initiate<void(bool)>(
+        std::forward<Token>(token), executor(), [this] { cancel(); },
+        [this, &message](auto done) { start_read(message, std::move(done)); });
+  }
+  template <typename Token>
+  auto async_finish(Token&& token) {
+    return detail::initiate<void(Status)>(
+        std::forward<Token>(token), executor(), [this] { cancel(); },
+        [this](auto done) { start_finish(std::move(done)); });
+  }
 };
 
 // A connection to a server, in one protocol. A channel is a resource: it is
@@ -98,6 +199,36 @@ class ClientChannel {
   // finish() is UNIMPLEMENTED, saying why.
   virtual std::unique_ptr<ClientStream> open(const google::protobuf::MethodDescriptor& method,
                                              const CallOptions& options);
+
+  // call() without waiting: `done` runs once with the call's Status, on a
+  // thread of the channel, which it must not block (and which must not make
+  // blocking calls on this channel). `request` is taken before start()
+  // returns; `response` must live until `done` runs.
+  virtual void start(const google::protobuf::MethodDescriptor& method,
+                     const google::protobuf::Message& request, google::protobuf::Message& response,
+                     const CallOptions& options, std::function<void(Status)> done) = 0;
+
+  // Where the callbacks of async_call run unless their handler has an
+  // executor of its own: the channel's own thread(s).
+  virtual boost::asio::any_io_executor executor() = 0;
+
+  // call() as an Asio asynchronous operation completing with the Status:
+  //   channel.async_call(method, request, response, {}, [](Status s) {...});
+  //   Status s = co_await channel.async_call(method, request, response, {},
+  //                                          boost::asio::use_awaitable);
+  // An Asio cancellation (or options.canceller) cancels the call.
+  template <typename Token>
+  auto async_call(const google::protobuf::MethodDescriptor& method,
+                  const google::protobuf::Message& request, google::protobuf::Message& response,
+                  CallOptions options, Token&& token) {
+    if (!options.canceller) options.canceller = std::make_shared<CallCanceller>();
+    std::shared_ptr<CallCanceller> canceller = options.canceller;
+    return detail::initiate<void(Status)>(
+        std::forward<Token>(token), executor(), [canceller] { canceller->cancel(); },
+        [this, &method, &request, &response, options = std::move(options)](auto done) {
+          start(method, request, response, options, std::move(done));
+        });
+  }
 };
 
 // The typed streams the generated stubs return, as gRPC C++ users know them
@@ -111,21 +242,46 @@ class ClientReader {
   // The next response; false at the end (then finish()).
   bool read(Response& response) {
     std::string bytes;
-    if (!stream_->read(bytes)) return false;
+    return parsed(stream_->read(bytes), bytes, response);
+  }
+  Status finish() { return checked(stream_->finish()); }
+  void cancel() { stream_->cancel(); }
+
+  // The same as Asio asynchronous operations (see ClientStream).
+  template <typename Token>
+  auto async_read(Response& response, Token&& token) {
+    return detail::initiate<void(bool)>(
+        std::forward<Token>(token), stream_->executor(), [this] { cancel(); },
+        [this, &response](auto done) {
+          auto bytes = std::make_shared<std::string>();
+          stream_->start_read(*bytes, [this, bytes, &response, done](bool got) {
+            done(parsed(got, *bytes, response));
+          });
+        });
+  }
+  template <typename Token>
+  auto async_finish(Token&& token) {
+    return detail::initiate<void(Status)>(
+        std::forward<Token>(token), stream_->executor(), [this] { cancel(); },
+        [this](auto done) {
+          stream_->start_finish([this, done](Status status) { done(checked(std::move(status))); });
+        });
+  }
+
+ protected:
+  bool parsed(bool got, const std::string& bytes, Response& response) {
+    if (!got) return false;
     if (response.ParseFromString(bytes)) return true;
     stream_->cancel();
     bad_ = true;
     return false;
   }
-  Status finish() {
-    Status status = stream_->finish();
+  Status checked(Status status) const {
     if (bad_)
       return {StatusCode::internal, "a response is not a valid " + Response().GetTypeName()};
     return status;
   }
-  void cancel() { stream_->cancel(); }
 
- protected:
   std::unique_ptr<ClientStream> stream_;
   bool bad_ = false;  // a response did not parse: the call was cancelled
 };
@@ -142,16 +298,39 @@ class ClientWriter {
     stream_->writes_done();
     std::string bytes;
     const bool got = stream_->read(bytes);
-    Status status = stream_->finish();
+    return answer(stream_->finish(), got, bytes, response);
+  }
+  void cancel() { stream_->cancel(); }
+
+  // The same as Asio asynchronous operations (see ClientStream).
+  template <typename Token>
+  auto async_write(const Request& request, Token&& token) {
+    return stream_->async_write(request.SerializeAsString(), std::forward<Token>(token));
+  }
+  template <typename Token>
+  auto async_finish(Response& response, Token&& token) {
+    return detail::initiate<void(Status)>(
+        std::forward<Token>(token), stream_->executor(), [this] { cancel(); },
+        [this, &response](auto done) {
+          stream_->writes_done();
+          auto bytes = std::make_shared<std::string>();
+          stream_->start_read(*bytes, [this, bytes, &response, done](bool got) {
+            stream_->start_finish([bytes, &response, done, got](Status status) {
+              done(answer(std::move(status), got, *bytes, response));
+            });
+          });
+        });
+  }
+
+ private:
+  static Status answer(Status status, bool got, const std::string& bytes, Response& response) {
     if (!status.ok()) return status;
     if (!got) return {StatusCode::internal, "the call ended without its response"};
     if (!response.ParseFromString(bytes))
       return {StatusCode::internal, "the response is not a valid " + response.GetTypeName()};
     return status;
   }
-  void cancel() { stream_->cancel(); }
 
- private:
   std::unique_ptr<ClientStream> stream_;
 };
 
@@ -162,6 +341,10 @@ class ClientReaderWriter : public ClientReader<Response> {
   using ClientReader<Response>::ClientReader;
   bool write(const Request& request) { return this->stream_->write(request.SerializeAsString()); }
   void writes_done() { this->stream_->writes_done(); }
+  template <typename Token>
+  auto async_write(const Request& request, Token&& token) {
+    return this->stream_->async_write(request.SerializeAsString(), std::forward<Token>(token));
+  }
 };
 
 // A channel to a JSON-RPC 2.0 server at any URI JsonRpcClient takes
@@ -185,7 +368,9 @@ class ClientReaderWriter : public ClientReader<Response> {
 // at once, on a small pool of connections (up to kMostHttpConnections,
 // opened as they are needed and kept); over a raw stream or shared memory
 // they go one after another on the channel's one connection. A call waits
-// for a connection up to its own timeout.
+// for a connection up to its own timeout. Asynchronous calls run on the
+// channel's own threads, one per connection it may open; cancelling a call
+// closes its connection, which the server sees.
 class JsonRpcChannel : public ClientChannel {
  public:
   // Throws InvalidUri for a URI JsonRpcClient cannot use; connects on the
@@ -197,6 +382,10 @@ class JsonRpcChannel : public ClientChannel {
   Status call(const google::protobuf::MethodDescriptor& method,
               const google::protobuf::Message& request, google::protobuf::Message& response,
               const CallOptions& options) override;
+  void start(const google::protobuf::MethodDescriptor& method,
+             const google::protobuf::Message& request, google::protobuf::Message& response,
+             const CallOptions& options, std::function<void(Status)> done) override;
+  boost::asio::any_io_executor executor() override;
 
   // The most connections a channel to an http:// URI opens.
   static constexpr std::size_t kMostHttpConnections = 4;
@@ -209,6 +398,7 @@ class JsonRpcChannel : public ClientChannel {
   std::condition_variable returned_;
   std::vector<std::unique_ptr<JsonRpcClient>> idle_;  // connections no call holds
   std::size_t opened_ = 0;                            // idle or in a call
+  std::optional<boost::asio::thread_pool> threads_;   // for start(), made when first needed
 };
 
 // A channel to the server at `uri`, through whichever protocol takes that

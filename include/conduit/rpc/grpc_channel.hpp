@@ -18,6 +18,7 @@
 
 #include <chrono>
 #include <cstddef>
+#include <functional>
 #include <map>
 #include <memory>
 #include <string>
@@ -49,6 +50,11 @@ class GrpcChannel : public ClientChannel {
   // headers and trailers land in options.received at finish().
   std::unique_ptr<ClientStream> open(const google::protobuf::MethodDescriptor& method,
                                      const CallOptions& options) override;
+  void start(const google::protobuf::MethodDescriptor& method,
+             const google::protobuf::Message& request, google::protobuf::Message& response,
+             const CallOptions& options, std::function<void(Status)> done) override;
+  // The channel's I/O thread.
+  boost::asio::any_io_executor executor() override;
 
   // The same with serialized messages and a path, and request metadata
   // ("-bin" keys carry bytes). The response's headers and trailers are put
@@ -67,15 +73,25 @@ class GrpcChannel : public ClientChannel {
                          const std::multimap<std::string, std::string>& metadata = {},
                          std::multimap<std::string, std::string>* received = nullptr);
 
+  // call_stream_raw without waiting: `done` runs on the I/O thread once
+  // the call has ended, `responses` (which must live until then) filled.
+  // options.timeout 0: the channel's timeout.
+  void start_raw(std::string_view path, std::vector<std::string> requests,
+                 std::vector<std::string>& responses, const CallOptions& options,
+                 std::function<void(Status)> done);
+
   class Stream;
   // Opens a call of any kind to `path` ("/package.Service/Method") whose
   // request and response messages (serialized) go and come one at a time, as
   // gRPC C++'s ClientReaderWriter does; its headers go out at once. The
-  // channel's other calls wait until the stream is finished or destroyed.
-  // `compress`: the call announces grpc-encoding gzip, and each write()
-  // chooses whether its message goes compressed.
+  // channel's other calls go on beside it. `compress`: the call announces
+  // grpc-encoding gzip, and each write() chooses whether its message goes
+  // compressed. `canceller`, when set, can give the call up from any thread.
   Stream open(std::string_view path, std::chrono::milliseconds timeout,
               const std::multimap<std::string, std::string>& metadata = {}, bool compress = false);
+  Stream open(std::string_view path, std::chrono::milliseconds timeout,
+              const std::multimap<std::string, std::string>& metadata, bool compress,
+              std::shared_ptr<CallCanceller> canceller);
 
   // From now on the request messages of call(), call_raw() and
   // call_stream_raw() go gzip-compressed (grpc-encoding: gzip), or not.
@@ -91,8 +107,12 @@ class GrpcChannel : public ClientChannel {
   std::unique_ptr<Impl> impl_;
 };
 
-// A call in progress, made by GrpcChannel::open(). Move-only; one thread at a
-// time. Its deadline is the timeout given to open(), counted from then.
+// A call in progress, made by GrpcChannel::open(). Move-only; one read and
+// one write may be under way at once (on two threads, or asynchronously).
+// Its deadline is the timeout given to open() (0: the channel's), counted
+// from then. It must not outlive its channel. The blocking forms wait for
+// the asynchronous ones (start_...), whose `done` runs on the channel's I/O
+// thread.
 class GrpcChannel::Stream {
  public:
   Stream(Stream&&) noexcept;
@@ -118,6 +138,12 @@ class GrpcChannel::Stream {
   // The response headers received so far, and after finish() the trailers
   // ("-bin" values as bytes).
   const std::multimap<std::string, std::string>& received() const;
+
+  void start_write(std::string_view message, bool compress, std::function<void(bool)> done);
+  // `message` must live until `done`.
+  void start_read(std::string& message, std::function<void(bool)> done);
+  void start_finish(std::function<void(Status)> done);
+  boost::asio::any_io_executor executor() const;
 
  private:
   friend class GrpcChannel;

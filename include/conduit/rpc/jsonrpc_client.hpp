@@ -49,6 +49,11 @@ class JsonRpcClient {
   // Sends a notification: no reply is expected (over HTTP, the 204 is read).
   void notify(std::string_view method, std::string_view params = {});
 
+  // Gives up the call in progress from another thread: it throws
+  // Cancelled, and the server sees its connection close. The next call
+  // connects again.
+  void abort();
+
   // How long later calls wait for a connection and for their reply.
   void set_timeout(std::chrono::milliseconds timeout);
 

@@ -1,16 +1,22 @@
-// The gRPC client: one nghttp2 client session over a wire (a blocking
-// socket driven by poll() with the call's deadline, or a shared-memory link),
-// driven by the call in progress.
+// The gRPC client: one nghttp2 client session per connection, driven by the
+// channel's own I/O thread (an io_context), carrying every call of every
+// thread at once as HTTP/2 streams. A caller's thread only hands work to
+// that thread and, for the blocking forms, waits for the answer.
 #include <nghttp2/nghttp2.h>
-#include <poll.h>
-#include <sys/socket.h>
 
 #include <atomic>
-#include <cerrno>
+#include <boost/asio/executor_work_guard.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/posix/stream_descriptor.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/write.hpp>
 #include <condition_variable>
 #include <cstring>
+#include <deque>
 #include <mutex>
+#include <optional>
 #include <thread>
+#include <unordered_map>
 #include <vector>
 
 #include "conduit/error.hpp"
@@ -23,6 +29,8 @@
 #include "rpc/transports/shm_transport.hpp"
 
 namespace conduit::rpc {
+
+namespace asio = boost::asio;
 
 namespace {
 
@@ -60,270 +68,311 @@ Target parse_target(std::string_view text) {
   return target;
 }
 
-// One call in flight: its requests as they go, what came back as it comes.
-struct Exchange {
-  std::int32_t stream = -1;
-  std::string outbound;  // framed requests, from `sent` on not yet taken by nghttp2
-  std::size_t sent = 0;
-  bool half_closed = false;  // no request after those in `outbound`
-  bool deferred = false;     // the data provider waits for a request
-  bool compress = false;     // the call announced grpc-encoding gzip
-  int http_status = 0;
-  std::multimap<std::string, std::string> received;  // headers and trailers
-  grpc::MessageDeframer responses{std::size_t{1} << 31};
-  bool closed = false;
-  std::uint32_t reset_code = 0;
-  std::optional<Status> ended;  // given up on here (deadline, cancel, a broken connection)
+// Waits on a caller's thread for a result the I/O thread hands over.
+template <typename Result>
+class Waiter {
+ public:
+  std::function<void(Result)> setter() {
+    return [this](Result result) {
+      std::lock_guard lock(mutex_);
+      result_ = std::move(result);
+      ready_.notify_one();  // under the lock: the waiter may go once it sees the result
+    };
+  }
+  Result wait() {
+    std::unique_lock lock(mutex_);
+    ready_.wait(lock, [this] { return result_.has_value(); });
+    return std::move(*result_);
+  }
+
+ private:
+  std::mutex mutex_;
+  std::condition_variable ready_;
+  std::optional<Result> result_;
 };
 
-// Where the session's bytes go: a socket, or a conduit server's
-// shared-memory link.
+// Where a connection's bytes go: a socket, or a conduit server's
+// shared-memory link. Used on the I/O thread only.
 class Wire {
  public:
-  enum class Got { bytes, timed_out, closed };
+  using OnBytes = std::function<void(std::string_view)>;
+  using OnEnd = std::function<void(Status)>;
   virtual ~Wire() = default;
-  // Sends all of `bytes`; false when the peer is gone.
-  virtual bool send(std::string_view bytes) = 0;
-  // Waits until `deadline` for bytes; `bytes` stays valid until the next
-  // call.
-  virtual Got receive(Clock::time_point deadline, std::string_view& bytes) = 0;
+  // Reads until the end, handing each piece to `on_bytes` and the end (the
+  // peer closed, an error) to `on_end`, on the I/O thread.
+  virtual void start(OnBytes on_bytes, OnEnd on_end) = 0;
+  // Sends all of `bytes` (kept alive by the caller until `done`).
+  virtual void send(std::string_view bytes, std::function<void(bool)> done) = 0;
+  // Ends reading and writing; no callback runs afterwards.
+  virtual void close() = 0;
 };
 
 class SocketWire final : public Wire {
  public:
-  explicit SocketWire(ipc::FileDescriptor fd) : fd_(std::move(fd)) {}
-  bool send(std::string_view bytes) override {
-    std::size_t done = 0;
-    while (done < bytes.size()) {
-      const ssize_t wrote =
-          ::send(fd_.get(), bytes.data() + done, bytes.size() - done, MSG_NOSIGNAL);
-      if (wrote < 0 && errno == EINTR) continue;
-      if (wrote <= 0) return false;
-      done += static_cast<std::size_t>(wrote);
-    }
-    return true;
+  SocketWire(asio::io_context& io, ipc::FileDescriptor fd, std::string peer)
+      : socket_(io, fd.release()), peer_(std::move(peer)) {}
+  void start(OnBytes on_bytes, OnEnd on_end) override {
+    on_bytes_ = std::move(on_bytes);
+    on_end_ = std::move(on_end);
+    read();
   }
-  Got receive(Clock::time_point deadline, std::string_view& bytes) override {
-    for (;;) {
-      const auto left =
-          std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now());
-      pollfd ready{fd_.get(), POLLIN, 0};
-      const int polled = left.count() > 0 ? ::poll(&ready, 1, static_cast<int>(left.count())) : 0;
-      if (polled < 0 && errno == EINTR) continue;
-      if (polled <= 0) return Got::timed_out;
-      const ssize_t n = ::recv(fd_.get(), chunk_, sizeof chunk_, 0);
-      if (n < 0 && errno == EINTR) continue;
-      if (n <= 0) return Got::closed;
-      bytes = std::string_view(chunk_, static_cast<std::size_t>(n));
-      return Got::bytes;
-    }
+  void send(std::string_view bytes, std::function<void(bool)> done) override {
+    asio::async_write(socket_, asio::buffer(bytes),
+                      [this, done = std::move(done)](boost::system::error_code error, std::size_t) {
+                        if (error == asio::error::operation_aborted) return;
+                        done(!error);
+                      });
+  }
+  void close() override {
+    closed_ = true;
+    boost::system::error_code ignored;
+    socket_.close(ignored);
   }
 
  private:
-  ipc::FileDescriptor fd_;
+  void read() {
+    socket_.async_read_some(
+        asio::buffer(chunk_), [this](boost::system::error_code error, std::size_t n) {
+          if (closed_ || error == asio::error::operation_aborted) return;
+          if (error) {
+            on_end_({StatusCode::unavailable,
+                     peer_ + (error == asio::error::eof
+                                  ? std::string(" closed the connection")
+                                  : " broke the connection: " + error.message())});
+            return;
+          }
+          on_bytes_(std::string_view(chunk_, n));
+          if (!closed_) read();
+        });
+  }
+
+  asio::posix::stream_descriptor socket_;
+  std::string peer_;
+  OnBytes on_bytes_;
+  OnEnd on_end_;
+  bool closed_ = false;
   char chunk_[16384];
 };
 
+// The link's rings are waited on by a thread of its own, which hands what
+// arrives to the I/O thread.
 class ShmWire final : public Wire {
  public:
-  explicit ShmWire(shm::Link link) : link_(std::move(link)) {}
-  bool send(std::string_view bytes) override {
+  ShmWire(asio::io_context& io, shm::Link link, std::string peer)
+      : io_(io), link_(std::move(link)), peer_(std::move(peer)) {}
+  ~ShmWire() override { close(); }
+
+  void start(OnBytes on_bytes, OnEnd on_end) override {
+    auto alive = alive_;
+    reader_ =
+        std::thread([this, alive, on_bytes = std::move(on_bytes), on_end = std::move(on_end)] {
+          // Posted work runs only while the wire is open (`alive`), on the I/O
+          // thread, where close() clears it.
+          auto hand_over = [this, alive](auto work) {
+            asio::post(io_, [alive, work = std::move(work)]() mutable {
+              if (*alive) work();
+            });
+          };
+          for (;;) {
+            try {
+              std::optional<std::string_view> message = link_.receive();
+              if (!message) {
+                hand_over([on_end, peer = peer_] {
+                  on_end({StatusCode::unavailable, peer + " closed the connection"});
+                });
+                return;
+              }
+              hand_over([on_bytes, bytes = std::string(*message)] { on_bytes(bytes); });
+            } catch (const Cancelled&) {
+              return;
+            } catch (const Error& error) {  // the server died or broke the ring
+              hand_over([on_end, peer = peer_, what = std::string(error.what())] {
+                on_end({StatusCode::unavailable, peer + " is gone: " + what});
+              });
+              return;
+            }
+          }
+        });
+  }
+  void send(std::string_view bytes, std::function<void(bool)> done) override {
+    bool sent = true;
     try {
       link_.send_bytes(bytes);
-      return true;
     } catch (const Error&) {
-      return false;
+      sent = false;
     }
+    asio::post(io_, [alive = alive_, done = std::move(done), sent] {
+      if (*alive) done(sent);
+    });
   }
-  Got receive(Clock::time_point deadline, std::string_view& bytes) override {
-    try {
-      const auto left = std::max(deadline - Clock::now(), Clock::duration::zero());
-      bool timed_out = false;
-      std::optional<std::string_view> message = link_.receive(left, &timed_out);
-      if (!message) return timed_out ? Got::timed_out : Got::closed;
-      bytes = *message;
-      return Got::bytes;
-    } catch (const Error&) {  // the server died or broke the ring
-      return Got::closed;
+  void close() override {
+    *alive_ = false;
+    if (reader_.joinable()) {
+      link_.cancel();
+      reader_.join();
     }
   }
 
  private:
+  asio::io_context& io_;
   shm::Link link_;
+  std::string peer_;
+  std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
+  std::thread reader_;
 };
 
-}  // namespace
+class Connection;
 
-class GrpcChannel::Impl {
+// One call, from its start to its Status. Made on the caller's thread;
+// from then on touched on the I/O thread only.
+struct Call {
+  explicit Call(asio::io_context& io) : timer(io) {}
+
+  // ---- what the call is ----
+  std::string path;
+  std::chrono::milliseconds timeout{0};
+  Clock::time_point deadline;
+  std::vector<std::pair<std::string, std::string>> metadata;  // as sent (-bin in base64)
+  bool compress = false;                                      // grpc-encoding gzip announced
+  bool all_requests = false;  // every request known at the start (may be sent again)
+  std::size_t max_response = 0;
+  std::shared_ptr<CallCanceller> canceller;
+
+  // ---- its stream ----
+  Connection* connection = nullptr;  // while the stream is open on one
+  std::int32_t stream = -1;
+  int attempt = 0;
+  bool on_kept_connection = false;  // started on a connection made before it
+  std::string outbound;             // framed requests; from `sent` on not yet taken
+  std::size_t sent = 0;
+  std::uint64_t queued_total = 0;     // bytes of requests ever queued
+  std::uint64_t taken_total = 0;      // ... and taken by nghttp2
+  bool half_closed = false;           // no request after those queued
+  bool deferred = false;              // the data provider waits for a request
+  std::vector<std::string> requests;  // when all_requests: for a second attempt
+  int http_status = 0;
+  std::multimap<std::string, std::string> received;  // headers, then trailers
+  grpc::MessageDeframer deframer{0};
+  std::size_t unconsumed = 0;  // received bytes not yet given back to flow control
+  bool closed = false;         // the stream closed
+  std::uint32_t reset_code = 0;
+  asio::steady_timer timer;  // the deadline
+
+  // ---- what the caller gets ----
+  // Responses not yet read. What arrives while one waits here is not given
+  // back to flow control (`unconsumed`) until the caller has read them all:
+  // a caller that does not read stops the server.
+  std::deque<std::string> inbox;
+  std::optional<Status> status;
+  bool given_up = false;  // ended here (deadline, cancel, a lost connection): no more reads
+  std::multimap<std::string, std::string> received_seen;  // what the caller may look at
+  std::deque<std::pair<std::uint64_t, std::function<void(bool)>>> writes;  // until taken
+  std::string* read_into = nullptr;
+  std::function<void(bool)> read_done;
+  std::function<void(Status)> finish_done;
+  std::function<void(Status)> all_done;  // all_requests: the whole call
+};
+
+// The channel's workings: its I/O thread, its connections, its calls.
+class Core {
  public:
-  Impl(std::string_view target, std::chrono::milliseconds timeout)
-      : target_(parse_target(target)), text_(target), timeout_(timeout) {}
+  Core(std::string_view target, std::chrono::milliseconds timeout)
+      : target_(parse_target(target)),
+        text_(target),
+        timeout_(timeout),
+        work_(asio::make_work_guard(io_)),
+        thread_([this] { io_.run(); }) {}
 
-  ~Impl() { disconnect(); }
+  ~Core();
 
-  // ---- whose turn the connection is ----
-  //
-  // The connection carries one call at a time; calls of other threads wait
-  // for their turn, up to their own deadline. A thread whose stream holds
-  // the turn gets FAILED_PRECONDITION for another call, rather than waiting
-  // for itself.
-
-  Status take_turn(Clock::time_point deadline) {
-    std::unique_lock lock(turn_mutex_);
-    if (busy_ && holder_ == std::this_thread::get_id())
-      return {StatusCode::failed_precondition,
-              "a streaming call of this thread is still open on this channel; finish() it first"};
-    if (!turn_free_.wait_until(lock, deadline, [this] { return !busy_; }))
-      return {StatusCode::deadline_exceeded,
-              "the call's deadline passed while the channel's other calls ran"};
-    busy_ = true;
-    holder_ = std::this_thread::get_id();
-    return {};
-  }
-
-  void give_turn() {
-    {
-      std::lock_guard lock(turn_mutex_);
-      busy_ = false;
-      holder_ = {};
-    }
-    turn_free_.notify_one();
-  }
-
-  // Sends every request (then the end of the stream) and collects every
-  // response message, in its turn.
-  Status call(std::string_view path, const std::vector<std::string>& requests,
-              std::vector<std::string>& responses, std::chrono::milliseconds timeout,
-              const std::multimap<std::string, std::string>& metadata,
-              std::multimap<std::string, std::string>* received) {
-    if (Status turn = take_turn(Clock::now() + timeout); !turn.ok()) return turn;
-    struct GiveBack {
-      Impl& impl;
-      ~GiveBack() { impl.give_turn(); }
-    } give_back{*this};
-    return call_in_turn(path, requests, responses, timeout, metadata, received);
-  }
-
-  Status call_in_turn(std::string_view path, const std::vector<std::string>& requests,
-                      std::vector<std::string>& responses, std::chrono::milliseconds timeout,
-                      const std::multimap<std::string, std::string>& metadata,
-                      std::multimap<std::string, std::string>* received) {
-    // A kept connection may have been closed by the server meanwhile: then
-    // the call is made once more on a new one.
-    for (int attempt = 0; attempt < 2; ++attempt) {
-      const bool reused = session_ != nullptr;
-      Exchange exchange;
-      Status status = start(path, timeout, metadata, compress_requests_, exchange);
-      if (status.ok()) {
-        for (const std::string& request : requests) queue(exchange, request, compress_requests_);
-        exchange.half_closed = true;
-        status = drive(exchange, [&] { return exchange.closed; });
-      }
-      // A kept connection the server closed, or a stream it refused (GOAWAY
-      // naming an earlier stream, or REFUSED_STREAM): the server never
-      // processed the call, so it is made again on a new connection.
-      const bool refused = exchange.reset_code == NGHTTP2_REFUSED_STREAM;
-      if (((status.code() == StatusCode::unavailable && reused) || refused) &&
-          exchange.http_status == 0 && attempt == 0) {
-        end(exchange);
-        disconnect();
-        continue;
-      }
-      if (received) *received = exchange.received;
-      if (status.ok()) {
-        for (std::string message; read(exchange, message);) responses.push_back(std::move(message));
-        status = exchange.ended ? *exchange.ended : answer(exchange);
-      }
-      end(exchange);
-      return status;
-    }
-    return {StatusCode::unavailable, text_ + " closed the connection"};
-  }
-
-  // ---- a call whose messages go and come as they are written and read ----
-
-  // Opens the call, in its turn (kept until finish() or the stream's end):
-  // its headers go out at once. An error is kept in `exchange.ended`;
-  // false when the turn was not taken.
-  bool open(std::string_view path, std::chrono::milliseconds timeout,
-            const std::multimap<std::string, std::string>& metadata, bool compress,
-            Exchange& exchange) {
-    if (Status turn = take_turn(Clock::now() + timeout); !turn.ok()) {
-      exchange.ended = turn;
-      return false;
-    }
-    Status status = start(path, timeout, metadata, compress, exchange);
-    if (status.ok()) status = send_pending();
-    if (!status.ok()) exchange.ended = status;
-    return true;
-  }
-
-  bool write(Exchange& exchange, std::string_view message, bool compress) {
-    if (exchange.ended || exchange.closed || exchange.half_closed) return false;
-    queue(exchange, message, compress && exchange.compress);
-    // Back pressure: the write returns once nghttp2 has taken the message,
-    // which flow control may hold back until the server reads.
-    Status status = drive(exchange, [&] { return exchange.sent == exchange.outbound.size(); });
-    return status.ok() && !exchange.closed;
-  }
-
-  void writes_done(Exchange& exchange) {
-    if (exchange.ended || exchange.half_closed) return;
-    exchange.half_closed = true;
-    resume(exchange);
-    (void)send_pending();
-  }
-
-  // The next response message; false at the end of the responses.
-  bool read(Exchange& exchange, std::string& message) {
-    if (exchange.ended) return false;
-    bool ended = false;
-    Status status = next_message(exchange, message, ended);
-    if (!status.ok()) exchange.ended = status;
-    return status.ok() && !ended;
-  }
-
-  Status finish(Exchange& exchange) {
-    if (!exchange.ended) {
-      Status status = drive(exchange, [&] { return exchange.closed; });
-      if (!status.ok()) exchange.ended = status;
-    }
-    Status status = exchange.ended ? *exchange.ended : answer(exchange);
-    end(exchange);
-    return status;
-  }
-
-  void cancel(Exchange& exchange) {
-    if (exchange.ended || exchange.closed) return;
-    reset(exchange);
-    exchange.ended = Status(StatusCode::cancelled, "the call was cancelled by the client");
-  }
-
-  // Leaves a call: a stream still open is reset, so that nothing more of it
-  // arrives for a later call.
-  void end(Exchange& exchange) {
-    if (exchange_ == &exchange) {
-      if (!exchange.closed && !exchange.ended && session_) reset(exchange);
-      exchange_ = nullptr;
-    }
-  }
-
-  void set_compress_requests(bool compress) { compress_requests_ = compress; }
-  void set_max_response_bytes(std::size_t bytes) { max_response_bytes_ = bytes; }
+  asio::io_context& io() { return io_; }
+  asio::any_io_executor executor() { return io_.get_executor(); }
   std::chrono::milliseconds timeout() const { return timeout_; }
+  const std::string& text() const { return text_; }
+  const Target& target() const { return target_; }
+  bool on_io_thread() const { return std::this_thread::get_id() == thread_.get_id(); }
+  void set_compress_requests(bool compress) { compress_requests_ = compress; }
+  bool compress_requests() const { return compress_requests_; }
+  void set_max_response_bytes(std::size_t bytes) { max_response_bytes_ = bytes; }
+
+  // A call as it is given to the I/O thread (caller's thread).
+  std::shared_ptr<Call> make_call(std::string_view path, std::chrono::milliseconds timeout,
+                                  const std::multimap<std::string, std::string>& metadata,
+                                  bool compress, std::shared_ptr<CallCanceller> canceller) {
+    auto call = std::make_shared<Call>(io_);
+    call->path = path;
+    call->timeout = timeout.count() > 0 ? timeout : timeout_;
+    call->deadline = Clock::now() + call->timeout;
+    for (const auto& [key, value] : metadata)
+      call->metadata.emplace_back(key,
+                                  grpc::is_binary_header(key) ? grpc::base64_encode(value) : value);
+    call->compress = compress;
+    call->max_response = max_response_bytes_;
+    call->deframer = grpc::MessageDeframer(call->max_response);
+    call->canceller = std::move(canceller);
+    return call;
+  }
+
+  // Runs `work` on the I/O thread.
+  template <typename Work>
+  void post(Work work) {
+    asio::post(io_, std::move(work));
+  }
+
+  // ---- on the I/O thread ----
+
+  void start(const std::shared_ptr<Call>& call);
+  void end(Call& call, Status status);
+  void settle(Call& call);
+  void connection_lost(Connection& connection, const std::shared_ptr<Call>& call,
+                       const Status& why);
+  void forget(Connection& connection) {
+    if (current_.get() == &connection) current_.reset();
+  }
+  // Gives what the call holds back to flow control.
+  void give_back(Call& call);
+
+  // Queues a framed request of `call`; `done` (may be null) once nghttp2
+  // has taken it.
+  void queue(Call& call, std::string framed, std::function<void(bool)> done);
+  void writes_done(Call& call);
 
  private:
-  Status connect(Clock::time_point deadline) {
+  Target target_;
+  std::string text_;
+  std::chrono::milliseconds timeout_;
+  std::atomic<bool> compress_requests_{false};
+  std::atomic<std::size_t> max_response_bytes_{4 << 20};  // gRPC's default receive limit
+  asio::io_context io_;
+  asio::executor_work_guard<asio::io_context::executor_type> work_;
+  std::shared_ptr<Connection> current_;                 // where new calls go (I/O thread)
+  std::vector<std::weak_ptr<Connection>> connections_;  // every one not yet closed
+  std::thread thread_;
+};
+
+// One HTTP/2 connection and the calls open on it (I/O thread only). It
+// keeps itself alive while its wire reads.
+class Connection : public std::enable_shared_from_this<Connection> {
+ public:
+  explicit Connection(Core& channel) : channel_(channel) {}
+  ~Connection() {
+    if (session_ != nullptr) nghttp2_session_del(session_);
+  }
+
+  // Connects within `timeout`: false with `why` set when it cannot.
+  bool open(std::chrono::milliseconds timeout, Status& why) {
+    const Target& target = channel_.target();
     try {
-      const auto left =
-          std::max(std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now()),
-                   std::chrono::milliseconds(1));
-      if (target_.address.kind == transport::Kind::shm)
-        wire_ = std::make_unique<ShmWire>(transport::connect_shm(target_.address, left));
+      timeout = std::max(timeout, std::chrono::milliseconds(1));
+      if (target.address.kind == transport::Kind::shm)
+        wire_ = std::make_unique<ShmWire>(
+            channel_.io(), transport::connect_shm(target.address, timeout), channel_.text());
       else
-        wire_ = std::make_unique<SocketWire>(transport::connect_socket(target_.address, left));
+        wire_ = std::make_unique<SocketWire>(
+            channel_.io(), transport::connect_socket(target.address, timeout), channel_.text());
     } catch (const Error& error) {
-      return {StatusCode::unavailable, error.what()};
+      why = {StatusCode::unavailable, error.what()};
+      return false;
     }
     nghttp2_session_callbacks* callbacks = nullptr;
     nghttp2_session_callbacks_new(&callbacks);
@@ -331,220 +380,191 @@ class GrpcChannel::Impl {
     nghttp2_session_callbacks_set_on_data_chunk_recv_callback(callbacks, &on_data_chunk);
     nghttp2_session_callbacks_set_on_stream_close_callback(callbacks, &on_stream_close);
     nghttp2_session_callbacks_set_on_frame_recv_callback(callbacks, &on_frame);
-    const int created = nghttp2_session_client_new(&session_, callbacks, this);
+    nghttp2_option* option = nullptr;
+    nghttp2_option_new(&option);
+    // Flow control gives window back as the caller reads, not as bytes
+    // arrive: a stream whose responses nobody reads stops its sender.
+    nghttp2_option_set_no_auto_window_update(option, 1);
+    const int created = nghttp2_session_client_new2(&session_, callbacks, this, option);
+    nghttp2_option_del(option);
     nghttp2_session_callbacks_del(callbacks);
     if (created != 0) {
-      disconnect();
-      return {StatusCode::internal, "nghttp2 could not make a session"};
+      why = {StatusCode::internal, "nghttp2 could not make a session"};
+      return false;
     }
     const nghttp2_settings_entry settings[] = {
         {NGHTTP2_SETTINGS_ENABLE_PUSH, 0},
-        {NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE, 1u << 20},
+        {NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE, kStreamWindow},
     };
     nghttp2_submit_settings(session_, NGHTTP2_FLAG_NONE, settings, std::size(settings));
-    nghttp2_session_set_local_window_size(session_, NGHTTP2_FLAG_NONE, 0, 8 << 20);
-    return {};
+    nghttp2_session_set_local_window_size(session_, NGHTTP2_FLAG_NONE, 0, kConnectionWindow);
+    std::weak_ptr<Connection> weak = weak_from_this();
+    wire_->start(
+        [weak](std::string_view bytes) {
+          if (auto self = weak.lock()) self->received(bytes);
+        },
+        [weak](Status why) {
+          if (auto self = weak.lock()) self->lost(why);
+        });
+    keep_alive_ = shared_from_this();
+    return true;
   }
 
-  void disconnect() {
-    if (session_ != nullptr) nghttp2_session_del(session_);
-    session_ = nullptr;
-    wire_.reset();
-    goaway_received_ = false;
-  }
-
-  // Connects when needed and submits the call's headers; requests follow
-  // as they are queued.
-  Status start(std::string_view path, std::chrono::milliseconds timeout,
-               const std::multimap<std::string, std::string>& metadata, bool compress,
-               Exchange& exchange) {
-    if (exchange_ != nullptr)
-      return {StatusCode::failed_precondition,
-              "a streaming call is still open on this channel; finish() it first"};
-    deadline_ = Clock::now() + timeout;
-    call_timeout_ = timeout;
-    if (!session_) {
-      if (Status connected = connect(deadline_); !connected.ok()) return connected;
-    }
-    exchange.compress = compress;
-    exchange.responses = grpc::MessageDeframer(max_response_bytes_);
-    const std::string path_text(path);
-    const std::string grpc_timeout = grpc::format_timeout(timeout);
-    std::vector<std::pair<std::string, std::string>> extra;
-    for (const auto& [key, value] : metadata)
-      extra.emplace_back(key, grpc::is_binary_header(key) ? grpc::base64_encode(value) : value);
+  // Submits the call's headers; its requests follow as they are queued.
+  // False when this connection takes no more streams.
+  bool submit(const std::shared_ptr<Call>& call) {
+    const std::string grpc_timeout =
+        grpc::format_timeout(std::max(call->deadline - Clock::now(), Clock::duration(1)));
     std::vector<nghttp2_nv> headers = {header(":method", "POST"),
                                        header(":scheme", "http"),
-                                       header(":path", path_text),
-                                       header(":authority", target_.authority),
+                                       header(":path", call->path),
+                                       header(":authority", channel_.target().authority),
                                        header("content-type", "application/grpc"),
                                        header("te", "trailers"),
                                        header("grpc-timeout", grpc_timeout),
                                        header("user-agent", "conduit-grpc"),
                                        header("grpc-accept-encoding", "identity,gzip")};
-    if (compress) headers.push_back(header("grpc-encoding", "gzip"));
-    for (const auto& [key, value] : extra) headers.push_back(header(key, value));
+    if (call->compress) headers.push_back(header("grpc-encoding", "gzip"));
+    for (const auto& [key, value] : call->metadata) headers.push_back(header(key, value));
     nghttp2_data_provider body{};
-    body.source.ptr = &exchange;
+    body.source.ptr = call.get();
     body.read_callback = &read_request;
-    exchange.stream =
+    const std::int32_t stream =
         nghttp2_submit_request(session_, nullptr, headers.data(), headers.size(), &body, nullptr);
-    if (exchange.stream < 0) {
-      disconnect();
-      return {StatusCode::internal, "nghttp2 refused the request"};
+    if (stream < 0) return false;
+    call->stream = stream;
+    call->connection = this;
+    calls_[stream] = call;
+    flush();
+    return true;
+  }
+
+  // The stream is no longer wanted: RST_STREAM (the server sees the call
+  // cancelled).
+  void reset(Call& call) {
+    if (dead_ || call.closed) return;
+    nghttp2_submit_rst_stream(session_, NGHTTP2_FLAG_NONE, call.stream, NGHTTP2_CANCEL);
+    flush();
+  }
+
+  void resume(Call& call) {
+    if (dead_ || !call.deferred) return;
+    call.deferred = false;
+    nghttp2_session_resume_data(session_, call.stream);
+    flush();
+  }
+
+  void consume(Call& call, std::size_t bytes) {
+    if (dead_ || bytes == 0) return;
+    if (call.closed || call.status)  // the stream is gone, or going
+      nghttp2_session_consume_connection(session_, bytes);
+    else
+      nghttp2_session_consume(session_, call.stream, bytes);
+    flush();
+  }
+
+  // Closes the connection now: every call on it gets `why`.
+  void close(const Status& why) {
+    if (dead_) return;
+    dead_ = true;
+    channel_.forget(*this);
+    wire_->close();
+    auto calls = std::move(calls_);
+    calls_.clear();
+    for (auto& [stream, call] : calls) {
+      call->connection = nullptr;
+      channel_.connection_lost(*this, call, why);
     }
-    exchange_ = &exchange;
-    return {};
+    keep_alive_.reset();  // last: may destroy this
   }
 
-  // A request message, framed, for the data provider.
-  void queue(Exchange& exchange, std::string_view message, bool compress) {
-    exchange.outbound += compress ? grpc::frame_message(grpc::gzip_compress(message), true)
-                                  : grpc::frame_message(message);
-    resume(exchange);
-  }
+  bool dead() const { return dead_; }
 
-  void resume(Exchange& exchange) {
-    if (exchange.deferred && session_) {
-      exchange.deferred = false;
-      nghttp2_session_resume_data(session_, exchange.stream);
+ private:
+  static constexpr std::uint32_t kStreamWindow = 1u << 20;
+  static constexpr std::int32_t kConnectionWindow = 16 << 20;
+
+  void received(std::string_view bytes) {
+    if (dead_) return;
+    auto self = shared_from_this();  // a callback may close it
+    if (nghttp2_session_mem_recv(session_, reinterpret_cast<const std::uint8_t*>(bytes.data()),
+                                 bytes.size()) < 0) {
+      close({StatusCode::internal, channel_.text() + " broke the HTTP/2 protocol"});
+      return;
+    }
+    flush();
+    if (dead_) return;
+    if (nghttp2_session_want_read(session_) == 0 && nghttp2_session_want_write(session_) == 0) {
+      // Either the server said GOAWAY and its streams are done, or nghttp2
+      // found the server's bytes are not HTTP/2 and ended the connection.
+      close(
+          goaway_
+              ? Status(StatusCode::unavailable, channel_.text() + " ended the connection (GOAWAY)")
+              : Status(StatusCode::internal,
+                       channel_.text() + " broke the HTTP/2 protocol (is it a gRPC server?)"));
     }
   }
 
-  // Sends and receives until `done()` or the stream closes. Past the
-  // call's deadline the stream is reset (the server hears of it) and the
-  // connection stays.
-  template <typename Done>
-  Status drive(Exchange& exchange, Done done) {
-    for (;;) {
-      if (Status sent = send_pending(); !sent.ok()) return sent;
-      if (done() || exchange.closed) return {};
-      if (nghttp2_session_want_read(session_) == 0) {
-        // Either the server said GOAWAY, or nghttp2 found the server's bytes
-        // are not HTTP/2 and ended the connection itself.
-        const bool server_left = goaway_received_;
-        disconnect();
-        if (server_left) return {StatusCode::unavailable, text_ + " ended the connection (GOAWAY)"};
-        return {StatusCode::internal, text_ + " broke the HTTP/2 protocol (is it a gRPC server?)"};
-      }
-      std::string_view bytes;
-      const Wire::Got got = wire_->receive(deadline_, bytes);
-      if (got == Wire::Got::timed_out) {
-        reset(exchange);
-        return {StatusCode::deadline_exceeded, "no answer from " + text_ + " within " +
-                                                   std::to_string(call_timeout_.count()) + " ms"};
-      }
-      if (got == Wire::Got::closed) {
-        disconnect();
-        return {StatusCode::unavailable, text_ + " closed the connection"};
-      }
-      if (nghttp2_session_mem_recv(session_, reinterpret_cast<const std::uint8_t*>(bytes.data()),
-                                   bytes.size()) < 0) {
-        disconnect();
-        return {StatusCode::internal, text_ + " broke the HTTP/2 protocol"};
-      }
-    }
-  }
-
-  void reset(Exchange& exchange) {
-    if (!session_ || exchange.closed) return;
-    nghttp2_submit_rst_stream(session_, NGHTTP2_FLAG_NONE, exchange.stream, NGHTTP2_CANCEL);
-    (void)send_pending();
-    exchange.closed = true;
-  }
-
-  // The next whole response message (expanded), reading as needed; sets
-  // `ended` instead when the responses have ended.
-  Status next_message(Exchange& exchange, std::string& message, bool& ended) {
-    bool compressed = false;
-    for (;;) {
-      const auto result = exchange.responses.next(compressed, message);
-      if (result == grpc::MessageDeframer::Result::message) break;
-      if (result == grpc::MessageDeframer::Result::too_large) {
-        reset(exchange);  // the rest of it is not wanted
-        return too_large(exchange.responses.announced());
-      }
-      if (exchange.closed) {
-        if (exchange.responses.partial() && answer(exchange).ok())
-          return {StatusCode::internal, "the last response message is cut short"};
-        ended = true;
-        return {};
-      }
-      if (Status status = drive(exchange, [&] { return exchange.responses.whole(); }); !status.ok())
-        return status;
-    }
-    if (compressed) {
-      const auto encoding = exchange.received.find("grpc-encoding");
-      if (encoding == exchange.received.end() || encoding->second != "gzip")
-        return {StatusCode::internal, "a response is compressed with no known encoding"};
-      bool expands_too_far = false;
-      std::optional<std::string> plain =
-          grpc::gzip_decompress(message, max_response_bytes_, expands_too_far);
-      if (expands_too_far) {
-        reset(exchange);
-        return {StatusCode::resource_exhausted,
-                "a compressed response expands beyond the client's limit of " +
-                    std::to_string(max_response_bytes_) + " bytes (set_max_response_bytes)"};
-      }
-      if (!plain) return {StatusCode::internal, "a response's gzip data is malformed"};
-      message = std::move(*plain);
-    }
-    return {};
-  }
-
-  Status too_large(std::uint64_t length) const {
-    return {StatusCode::resource_exhausted, "a response message of " + std::to_string(length) +
-                                                " bytes is larger than the client's limit of " +
-                                                std::to_string(max_response_bytes_) +
-                                                " bytes (set_max_response_bytes)"};
-  }
+  void lost(const Status& why) { close(why); }
 
   // Sends what nghttp2 has queued, frames gathered into writes of up to
-  // 64 KiB.
-  Status send_pending() {
-    for (;;) {
-      batch_.clear();
-      while (batch_.size() < 64 * 1024) {
-        const std::uint8_t* data = nullptr;
-        const ssize_t n = nghttp2_session_mem_send(session_, &data);
-        if (n < 0) {
-          disconnect();
-          return {StatusCode::internal, "nghttp2 failed to send"};
-        }
-        if (n == 0) break;
-        batch_.append(reinterpret_cast<const char*>(data), static_cast<std::size_t>(n));
+  // 64 KiB, one write at a time.
+  void flush() {
+    if (dead_ || writing_) return;
+    batch_.clear();
+    while (batch_.size() < 64 * 1024) {
+      const std::uint8_t* data = nullptr;
+      const ssize_t n = nghttp2_session_mem_send(session_, &data);
+      if (n < 0) {
+        close({StatusCode::internal, "nghttp2 failed to send"});
+        return;
       }
-      if (batch_.empty()) return {};
-      if (!wire_->send(batch_)) {
-        disconnect();
-        return {StatusCode::unavailable, text_ + " closed the connection"};
-      }
+      if (n == 0) break;
+      batch_.append(reinterpret_cast<const char*>(data), static_cast<std::size_t>(n));
     }
+    if (batch_.empty()) return;
+    writing_ = true;
+    std::weak_ptr<Connection> weak = weak_from_this();
+    wire_->send(batch_, [weak](bool sent) {
+      auto self = weak.lock();
+      if (!self || self->dead_) return;
+      self->writing_ = false;
+      if (!sent) {
+        self->close({StatusCode::unavailable, self->channel_.text() + " closed the connection"});
+        return;
+      }
+      self->flush();
+    });
   }
 
-  // The call's status as the server sent it.
-  static Status answer(const Exchange& exchange) {
-    return grpc::status_from_trailers(exchange.received, exchange.http_status, exchange.reset_code);
+  Call* find(std::int32_t stream) {
+    const auto found = calls_.find(stream);
+    return found == calls_.end() ? nullptr : found->second.get();
   }
 
   // ---- nghttp2 callbacks ----
 
-  static Impl& self(void* user_data) { return *static_cast<Impl*>(user_data); }
+  static Connection& self(void* user_data) { return *static_cast<Connection*>(user_data); }
 
   static ssize_t read_request(nghttp2_session*, std::int32_t, std::uint8_t* buffer,
                               std::size_t length, std::uint32_t* flags, nghttp2_data_source* source,
                               void*) {
-    Exchange& exchange = *static_cast<Exchange*>(source->ptr);
-    const std::size_t n = std::min(length, exchange.outbound.size() - exchange.sent);
-    std::memcpy(buffer, exchange.outbound.data() + exchange.sent, n);
-    exchange.sent += n;
-    if (exchange.sent == exchange.outbound.size()) {
-      exchange.outbound.clear();
-      exchange.sent = 0;
-      if (exchange.half_closed) {
+    Call& call = *static_cast<Call*>(source->ptr);
+    const std::size_t n = std::min(length, call.outbound.size() - call.sent);
+    std::memcpy(buffer, call.outbound.data() + call.sent, n);
+    call.sent += n;
+    call.taken_total += n;
+    while (!call.writes.empty() && call.writes.front().first <= call.taken_total) {
+      if (call.writes.front().second) call.writes.front().second(true);
+      call.writes.pop_front();
+    }
+    if (call.sent == call.outbound.size()) {
+      call.outbound.clear();
+      call.sent = 0;
+      if (call.half_closed) {
         *flags |= NGHTTP2_DATA_FLAG_EOF;
       } else if (n == 0) {
-        exchange.deferred = true;
+        call.deferred = true;
         return NGHTTP2_ERR_DEFERRED;
       }
     }
@@ -554,75 +574,308 @@ class GrpcChannel::Impl {
   static int on_header(nghttp2_session*, const nghttp2_frame* frame, const std::uint8_t* name,
                        std::size_t name_length, const std::uint8_t* value, std::size_t value_length,
                        std::uint8_t, void* user_data) {
-    Exchange* exchange = self(user_data).exchange_;
-    if (exchange == nullptr || frame->hd.stream_id != exchange->stream) return 0;
+    Call* call = self(user_data).find(frame->hd.stream_id);
+    if (call == nullptr) return 0;
     const std::string key(reinterpret_cast<const char*>(name), name_length);
     std::string text(reinterpret_cast<const char*>(value), value_length);
     if (key == ":status") {
-      exchange->http_status = std::atoi(text.c_str());
+      call->http_status = std::atoi(text.c_str());
       return 0;
     }
     if (grpc::is_binary_header(key)) {
       if (auto bytes = grpc::base64_decode(text)) text = std::move(*bytes);
     }
-    exchange->received.emplace(key, std::move(text));
+    call->received.emplace(key, std::move(text));
     return 0;
   }
 
-  static int on_data_chunk(nghttp2_session*, std::uint8_t, std::int32_t stream_id,
+  static int on_data_chunk(nghttp2_session* session, std::uint8_t, std::int32_t stream_id,
                            const std::uint8_t* data, std::size_t length, void* user_data) {
-    Exchange* exchange = self(user_data).exchange_;
-    if (exchange != nullptr && stream_id == exchange->stream)
-      exchange->responses.append(std::string_view(reinterpret_cast<const char*>(data), length));
+    Connection& connection = self(user_data);
+    Call* call = connection.find(stream_id);
+    if (call == nullptr || call->status) {  // nobody reads it: give the window back
+      nghttp2_session_consume(session, stream_id, length);
+      return 0;
+    }
+    call->deframer.append(std::string_view(reinterpret_cast<const char*>(data), length));
+    call->unconsumed += length;
+    connection.take_messages(*call);
+    if (call->all_requests || call->inbox.empty()) connection.channel_.give_back(*call);
     return 0;
+  }
+
+  // Moves the call's whole messages to its inbox (expanded).
+  void take_messages(Call& call) {
+    bool compressed = false;
+    std::string message;
+    for (;;) {
+      const auto result = call.deframer.next(compressed, message);
+      if (result == grpc::MessageDeframer::Result::need_more) break;
+      if (result == grpc::MessageDeframer::Result::too_large) {
+        channel_.end(call,
+                     {StatusCode::resource_exhausted,
+                      "a response message of " + std::to_string(call.deframer.announced()) +
+                          " bytes is larger than the client's limit of " +
+                          std::to_string(call.max_response) + " bytes (set_max_response_bytes)"});
+        return;
+      }
+      if (compressed) {
+        const auto encoding = call.received.find("grpc-encoding");
+        if (encoding == call.received.end() || encoding->second != "gzip") {
+          channel_.end(call,
+                       {StatusCode::internal, "a response is compressed with no known encoding"});
+          return;
+        }
+        bool expands_too_far = false;
+        std::optional<std::string> plain =
+            grpc::gzip_decompress(message, call.max_response, expands_too_far);
+        if (expands_too_far) {
+          channel_.end(call,
+                       {StatusCode::resource_exhausted,
+                        "a compressed response expands beyond the client's limit of " +
+                            std::to_string(call.max_response) + " bytes (set_max_response_bytes)"});
+          return;
+        }
+        if (!plain) {
+          channel_.end(call, {StatusCode::internal, "a response's gzip data is malformed"});
+          return;
+        }
+        message = std::move(*plain);
+      }
+      call.inbox.push_back(std::move(message));
+    }
+    channel_.settle(call);
   }
 
   static int on_frame(nghttp2_session*, const nghttp2_frame* frame, void* user_data) {
-    if (frame->hd.type == NGHTTP2_GOAWAY) self(user_data).goaway_received_ = true;
-    return 0;
-  }
-
-  static int on_stream_close(nghttp2_session*, std::int32_t stream_id, std::uint32_t error_code,
-                             void* user_data) {
-    Exchange* exchange = self(user_data).exchange_;
-    if (exchange != nullptr && stream_id == exchange->stream) {
-      exchange->closed = true;
-      exchange->reset_code = error_code;
+    Connection& connection = self(user_data);
+    if (frame->hd.type == NGHTTP2_GOAWAY) {
+      // New calls go to a new connection; this one ends with its streams.
+      connection.goaway_ = true;
+      connection.channel_.forget(connection);
     }
     return 0;
   }
 
-  Target target_;
-  std::string text_;
-  std::chrono::milliseconds timeout_;
+  static int on_stream_close(nghttp2_session* session, std::int32_t stream_id,
+                             std::uint32_t error_code, void* user_data) {
+    Connection& connection = self(user_data);
+    const auto found = connection.calls_.find(stream_id);
+    if (found == connection.calls_.end()) return 0;
+    std::shared_ptr<Call> call = std::move(found->second);
+    connection.calls_.erase(found);
+    call->closed = true;
+    call->reset_code = error_code;
+    call->connection = nullptr;
+    // What arrived but was not read yet no longer counts against the
+    // connection's window.
+    if (call->unconsumed > 0) nghttp2_session_consume_connection(session, call->unconsumed);
+    call->unconsumed = 0;
+    if (call->status) return 0;
+    if (error_code == NGHTTP2_REFUSED_STREAM && call->http_status == 0) {
+      // Never processed (GOAWAY naming an earlier stream, or the server's
+      // stream limit): it may go again on a new connection.
+      connection.channel_.connection_lost(
+          connection, call,
+          {StatusCode::unavailable, connection.channel_.text() + " refused the call"});
+      return 0;
+    }
+    Status status = grpc::status_from_trailers(call->received, call->http_status, call->reset_code);
+    if (status.ok() && call->deframer.partial())
+      status = {StatusCode::internal, "the last response message is cut short"};
+    connection.channel_.end(*call, std::move(status));
+    return 0;
+  }
+
+  Core& channel_;
   std::unique_ptr<Wire> wire_;
-  std::string batch_;
   nghttp2_session* session_ = nullptr;
-  Exchange* exchange_ = nullptr;  // the call in flight
-  Clock::time_point deadline_;    // its deadline
-  std::chrono::milliseconds call_timeout_{0};
-  bool goaway_received_ = false;  // the server said GOAWAY on this connection
-  // Settings any thread may change; a call reads them as it starts.
-  std::atomic<bool> compress_requests_{false};
-  std::atomic<std::size_t> max_response_bytes_{4 << 20};  // gRPC's default receive limit
-  std::mutex turn_mutex_;
-  std::condition_variable turn_free_;
-  bool busy_ = false;       // a call or a stream holds the connection
-  std::thread::id holder_;  // the thread that took it
+  std::unordered_map<std::int32_t, std::shared_ptr<Call>> calls_;
+  std::string batch_;
+  bool writing_ = false;
+  bool dead_ = false;
+  bool goaway_ = false;
+  std::shared_ptr<Connection> keep_alive_;  // until close()
 };
+
+}  // namespace
+
+class GrpcChannel::Impl : public Core {
+ public:
+  using Core::Core;
+};
+
+Core::~Core() {
+  post([this] {
+    current_.reset();
+    for (auto& weak : connections_)
+      if (auto connection = weak.lock())
+        connection->close({StatusCode::cancelled, "the channel was destroyed"});
+    connections_.clear();
+  });
+  work_.reset();
+  thread_.join();
+}
+
+void Core::start(const std::shared_ptr<Call>& call) {
+  if (call->status) return;  // cancelled before it started
+  if (Clock::now() >= call->deadline) {
+    end(*call, {StatusCode::deadline_exceeded, "the call's deadline passed before it started"});
+    return;
+  }
+  if (call->attempt == 0) {
+    call->timer.expires_at(call->deadline);
+    std::weak_ptr<Call> weak = call;
+    call->timer.async_wait([this, weak](boost::system::error_code error) {
+      auto call = weak.lock();
+      if (error || !call || call->status) return;
+      end(*call,
+          {StatusCode::deadline_exceeded,
+           "no answer from " + text_ + " within " + std::to_string(call->timeout.count()) + " ms"});
+    });
+    if (call->canceller) {
+      std::weak_ptr<Call> weak_call = call;
+      const bool armed = call->canceller->set_hook([this, weak_call] {
+        post([this, weak_call] {
+          if (auto call = weak_call.lock())
+            end(*call, {StatusCode::cancelled, "the call was cancelled by the client"});
+        });
+      });
+      if (!armed) {
+        end(*call, {StatusCode::cancelled, "the call was cancelled by the client"});
+        return;
+      }
+    }
+  }
+  for (int tries = 0; tries < 2; ++tries) {
+    call->on_kept_connection = current_ != nullptr;
+    if (!current_) {
+      auto connection = std::make_shared<Connection>(*this);
+      Status why;
+      if (!connection->open(
+              std::chrono::duration_cast<std::chrono::milliseconds>(call->deadline - Clock::now()),
+              why)) {
+        end(*call, why);
+        return;
+      }
+      current_ = connection;
+      std::erase_if(connections_, [](const auto& weak) { return weak.expired(); });
+      connections_.push_back(connection);
+    }
+    if (current_->submit(call)) return;
+    current_.reset();  // out of stream ids: the next call opens a new connection
+  }
+  end(*call, {StatusCode::internal, "nghttp2 refused the request"});
+}
+
+// A connection ended under a call: it is made again on a new connection when
+// the server never processed it and its requests are all known, once.
+void Core::connection_lost(Connection&, const std::shared_ptr<Call>& call, const Status& why) {
+  if (call->status) return;
+  const bool refused = call->reset_code == NGHTTP2_REFUSED_STREAM;
+  if (call->all_requests && call->http_status == 0 && call->attempt == 0 &&
+      (call->on_kept_connection || refused)) {
+    call->attempt = 1;
+    call->stream = -1;
+    call->closed = false;
+    call->reset_code = 0;
+    call->received.clear();
+    call->deframer = grpc::MessageDeframer(call->max_response);
+    call->unconsumed = 0;
+    call->inbox.clear();
+    call->outbound.clear();
+    call->sent = 0;
+    call->deferred = false;
+    for (const std::string& request : call->requests) call->outbound += request;
+    start(call);
+    return;
+  }
+  call->closed = true;
+  end(*call, why);
+}
+
+void Core::end(Call& call, Status status) {
+  if (call.status) return;
+  const bool from_server = call.closed && !call.connection;
+  call.status = std::move(status);
+  call.given_up = !from_server;
+  call.timer.cancel();
+  if (call.canceller) call.canceller->clear_hook();
+  if (call.connection) call.connection->reset(call);
+  if (call.given_up) {
+    // Nothing more is read: what was held goes back to flow control.
+    call.inbox.clear();
+    give_back(call);
+  }
+  settle(call);
+}
+
+void Core::give_back(Call& call) {
+  if (call.connection && call.unconsumed > 0) call.connection->consume(call, call.unconsumed);
+  call.unconsumed = 0;
+}
+
+// Completes whatever the caller waits for that can complete now.
+void Core::settle(Call& call) {
+  if (call.status) {
+    for (auto& [target, done] : call.writes)
+      if (done) post([done = std::move(done)] { done(false); });
+    call.writes.clear();
+  }
+  if (call.read_done) {
+    if (!call.inbox.empty()) {
+      *call.read_into = std::move(call.inbox.front());
+      call.inbox.pop_front();
+      if (call.inbox.empty()) give_back(call);
+      call.received_seen = call.received;
+      call.read_into = nullptr;
+      post([done = std::move(call.read_done)] { done(true); });
+      call.read_done = nullptr;
+    } else if (call.status) {
+      call.received_seen = call.received;
+      call.read_into = nullptr;
+      post([done = std::move(call.read_done)] { done(false); });
+      call.read_done = nullptr;
+    }
+  }
+  if (!call.status) return;
+  if (call.finish_done) {
+    call.inbox.clear();
+    call.received_seen = call.received;
+    post([done = std::move(call.finish_done), status = *call.status] { done(status); });
+    call.finish_done = nullptr;
+  }
+  if (call.all_done) {
+    call.received_seen = call.received;
+    post([done = std::move(call.all_done), status = *call.status] { done(status); });
+    call.all_done = nullptr;
+  }
+}
+
+void Core::queue(Call& call, std::string framed, std::function<void(bool)> done) {
+  if (call.status || call.half_closed) {
+    if (done) post([done = std::move(done)] { done(false); });
+    return;
+  }
+  call.queued_total += framed.size();
+  call.outbound += framed;
+  call.writes.emplace_back(call.queued_total, std::move(done));
+  if (call.connection) call.connection->resume(call);
+}
+
+void Core::writes_done(Call& call) {
+  if (call.status || call.half_closed) return;
+  call.half_closed = true;
+  if (call.connection) call.connection->resume(call);
+}
 
 // ---- GrpcChannel::Stream ----
 
 struct GrpcChannel::Stream::State {
   GrpcChannel::Impl* impl;
-  Exchange exchange;
+  std::shared_ptr<Call> call;
   bool finished = false;
-  bool holds_turn = false;  // gives the connection back when the call ends
-
-  void give_turn_back() {
-    if (holds_turn) impl->give_turn();
-    holds_turn = false;
-  }
+  bool writes_ended = false;
 };
 
 GrpcChannel::Stream::Stream(std::unique_ptr<State> state) : state_(std::move(state)) {}
@@ -630,48 +883,119 @@ GrpcChannel::Stream::Stream(Stream&&) noexcept = default;
 GrpcChannel::Stream& GrpcChannel::Stream::operator=(Stream&&) noexcept = default;
 
 GrpcChannel::Stream::~Stream() {
-  if (state_ && !state_->finished) {
-    state_->impl->cancel(state_->exchange);
-    state_->impl->end(state_->exchange);
+  if (state_ && !state_->finished) cancel();
+}
+
+namespace {
+
+// The Status a blocking form gives when it is called where it would wait
+// for itself.
+Status on_own_thread() {
+  return {StatusCode::failed_precondition,
+          "a blocking call was made from a completion callback of the same channel, which "
+          "would wait for itself; use the asynchronous form there"};
+}
+
+}  // namespace
+
+void GrpcChannel::Stream::start_write(std::string_view message, bool compress,
+                                      std::function<void(bool)> done) {
+  State& state = *state_;
+  if (state.finished || state.writes_ended) {
+    state.impl->post([done = std::move(done)] { done(false); });
+    return;
   }
-  if (state_) state_->give_turn_back();
+  std::string framed = compress && state.call->compress
+                           ? grpc::frame_message(grpc::gzip_compress(message), true)
+                           : grpc::frame_message(message);
+  state.impl->post([impl = state.impl, call = state.call, framed = std::move(framed),
+                    done = std::move(done)]() mutable {
+    impl->queue(*call, std::move(framed), std::move(done));
+  });
+}
+
+void GrpcChannel::Stream::start_read(std::string& message, std::function<void(bool)> done) {
+  State& state = *state_;
+  if (state.finished) {
+    state.impl->post([done = std::move(done)] { done(false); });
+    return;
+  }
+  state.impl->post([impl = state.impl, call = state.call, &message, done = std::move(done)] {
+    call->read_into = &message;
+    call->read_done = std::move(done);
+    impl->settle(*call);
+  });
+}
+
+void GrpcChannel::Stream::start_finish(std::function<void(Status)> done) {
+  State& state = *state_;
+  if (state.finished) {
+    state.impl->post([done = std::move(done)] {
+      done({StatusCode::failed_precondition, "finish() was called before on this stream"});
+    });
+    return;
+  }
+  state.finished = true;
+  state.impl->post([impl = state.impl, call = state.call, done = std::move(done)] {
+    call->finish_done = std::move(done);
+    impl->settle(*call);
+  });
 }
 
 bool GrpcChannel::Stream::write(std::string_view message, bool compress) {
-  return !state_->finished && state_->impl->write(state_->exchange, message, compress);
+  if (state_->impl->on_io_thread()) return false;
+  Waiter<bool> waiter;
+  start_write(message, compress, waiter.setter());
+  return waiter.wait();
 }
 
 void GrpcChannel::Stream::writes_done() {
-  if (!state_->finished) state_->impl->writes_done(state_->exchange);
+  if (state_->finished || state_->writes_ended) return;
+  state_->writes_ended = true;
+  state_->impl->post([impl = state_->impl, call = state_->call] { impl->writes_done(*call); });
 }
 
 bool GrpcChannel::Stream::read(std::string& message) {
-  return !state_->finished && state_->impl->read(state_->exchange, message);
+  if (state_->impl->on_io_thread()) return false;
+  Waiter<bool> waiter;
+  start_read(message, waiter.setter());
+  return waiter.wait();
 }
 
 Status GrpcChannel::Stream::finish() {
-  if (state_->finished)
-    return {StatusCode::failed_precondition, "finish() was called before on this stream"};
-  state_->finished = true;
-  Status status = state_->impl->finish(state_->exchange);
-  state_->give_turn_back();
-  return status;
+  if (state_->impl->on_io_thread()) return on_own_thread();
+  Waiter<Status> waiter;
+  start_finish(waiter.setter());
+  return waiter.wait();
 }
 
 void GrpcChannel::Stream::cancel() {
-  if (!state_->finished) state_->impl->cancel(state_->exchange);
+  state_->impl->post([impl = state_->impl, call = state_->call] {
+    impl->end(*call, {StatusCode::cancelled, "the call was cancelled by the client"});
+  });
 }
 
 const std::multimap<std::string, std::string>& GrpcChannel::Stream::received() const {
-  return state_->exchange.received;
+  return state_->call->received_seen;
+}
+
+asio::any_io_executor GrpcChannel::Stream::executor() const {
+  return state_->impl->executor();
 }
 
 GrpcChannel::Stream GrpcChannel::open(std::string_view path, std::chrono::milliseconds timeout,
                                       const std::multimap<std::string, std::string>& metadata,
                                       bool compress) {
+  return open(path, timeout, metadata, compress, nullptr);
+}
+
+GrpcChannel::Stream GrpcChannel::open(std::string_view path, std::chrono::milliseconds timeout,
+                                      const std::multimap<std::string, std::string>& metadata,
+                                      bool compress, std::shared_ptr<CallCanceller> canceller) {
   auto state = std::make_unique<Stream::State>();
   state->impl = impl_.get();
-  state->holds_turn = impl_->open(path, timeout, metadata, compress, state->exchange);
+  state->call = impl_->make_call(path, timeout, metadata, compress, std::move(canceller));
+  impl_->post([impl = impl_.get(), call = state->call] { impl->start(call); });
   return Stream(std::move(state));
 }
 
@@ -691,19 +1015,35 @@ class GrpcClientStream final : public ClientStream {
     return status;
   }
   void cancel() override { stream_.cancel(); }
+  void start_write(std::string message, std::function<void(bool)> done) override {
+    stream_.start_write(message, false, std::move(done));
+  }
+  void start_read(std::string& message, std::function<void(bool)> done) override {
+    stream_.start_read(message, std::move(done));
+  }
+  void start_finish(std::function<void(Status)> done) override {
+    stream_.start_finish([this, done = std::move(done)](Status status) {
+      if (received_) *received_ = stream_.received();
+      done(std::move(status));
+    });
+  }
+  asio::any_io_executor executor() const override { return stream_.executor(); }
 
  private:
   GrpcChannel::Stream stream_;
   std::multimap<std::string, std::string>* received_;
 };
 
+std::string path_of(const google::protobuf::MethodDescriptor& method) {
+  return "/" + method.service()->full_name() + "/" + method.name();
+}
+
 }  // namespace
 
 std::unique_ptr<ClientStream> GrpcChannel::open(const google::protobuf::MethodDescriptor& method,
                                                 const CallOptions& options) {
   return std::make_unique<GrpcClientStream>(
-      open("/" + method.service()->full_name() + "/" + method.name(),
-           options.timeout.count() > 0 ? options.timeout : impl_->timeout(), options.metadata),
+      open(path_of(method), options.timeout, options.metadata, false, options.canceller),
       options.received);
 }
 
@@ -722,21 +1062,48 @@ GrpcChannel::GrpcChannel(std::string_view target, std::chrono::milliseconds time
 
 GrpcChannel::~GrpcChannel() = default;
 
-Status GrpcChannel::call(const google::protobuf::MethodDescriptor& method,
-                         const google::protobuf::Message& request,
-                         google::protobuf::Message& response, const CallOptions& options) {
-  if (method.client_streaming() || method.server_streaming())
-    return {StatusCode::unimplemented,
-            "GrpcChannel makes unary calls; " + method.full_name() + " streams"};
-  std::string bytes;
-  const Status status = call_raw("/" + method.service()->full_name() + "/" + method.name(),
-                                 request.SerializeAsString(), bytes,
-                                 options.timeout.count() > 0 ? options.timeout : impl_->timeout(),
-                                 options.metadata, options.received);
-  if (!status.ok()) return status;
-  if (!response.ParseFromString(bytes))
-    return {StatusCode::internal, "the response is not a valid " + response.GetTypeName()};
-  return {};
+asio::any_io_executor GrpcChannel::executor() {
+  return impl_->executor();
+}
+
+void GrpcChannel::start_raw(std::string_view path, std::vector<std::string> requests,
+                            std::vector<std::string>& responses, const CallOptions& options,
+                            std::function<void(Status)> done) {
+  const bool compress = impl_->compress_requests();
+  auto call =
+      impl_->make_call(path, options.timeout, options.metadata, compress, options.canceller);
+  call->all_requests = true;
+  call->half_closed = true;
+  for (const std::string& request : requests) {
+    call->requests.push_back(compress ? grpc::frame_message(grpc::gzip_compress(request), true)
+                                      : grpc::frame_message(request));
+    call->outbound += call->requests.back();
+  }
+  // Runs on the I/O thread (through post()); it holds the call, and is
+  // dropped once it has run.
+  call->all_done = [call, &responses, received = options.received,
+                    done = std::move(done)](Status status) {
+    if (received) *received = call->received_seen;
+    for (auto& message : call->inbox) responses.push_back(std::move(message));
+    call->inbox.clear();
+    done(std::move(status));
+  };
+  impl_->post([impl = impl_.get(), call] { impl->start(call); });
+}
+
+Status GrpcChannel::call_stream_raw(std::string_view path, const std::vector<std::string>& requests,
+                                    std::vector<std::string>& responses,
+                                    std::chrono::milliseconds timeout,
+                                    const std::multimap<std::string, std::string>& metadata,
+                                    std::multimap<std::string, std::string>* received) {
+  if (impl_->on_io_thread()) return on_own_thread();
+  CallOptions options;
+  options.timeout = timeout;
+  options.metadata = metadata;
+  options.received = received;
+  Waiter<Status> waiter;
+  start_raw(path, requests, responses, options, waiter.setter());
+  return waiter.wait();
 }
 
 Status GrpcChannel::call_raw(std::string_view path, std::string_view request, std::string& response,
@@ -744,7 +1111,8 @@ Status GrpcChannel::call_raw(std::string_view path, std::string_view request, st
                              const std::multimap<std::string, std::string>& metadata,
                              std::multimap<std::string, std::string>* received) {
   std::vector<std::string> responses;
-  Status status = impl_->call(path, {std::string(request)}, responses, timeout, metadata, received);
+  Status status =
+      call_stream_raw(path, {std::string(request)}, responses, timeout, metadata, received);
   if (!status.ok()) return status;
   if (responses.size() != 1) {
     return {StatusCode::internal,
@@ -754,12 +1122,37 @@ Status GrpcChannel::call_raw(std::string_view path, std::string_view request, st
   return {};
 }
 
-Status GrpcChannel::call_stream_raw(std::string_view path, const std::vector<std::string>& requests,
-                                    std::vector<std::string>& responses,
-                                    std::chrono::milliseconds timeout,
-                                    const std::multimap<std::string, std::string>& metadata,
-                                    std::multimap<std::string, std::string>* received) {
-  return impl_->call(path, requests, responses, timeout, metadata, received);
+void GrpcChannel::start(const google::protobuf::MethodDescriptor& method,
+                        const google::protobuf::Message& request,
+                        google::protobuf::Message& response, const CallOptions& options,
+                        std::function<void(Status)> done) {
+  if (method.client_streaming() || method.server_streaming()) {
+    impl_->post([done = std::move(done), name = method.full_name()] {
+      done({StatusCode::unimplemented,
+            "a unary call was asked of " + name + ", which streams: open() it"});
+    });
+    return;
+  }
+  auto responses = std::make_shared<std::vector<std::string>>();
+  start_raw(
+      path_of(method), {request.SerializeAsString()}, *responses, options,
+      [responses, &response, done = std::move(done)](Status status) {
+        if (status.ok() && responses->size() != 1)
+          status = {StatusCode::internal, "a unary call answered with " +
+                                              std::to_string(responses->size()) + " messages"};
+        if (status.ok() && !response.ParseFromString(responses->front()))
+          status = {StatusCode::internal, "the response is not a valid " + response.GetTypeName()};
+        done(std::move(status));
+      });
+}
+
+Status GrpcChannel::call(const google::protobuf::MethodDescriptor& method,
+                         const google::protobuf::Message& request,
+                         google::protobuf::Message& response, const CallOptions& options) {
+  if (impl_->on_io_thread()) return on_own_thread();
+  Waiter<Status> waiter;
+  start(method, request, response, options, waiter.setter());
+  return waiter.wait();
 }
 
 }  // namespace conduit::rpc

@@ -1,5 +1,6 @@
 // JsonRpcChannel (conduit/rpc/client_channel.hpp): messages as proto3 JSON
 // params and results, error objects as a Status.
+#include <boost/asio/post.hpp>
 #include <exception>
 #include <string>
 #include <utility>
@@ -106,6 +107,15 @@ Status JsonRpcChannel::call(const pb::MethodDescriptor& method, const pb::Messag
     }
   } give_back{*this, client};
   client->set_timeout(timeout);
+  struct Unhook {
+    CallCanceller* canceller;
+    ~Unhook() {
+      if (canceller) canceller->clear_hook();
+    }
+  } unhook{options.canceller.get()};
+  if (options.canceller &&
+      !options.canceller->set_hook([client = client.get()] { client->abort(); }))
+    return {StatusCode::cancelled, "the call was cancelled by the client"};
   try {
     client->set_headers(options.metadata);
   } catch (const Error& error) {
@@ -125,6 +135,8 @@ Status JsonRpcChannel::call(const pb::MethodDescriptor& method, const pb::Messag
     return {StatusCode::internal, error.what()};
   } catch (const Timeout& error) {
     return {StatusCode::deadline_exceeded, error.what()};
+  } catch (const Cancelled& error) {
+    return {StatusCode::cancelled, error.what()};
   } catch (const Error& error) {
     // The others come from finding the server: a host name that does not
     // resolve, a shm: server that never sent its rings.
@@ -133,6 +145,22 @@ Status JsonRpcChannel::call(const pb::MethodDescriptor& method, const pb::Messag
     return {StatusCode::internal, error.what()};
   }
   return read_result(method, result, response);
+}
+
+boost::asio::any_io_executor JsonRpcChannel::executor() {
+  std::lock_guard lock(mutex_);
+  if (!threads_) threads_.emplace(most_connections_);
+  return threads_->get_executor();
+}
+
+void JsonRpcChannel::start(const pb::MethodDescriptor& method, const pb::Message& request,
+                           pb::Message& response, const CallOptions& options,
+                           std::function<void(Status)> done) {
+  std::shared_ptr<pb::Message> copy(request.New());
+  copy->CopyFrom(request);
+  boost::asio::post(executor(), [this, &method, copy, &response, options, done = std::move(done)] {
+    done(call(method, *copy, response, options));
+  });
 }
 
 }  // namespace conduit::rpc

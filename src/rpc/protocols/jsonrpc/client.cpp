@@ -4,12 +4,14 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <boost/beast/http/error.hpp>
 #include <boost/beast/http/parser.hpp>
 #include <boost/beast/http/string_body.hpp>
 #include <cerrno>
 #include <chrono>
 #include <cstring>
+#include <mutex>
 #include <optional>
 
 #include "conduit/ipc/file_descriptor.hpp"
@@ -149,6 +151,7 @@ class JsonRpcClient::Impl {
       : target_(jsonrpc::parse_target(uri)), timeout_(timeout) {}
 
   std::string call(std::string_view method, std::string_view params) {
+    aborted_ = false;
     std::int64_t id = next_id_++;
     std::string request = jsonrpc::make_request(method, params, id);
     std::string reply = exchange(std::move(request), true);
@@ -198,8 +201,8 @@ class JsonRpcClient::Impl {
         if (!target_.http && !reply_expected) return {};
         return read_reply(reply_expected);
       } catch (const PeerGone&) {
-        fd_.reset();
-        buffer_.clear();
+        drop();
+        if (aborted_) throw Cancelled("the call was cancelled by the client");
         if (!reused || attempt > 0) throw;
       }
     }
@@ -207,7 +210,11 @@ class JsonRpcClient::Impl {
 
   // Over shared memory: one ring message each way.
   std::string exchange_shm(const std::string& request, bool reply_expected) {
-    if (!link_) link_.emplace(transport::connect_shm(target_.address, timeout_));
+    if (!link_) {
+      shm::Link link = transport::connect_shm(target_.address, timeout_);
+      std::lock_guard lock(abort_mutex_);
+      link_.emplace(std::move(link));
+    }
     try {
       link_->send(request);
       sent_ += request.size();
@@ -221,12 +228,25 @@ class JsonRpcClient::Impl {
       received_ += reply->size();
       return std::string(*reply);
     } catch (const Error&) {
-      link_.reset();  // the next call connects again
+      drop();  // the next call connects again
+      if (aborted_) throw Cancelled("the call was cancelled by the client");
       throw;
     }
   }
 
-  void connect() { fd_ = transport::connect_socket(target_.address, timeout_); }
+  void connect() {
+    ipc::FileDescriptor fd = transport::connect_socket(target_.address, timeout_);
+    std::lock_guard lock(abort_mutex_);
+    fd_ = std::move(fd);
+  }
+
+  // Lets the connection go (the next call makes a new one).
+  void drop() {
+    std::lock_guard lock(abort_mutex_);
+    fd_.reset();
+    link_.reset();
+    buffer_.clear();
+  }
 
   void send_all(const std::string& bytes) {
     std::size_t done = 0;
@@ -279,13 +299,17 @@ class JsonRpcClient::Impl {
     bool any = !buffer_.empty();
     while (!reader.take(buffer_)) {
       if (!fill(deadline)) {
+        if (aborted_) {
+          drop();
+          throw Cancelled("the call was cancelled by the client");
+        }
         if (!any) throw PeerGone(target_.text + " closed the connection");
         if (reader.finish_at_end_of_stream()) break;
         throw ProtocolError(target_.text + " closed the connection in the middle of a reply");
       }
       any = true;
     }
-    if (!reader.keep_alive()) fd_.reset();
+    if (!reader.keep_alive()) drop();
     return reader.reply(reply_expected, target_.text);
   }
 
@@ -296,8 +320,19 @@ class JsonRpcClient::Impl {
   std::string buffer_;
   std::string headers_;  // further HTTP headers, each with its CRLF
   std::int64_t next_id_ = 1;
+  std::mutex abort_mutex_;  // fd_ and link_ as abort() sees them
+  std::atomic<bool> aborted_{false};
 
  public:
+  // Cuts the connection under a call in progress (any thread): it fails
+  // with Cancelled, and the server sees the connection close.
+  void abort() {
+    std::lock_guard lock(abort_mutex_);
+    aborted_ = true;
+    if (fd_.get() >= 0) ::shutdown(fd_.get(), SHUT_RDWR);
+    if (link_) link_->cancel();
+  }
+
   std::uint64_t sent_ = 0, received_ = 0;
 };
 
@@ -313,6 +348,10 @@ std::string JsonRpcClient::call(std::string_view method, std::string_view params
 
 void JsonRpcClient::notify(std::string_view method, std::string_view params) {
   impl_->notify(method, params);
+}
+
+void JsonRpcClient::abort() {
+  impl_->abort();
 }
 
 void JsonRpcClient::set_timeout(std::chrono::milliseconds timeout) {
