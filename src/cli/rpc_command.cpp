@@ -13,11 +13,11 @@
 #include "conduit/rpc/server.hpp"
 #include "conduit/rpc/service.hpp"
 #include "rpc/protocol.hpp"
-#include "rpc/services/echo_service.hpp"
+#include "interop/echo_service.hpp"
 #include "conduit/rpc/grpc_health.hpp"
 #include "conduit/rpc/grpc_reflection.hpp"
-#include "rpc/services/grpc_testing.hpp"
-#include "rpc/services/jsonrpc_examples.hpp"
+#include "interop/grpc_testing.hpp"
+#include "interop/jsonrpc_examples.hpp"
 #include "rpc/transports/address.hpp"
 
 namespace conduit::cli {

@@ -16,8 +16,8 @@
 #include "conduit/error.hpp"
 #include "conduit/rpc/server.hpp"
 #include "rpc/protocol.hpp"
-#include "rpc/services/echo_service.hpp"
-#include "rpc/services/jsonrpc_examples.hpp"
+#include "interop/echo_service.hpp"
+#include "interop/jsonrpc_examples.hpp"
 
 namespace conduit::compare {
 

@@ -14,7 +14,7 @@
 
 #include "conduit/interop/jsonrpc_examples.pb.h"
 #include "conduit/rpc/server.hpp"
-#include "rpc/services/jsonrpc_examples.hpp"
+#include "interop/jsonrpc_examples.hpp"
 #include "test_support.hpp"
 
 namespace conduit::rpc {

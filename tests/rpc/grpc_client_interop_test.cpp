@@ -17,7 +17,7 @@
 #include "conduit/rpc/server.hpp"
 #include "grpc/testing/empty.pb.h"
 #include "grpc/testing/messages.pb.h"
-#include "rpc/services/grpc_testing.hpp"
+#include "interop/grpc_testing.hpp"
 #include "test_support.hpp"
 
 namespace conduit::rpc {

@@ -25,7 +25,7 @@
 #include "conduit/rpc/server.hpp"
 #include "grpc/testing/messages.pb.h"
 #include "rpc/protocols/grpc/wire.hpp"
-#include "rpc/services/grpc_testing.hpp"
+#include "interop/grpc_testing.hpp"
 #include "rpc/transports/shm_transport.hpp"
 #include "test_support.hpp"
 

@@ -12,7 +12,7 @@
 #include "conduit/rpc/server.hpp"
 #include "raw_wire.hpp"
 #include "rpc/http1/request_head.hpp"
-#include "rpc/services/jsonrpc_examples.hpp"
+#include "interop/jsonrpc_examples.hpp"
 #include "test_support.hpp"
 
 namespace conduit::rpc::http1 {

@@ -28,8 +28,8 @@
 #include "conduit/rpc/status.hpp"
 #include "rpc/protocols/jsonrpc/engine.hpp"
 #include "rpc/protocols/jsonrpc/proto_json.hpp"
-#include "rpc/services/grpc_testing.hpp"
-#include "rpc/services/jsonrpc_examples.hpp"
+#include "interop/grpc_testing.hpp"
+#include "interop/jsonrpc_examples.hpp"
 
 namespace conduit::rpc::jsonrpc {
 namespace {

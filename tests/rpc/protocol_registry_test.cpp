@@ -14,7 +14,7 @@
 #include "raw_wire.hpp"
 #include "rpc/connection.hpp"
 #include "rpc/protocol.hpp"
-#include "rpc/services/jsonrpc_examples.hpp"
+#include "interop/jsonrpc_examples.hpp"
 #include "test_support.hpp"
 
 namespace conduit::rpc {

@@ -19,8 +19,8 @@
 #include "conduit/error.hpp"
 #include "conduit/interop/jsonrpc_examples.pb.h"
 #include "grpc/testing/messages.pb.h"
-#include "rpc/services/grpc_testing.hpp"
-#include "rpc/services/jsonrpc_examples.hpp"
+#include "interop/grpc_testing.hpp"
+#include "interop/jsonrpc_examples.hpp"
 
 namespace conduit::rpc {
 namespace {

@@ -26,7 +26,7 @@
 #include "conduit/rpc/client_channel.hpp"
 #include "conduit/rpc/server.hpp"
 #include "descriptors.hpp"
-#include "rpc/services/jsonrpc_examples.hpp"
+#include "interop/jsonrpc_examples.hpp"
 #include "test_support.hpp"
 
 namespace conduit::rpc {

@@ -15,7 +15,7 @@
 #include "conduit/ipc/unix_socket.hpp"
 #include "conduit/rpc/jsonrpc_client.hpp"
 #include "conduit/rpc/server.hpp"
-#include "rpc/services/jsonrpc_examples.hpp"
+#include "interop/jsonrpc_examples.hpp"
 #include "rpc/transports/address.hpp"
 #include "test_support.hpp"
 

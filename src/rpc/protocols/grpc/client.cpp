@@ -493,16 +493,21 @@ class Connection : public std::enable_shared_from_this<Connection> {
       return;
     }
     flush();
-    if (dead_) return;
-    if (nghttp2_session_want_read(session_) == 0 && nghttp2_session_want_write(session_) == 0) {
-      // Either the server said GOAWAY and its streams are done, or nghttp2
-      // found the server's bytes are not HTTP/2 and ended the connection.
-      close(
-          goaway_
+    close_if_over();
+  }
+
+  // Once nghttp2 wants neither to read nor to write, the connection is over:
+  // either the server said GOAWAY and its streams are done, or nghttp2 found
+  // the server's bytes are not HTTP/2 and ended the session (its GOAWAY
+  // sent).
+  void close_if_over() {
+    if (dead_ || writing_) return;
+    if (nghttp2_session_want_read(session_) != 0 || nghttp2_session_want_write(session_) != 0)
+      return;
+    close(goaway_
               ? Status(StatusCode::unavailable, channel_.text() + " ended the connection (GOAWAY)")
               : Status(StatusCode::internal,
                        channel_.text() + " broke the HTTP/2 protocol (is it a gRPC server?)"));
-    }
   }
 
   void lost(const Status& why) { close(why); }
@@ -534,6 +539,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
         return;
       }
       self->flush();
+      self->close_if_over();
     });
   }
 

@@ -1,4 +1,4 @@
-#include "rpc/services/grpc_testing.hpp"
+#include "interop/grpc_testing.hpp"
 
 #include "grpc/testing/empty.pb.h"
 #include "grpc/testing/messages.pb.h"

@@ -1,4 +1,4 @@
-#include "rpc/services/echo_service.hpp"
+#include "interop/echo_service.hpp"
 
 #include "conduit/interop/echo.conduit.h"
 
