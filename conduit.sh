@@ -9,7 +9,8 @@
 #                                    with wrk (bench/jsonrpc_http_bench.py)
 #   ./conduit.sh bench grpc [ARGS...]
 #                                    gRPC unary calls against gRPC C++ (libgrpc++)
-#                                    with h2load (bench/grpc_bench.py)
+#                                    with h2load, then conduit's gRPC client
+#                                    against libgrpc++'s (bench/grpc_bench.py)
 #
 # Missing Debian packages (compiler, CMake, libraries, test peers) are installed
 # with apt-get; run as root, or as a user with sudo.
@@ -80,17 +81,19 @@ case "$command" in
         build build all
         # A build directory configured before libgrpc++ was installed has not
         # looked for it since.
-        if [ ! -x build/bench/grpc_cpp_server ]; then
+        if [ ! -x build/bench/grpc_cpp_server ] || [ ! -x build/bench/grpc_client_load ]; then
           cmake -S . -B build >/dev/null
-          cmake --build build --target grpc_cpp_server -j "$(nproc)"
+          cmake --build build --target grpc_cpp_server grpc_client_load -j "$(nproc)"
         fi
         # Debian's python3: the one with python3-grpcio, which checks the answers.
         exec /usr/bin/python3 bench/grpc_bench.py --conduit build/conduit \
-          --grpc-cpp build/bench/grpc_cpp_server --floor build/bench/grpc_floor "$@"
+          --grpc-cpp build/bench/grpc_cpp_server --floor build/bench/grpc_floor \
+          --client-load build/bench/grpc_client_load "$@"
         ;;
       *)
         echo "usage: $0 bench jsonrpc-http [--seconds N] [--sizes 16,4096] [--connections 1,8]" >&2
         echo "       $0 bench grpc [--seconds N] [--sizes 16,4096] [--streams 1x1,8x16] [--unix-sizes 16]" >&2
+        echo "                     [--client-shapes 1x1x1,8x16x4] [--client-size 16] [--no-clients|--clients-only]" >&2
         exit 2
         ;;
     esac
