@@ -68,27 +68,35 @@ Target parse_target(std::string_view text) {
   return target;
 }
 
-// Waits on a caller's thread for a result the I/O thread hands over.
+// Waits on a caller's thread for a result the I/O thread hands over. The
+// state is shared, so that the I/O thread wakes the caller after letting go
+// of the lock (the caller does not wake only to wait for it), even when
+// the caller has gone on by then.
 template <typename Result>
 class Waiter {
  public:
   std::function<void(Result)> setter() {
-    return [this](Result result) {
-      std::lock_guard lock(mutex_);
-      result_ = std::move(result);
-      ready_.notify_one();  // under the lock: the waiter may go once it sees the result
+    return [state = state_](Result result) {
+      {
+        std::lock_guard lock(state->mutex);
+        state->result = std::move(result);
+      }
+      state->ready.notify_one();
     };
   }
   Result wait() {
-    std::unique_lock lock(mutex_);
-    ready_.wait(lock, [this] { return result_.has_value(); });
-    return std::move(*result_);
+    std::unique_lock lock(state_->mutex);
+    state_->ready.wait(lock, [this] { return state_->result.has_value(); });
+    return std::move(*state_->result);
   }
 
  private:
-  std::mutex mutex_;
-  std::condition_variable ready_;
-  std::optional<Result> result_;
+  struct State {
+    std::mutex mutex;
+    std::condition_variable ready;
+    std::optional<Result> result;
+  };
+  std::shared_ptr<State> state_ = std::make_shared<State>();
 };
 
 // Where a connection's bytes go: a socket, or a conduit server's
