@@ -1,7 +1,7 @@
 // grpc.testing.TestService/UnaryCall served by gRPC C++ (Debian's libgrpc++),
 // the way that library serves fastest: the asynchronous completion-queue
 // API, one completion queue, one thread taking its events. The answer is
-// what conduit's TestService answers (src/rpc/services/grpc_testing.cpp),
+// what conduit's TestService answers (src/interop/grpc_testing.cpp),
 // so that both servers do the same work per call: a payload of
 // `response_size` zero bytes, metadata echoed as the interop tests ask, the
 // status a request asks for.
