@@ -183,6 +183,44 @@ TEST_F(Calls, SixteenThreadsShareOneGrpcConnectionForTenThousandMixedCalls) {
   EXPECT_EQ(peers_.size(), 1u) << "the server saw the calls on more than one connection";
 }
 
+// The same over JSON-RPC, which carries unary calls only: one connection
+// over lines (replies matched by id), at most the pool's over HTTP.
+TEST_F(Calls, SixteenThreadsShareOneJsonRpcChannelForTenThousandCalls) {
+  for (const std::string& uri : {tcp_, "http://" + tcp_.substr(6) + "/jsonrpc"}) {
+    SCOPED_TRACE(uri);
+    {
+      std::lock_guard lock(mutex_);
+      peers_.clear();
+    }
+    JsonRpcChannel channel(uri, 20s);
+    interop::JsonRpcExamplesStub stub(channel);
+    std::atomic<int> right{0};
+    std::mutex wrong_mutex;
+    std::string wrong;
+    testing::on_threads(16, [&](int t) {
+      for (int i = 0; i < 625; ++i) {
+        interop::SubtractRequest request;
+        request.set_minuend(100000 * t + i);
+        request.set_subtrahend(t);
+        pb::Value difference;
+        const Status status = stub.subtract(request, &difference);
+        if (status.ok() && difference.number_value() == 100000 * t + i - t) {
+          ++right;
+        } else {
+          std::lock_guard lock(wrong_mutex);
+          wrong = status.to_string();
+        }
+      }
+    });
+    EXPECT_EQ(right.load(), 10000) << wrong;
+    std::lock_guard lock(mutex_);
+    if (uri.starts_with("http://"))
+      EXPECT_LE(peers_.size(), JsonRpcChannel::kMostHttpConnections);
+    else
+      EXPECT_EQ(peers_.size(), 1u);
+  }
+}
+
 TEST_F(Calls, AStreamOpenOnOneThreadHoldsUpNoOtherCallOfAnyThread) {
   GrpcChannel channel(grpc_target(), 10s);
   interop::JsonRpcExamplesStub stub(channel);

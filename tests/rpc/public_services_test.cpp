@@ -4,7 +4,10 @@
 
 #include <atomic>
 #include <chrono>
+#include <future>
 #include <memory>
+#include <mutex>
+#include <set>
 #include <string>
 #include <thread>
 #include <vector>
@@ -141,17 +144,25 @@ TEST_F(JsonRpcMetadata, AHeaderHttpCannotCarryIsRefused) {
 }
 
 // One JsonRpcChannel shared by threads: over http:// their calls run at
-// once on a pool of connections; over a raw stream one after another.
+// once on a pool of connections; over a raw stream at once on one
+// connection, replies matched by id.
 class SharedJsonRpcChannel : public ::testing::Test {
  protected:
   void SetUp() override {
     services_.add<test::Scalars, test::Repeated>(
         "conduit.test.Inventory/Lookup",
-        [this](CallContext&, const test::Scalars& request, test::Repeated& response) {
+        [this](CallContext& context, const test::Scalars& request, test::Repeated& response) {
+          {
+            std::lock_guard lock(peers_mutex_);
+            peers_.insert(context.peer.address);
+          }
           const int now = ++in_flight_;
           for (int seen = most_in_flight_; now > seen;)
             if (most_in_flight_.compare_exchange_weak(seen, now)) break;
-          std::this_thread::sleep_for(150ms);
+          // i32 1000 and above: that many microseconds; else 150 ms.
+          std::this_thread::sleep_for(request.i32() >= 1000
+                                          ? std::chrono::microseconds(request.i32())
+                                          : std::chrono::microseconds(150000));
           --in_flight_;
           response.add_i32(request.i32());
           return Status();
@@ -189,6 +200,8 @@ class SharedJsonRpcChannel : public ::testing::Test {
   std::unique_ptr<Server> server_;
   std::string address_;
   std::atomic<int> in_flight_{0}, most_in_flight_{0};
+  std::mutex peers_mutex_;
+  std::set<std::string> peers_;
 };
 
 TEST_F(SharedJsonRpcChannel, OverHttpCallsRunAtOnceOnAPoolOfConnections) {
@@ -198,10 +211,51 @@ TEST_F(SharedJsonRpcChannel, OverHttpCallsRunAtOnceOnAPoolOfConnections) {
   EXPECT_LE(most_in_flight_.load(), static_cast<int>(JsonRpcChannel::kMostHttpConnections));
 }
 
-TEST_F(SharedJsonRpcChannel, OverARawStreamCallsGoOneAfterAnother) {
+TEST_F(SharedJsonRpcChannel, OverARawStreamCallsRunAtOnceOnOneConnection) {
   JsonRpcChannel channel("tcp://" + address_, 5s);
   call_from_four_threads(channel);
-  EXPECT_EQ(most_in_flight_.load(), 1);
+  EXPECT_GE(most_in_flight_.load(), 2);
+  std::lock_guard lock(peers_mutex_);
+  EXPECT_EQ(peers_.size(), 1u);
+}
+
+TEST_F(SharedJsonRpcChannel, OverARawStreamRepliesAnsweredOutOfOrderReachTheirOwnCalls) {
+  JsonRpcChannel channel("tcp://" + address_, 5s);
+  const auto& lookup = *test::Scalars::descriptor()
+                            ->file()
+                            ->FindServiceByName("Inventory")
+                            ->FindMethodByName("Lookup");
+  // The first call takes 400 ms, the second 1 ms: the server answers the
+  // second first.
+  test::Scalars slow, fast;
+  slow.set_i32(400000);
+  fast.set_i32(1000);
+  test::Repeated slow_response, fast_response;
+  std::mutex mutex;
+  std::vector<std::string> order;
+  std::promise<void> both;
+  std::atomic<int> done{0};
+  Status slow_status(StatusCode::unknown, "not answered"), fast_status = slow_status;
+  channel.async_call(lookup, slow, slow_response, {}, [&](Status status) {
+    slow_status = status;
+    std::lock_guard lock(mutex);
+    order.push_back("slow");
+    if (++done == 2) both.set_value();
+  });
+  channel.async_call(lookup, fast, fast_response, {}, [&](Status status) {
+    fast_status = status;
+    std::lock_guard lock(mutex);
+    order.push_back("fast");
+    if (++done == 2) both.set_value();
+  });
+  ASSERT_EQ(both.get_future().wait_for(5s), std::future_status::ready);
+  ASSERT_TRUE(slow_status.ok()) << slow_status.to_string();
+  ASSERT_TRUE(fast_status.ok()) << fast_status.to_string();
+  EXPECT_EQ(order, (std::vector<std::string>{"fast", "slow"}));
+  ASSERT_EQ(slow_response.i32_size(), 1);
+  ASSERT_EQ(fast_response.i32_size(), 1);
+  EXPECT_EQ(slow_response.i32(0), 400000);
+  EXPECT_EQ(fast_response.i32(0), 1000);
 }
 
 }  // namespace

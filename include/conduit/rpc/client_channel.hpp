@@ -364,13 +364,17 @@ class ClientReaderWriter : public ClientReader<Response> {
 // with the error's message, followed by its data when that is a string (the
 // detail conduit's server puts there: "Invalid params: params[1] is ...").
 //
-// Safe to share between threads. Over http:// calls of several threads run
-// at once, on a small pool of connections (up to kMostHttpConnections,
-// opened as they are needed and kept); over a raw stream or shared memory
-// they go one after another on the channel's one connection. A call waits
-// for a connection up to its own timeout. Asynchronous calls run on the
-// channel's own threads, one per connection it may open; cancelling a call
-// closes its connection, which the server sees.
+// Safe to share between threads, with many calls at once. Over a raw stream
+// or shared memory every call goes out at once on the channel's one
+// connection, with an id of its own, and each reply is matched to its call
+// by id in whatever order the server answers (driven by the channel's own
+// I/O thread). Over http:// calls run side by side on a small pool of
+// connections (up to kMostHttpConnections, opened as they are needed and
+// kept), each call waiting for a connection up to its own timeout; their
+// asynchronous forms run on the channel's own threads, one per connection.
+// Cancelling a call ends it CANCELLED at once; the server hears of it by the
+// call's connection closing (over a raw stream, when no other call waits on
+// it).
 class JsonRpcChannel : public ClientChannel {
  public:
   // Throws InvalidUri for a URI JsonRpcClient cannot use; connects on the
@@ -378,6 +382,7 @@ class JsonRpcChannel : public ClientChannel {
   // CallOptions say otherwise.
   explicit JsonRpcChannel(std::string_view uri,
                           std::chrono::milliseconds timeout = std::chrono::seconds(30));
+  ~JsonRpcChannel() override;
 
   Status call(const google::protobuf::MethodDescriptor& method,
               const google::protobuf::Message& request, google::protobuf::Message& response,
@@ -399,6 +404,8 @@ class JsonRpcChannel : public ClientChannel {
   std::vector<std::unique_ptr<JsonRpcClient>> idle_;  // connections no call holds
   std::size_t opened_ = 0;                            // idle or in a call
   std::optional<boost::asio::thread_pool> threads_;   // for start(), made when first needed
+  class Mux;
+  std::unique_ptr<Mux> mux_;  // the connection of a raw stream or shared memory
 };
 
 // A channel to the server at `uri`, through whichever protocol takes that

@@ -7,9 +7,7 @@
 #include <atomic>
 #include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/io_context.hpp>
-#include <boost/asio/posix/stream_descriptor.hpp>
 #include <boost/asio/steady_timer.hpp>
-#include <boost/asio/write.hpp>
 #include <condition_variable>
 #include <cstring>
 #include <deque>
@@ -20,13 +18,12 @@
 #include <vector>
 
 #include "conduit/error.hpp"
-#include "conduit/ipc/file_descriptor.hpp"
 #include "conduit/rpc/grpc_channel.hpp"
 #include "rpc/protocols/grpc/status_mapping.hpp"
 #include "rpc/protocols/grpc/wire.hpp"
 #include "rpc/transports/address.hpp"
-#include "rpc/transports/connect.hpp"
-#include "rpc/transports/shm_transport.hpp"
+#include "rpc/transports/client_wire.hpp"
+#include "rpc/waiter.hpp"
 
 namespace conduit::rpc {
 
@@ -67,167 +64,6 @@ Target parse_target(std::string_view text) {
       target.address.kind == transport::Kind::tcp ? std::string(rest) : std::string("localhost");
   return target;
 }
-
-// Waits on a caller's thread for a result the I/O thread hands over. The
-// state is shared, so that the I/O thread wakes the caller after letting go
-// of the lock (the caller does not wake only to wait for it), even when
-// the caller has gone on by then.
-template <typename Result>
-class Waiter {
- public:
-  std::function<void(Result)> setter() {
-    return [state = state_](Result result) {
-      {
-        std::lock_guard lock(state->mutex);
-        state->result = std::move(result);
-      }
-      state->ready.notify_one();
-    };
-  }
-  Result wait() {
-    std::unique_lock lock(state_->mutex);
-    state_->ready.wait(lock, [this] { return state_->result.has_value(); });
-    return std::move(*state_->result);
-  }
-
- private:
-  struct State {
-    std::mutex mutex;
-    std::condition_variable ready;
-    std::optional<Result> result;
-  };
-  std::shared_ptr<State> state_ = std::make_shared<State>();
-};
-
-// Where a connection's bytes go: a socket, or a conduit server's
-// shared-memory link. Used on the I/O thread only.
-class Wire {
- public:
-  using OnBytes = std::function<void(std::string_view)>;
-  using OnEnd = std::function<void(Status)>;
-  virtual ~Wire() = default;
-  // Reads until the end, handing each piece to `on_bytes` and the end (the
-  // peer closed, an error) to `on_end`, on the I/O thread.
-  virtual void start(OnBytes on_bytes, OnEnd on_end) = 0;
-  // Sends all of `bytes` (kept alive by the caller until `done`).
-  virtual void send(std::string_view bytes, std::function<void(bool)> done) = 0;
-  // Ends reading and writing; no callback runs afterwards.
-  virtual void close() = 0;
-};
-
-class SocketWire final : public Wire {
- public:
-  SocketWire(asio::io_context& io, ipc::FileDescriptor fd, std::string peer)
-      : socket_(io, fd.release()), peer_(std::move(peer)) {}
-  void start(OnBytes on_bytes, OnEnd on_end) override {
-    on_bytes_ = std::move(on_bytes);
-    on_end_ = std::move(on_end);
-    read();
-  }
-  void send(std::string_view bytes, std::function<void(bool)> done) override {
-    asio::async_write(socket_, asio::buffer(bytes),
-                      [this, done = std::move(done)](boost::system::error_code error, std::size_t) {
-                        if (error == asio::error::operation_aborted) return;
-                        done(!error);
-                      });
-  }
-  void close() override {
-    closed_ = true;
-    boost::system::error_code ignored;
-    socket_.close(ignored);
-  }
-
- private:
-  void read() {
-    socket_.async_read_some(
-        asio::buffer(chunk_), [this](boost::system::error_code error, std::size_t n) {
-          if (closed_ || error == asio::error::operation_aborted) return;
-          if (error) {
-            on_end_({StatusCode::unavailable,
-                     peer_ + (error == asio::error::eof
-                                  ? std::string(" closed the connection")
-                                  : " broke the connection: " + error.message())});
-            return;
-          }
-          on_bytes_(std::string_view(chunk_, n));
-          if (!closed_) read();
-        });
-  }
-
-  asio::posix::stream_descriptor socket_;
-  std::string peer_;
-  OnBytes on_bytes_;
-  OnEnd on_end_;
-  bool closed_ = false;
-  char chunk_[16384];
-};
-
-// The link's rings are waited on by a thread of its own, which hands what
-// arrives to the I/O thread.
-class ShmWire final : public Wire {
- public:
-  ShmWire(asio::io_context& io, shm::Link link, std::string peer)
-      : io_(io), link_(std::move(link)), peer_(std::move(peer)) {}
-  ~ShmWire() override { close(); }
-
-  void start(OnBytes on_bytes, OnEnd on_end) override {
-    auto alive = alive_;
-    reader_ =
-        std::thread([this, alive, on_bytes = std::move(on_bytes), on_end = std::move(on_end)] {
-          // Posted work runs only while the wire is open (`alive`), on the I/O
-          // thread, where close() clears it.
-          auto hand_over = [this, alive](auto work) {
-            asio::post(io_, [alive, work = std::move(work)]() mutable {
-              if (*alive) work();
-            });
-          };
-          for (;;) {
-            try {
-              std::optional<std::string_view> message = link_.receive();
-              if (!message) {
-                hand_over([on_end, peer = peer_] {
-                  on_end({StatusCode::unavailable, peer + " closed the connection"});
-                });
-                return;
-              }
-              hand_over([on_bytes, bytes = std::string(*message)] { on_bytes(bytes); });
-            } catch (const Cancelled&) {
-              return;
-            } catch (const Error& error) {  // the server died or broke the ring
-              hand_over([on_end, peer = peer_, what = std::string(error.what())] {
-                on_end({StatusCode::unavailable, peer + " is gone: " + what});
-              });
-              return;
-            }
-          }
-        });
-  }
-  void send(std::string_view bytes, std::function<void(bool)> done) override {
-    bool sent = true;
-    try {
-      link_.send_bytes(bytes);
-    } catch (const Error&) {
-      sent = false;
-    }
-    asio::post(io_, [alive = alive_, done = std::move(done), sent] {
-      if (*alive) done(sent);
-    });
-  }
-  void close() override {
-    *alive_ = false;
-    if (reader_.joinable()) {
-      link_.cancel();
-      reader_.join();
-    }
-  }
-
- private:
-  asio::io_context& io_;
-  shm::Link link_;
-  std::string peer_;
-  std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
-  std::thread reader_;
-};
 
 class Connection;
 
@@ -369,15 +205,9 @@ class Connection : public std::enable_shared_from_this<Connection> {
 
   // Connects within `timeout`: false with `why` set when it cannot.
   bool open(std::chrono::milliseconds timeout, Status& why) {
-    const Target& target = channel_.target();
     try {
-      timeout = std::max(timeout, std::chrono::milliseconds(1));
-      if (target.address.kind == transport::Kind::shm)
-        wire_ = std::make_unique<ShmWire>(
-            channel_.io(), transport::connect_shm(target.address, timeout), channel_.text());
-      else
-        wire_ = std::make_unique<SocketWire>(
-            channel_.io(), transport::connect_socket(target.address, timeout), channel_.text());
+      wire_ = transport::connect_wire(channel_.io(), channel_.target().address, timeout,
+                                      channel_.text());
     } catch (const Error& error) {
       why = {StatusCode::unavailable, error.what()};
       return false;
@@ -702,7 +532,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
   }
 
   Core& channel_;
-  std::unique_ptr<Wire> wire_;
+  std::unique_ptr<transport::ClientWire> wire_;
   nghttp2_session* session_ = nullptr;
   std::unordered_map<std::int32_t, std::shared_ptr<Call>> calls_;
   std::string batch_;
@@ -900,18 +730,6 @@ GrpcChannel::Stream::~Stream() {
   if (state_ && !state_->finished) cancel();
 }
 
-namespace {
-
-// The Status a blocking form gives when it is called where it would wait
-// for itself.
-Status on_own_thread() {
-  return {StatusCode::failed_precondition,
-          "a blocking call was made from a completion callback of the same channel, which "
-          "would wait for itself; use the asynchronous form there"};
-}
-
-}  // namespace
-
 void GrpcChannel::Stream::start_write(std::string_view message, bool compress,
                                       std::function<void(bool)> done) {
   State& state = *state_;
@@ -977,7 +795,7 @@ bool GrpcChannel::Stream::read(std::string& message) {
 }
 
 Status GrpcChannel::Stream::finish() {
-  if (state_->impl->on_io_thread()) return on_own_thread();
+  if (state_->impl->on_io_thread()) return blocking_call_on_channel_thread();
   Waiter<Status> waiter;
   start_finish(waiter.setter());
   return waiter.wait();
@@ -1110,7 +928,7 @@ Status GrpcChannel::call_stream_raw(std::string_view path, const std::vector<std
                                     std::chrono::milliseconds timeout,
                                     const std::multimap<std::string, std::string>& metadata,
                                     std::multimap<std::string, std::string>* received) {
-  if (impl_->on_io_thread()) return on_own_thread();
+  if (impl_->on_io_thread()) return blocking_call_on_channel_thread();
   CallOptions options;
   options.timeout = timeout;
   options.metadata = metadata;
@@ -1163,7 +981,7 @@ void GrpcChannel::start(const google::protobuf::MethodDescriptor& method,
 Status GrpcChannel::call(const google::protobuf::MethodDescriptor& method,
                          const google::protobuf::Message& request,
                          google::protobuf::Message& response, const CallOptions& options) {
-  if (impl_->on_io_thread()) return on_own_thread();
+  if (impl_->on_io_thread()) return blocking_call_on_channel_thread();
   Waiter<Status> waiter;
   start(method, request, response, options, waiter.setter());
   return waiter.wait();

@@ -612,6 +612,14 @@ std::string make_request(std::string_view method, std::string_view params_json, 
   return request;
 }
 
+std::optional<std::int64_t> reply_id(std::string_view text) {
+  const auto [version, result, error, id] = read_object(text, kResponseMembers, "the reply");
+  bool is_integer = false;
+  const std::int64_t value = parse_int64(id, is_integer);
+  if (!is_integer) return std::nullopt;
+  return value;
+}
+
 Reply parse_reply(std::string text, std::int64_t expected_id) {
   const auto [version, result, error, id] = read_object(text, kResponseMembers, "the reply");
   if (version != R"("2.0")" && decoded_string(version) != "2.0") {

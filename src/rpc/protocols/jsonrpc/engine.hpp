@@ -105,4 +105,9 @@ struct Reply {
 // The result is cut out of `text` in place, without a copy.
 Reply parse_reply(std::string text, std::int64_t expected_id);
 
+// The id of a response, for matching it to its request: std::nullopt for id
+// null (or any id that is not an integer). Throws conduit::ProtocolError
+// when `text` is not a JSON-RPC 2.0 response object.
+std::optional<std::int64_t> reply_id(std::string_view text);
+
 }  // namespace conduit::rpc::jsonrpc
