@@ -2,7 +2,10 @@
 # Set up, build and run conduit on Debian 12, from nothing but bash and apt.
 #
 #   ./conduit.sh compare [ARGS...]   build, then measure every mechanism on this machine
-#   ./conduit.sh test [--sanitize]   build, then run the whole test suite (CTest)
+#   ./conduit.sh test [--sanitize|--tsan]
+#                                    build, then run the whole test suite (CTest);
+#                                    --sanitize: with ASan and UBSan; --tsan: the
+#                                    RPC tests with ThreadSanitizer
 #   ./conduit.sh build               build only; the binary is build/conduit
 #   ./conduit.sh bench jsonrpc-http [ARGS...]
 #                                    JSON-RPC over HTTP against libjson-rpc-cpp
@@ -99,6 +102,16 @@ case "$command" in
     esac
     ;;
   test)
+    if [ "${1:-}" = "--tsan" ]; then
+      # ThreadSanitizer on the RPC clients and servers (the tests of
+      # conduit_rpc_tests), built with clang: GCC 12's instrumentation
+      # breaks protobuf's maps.
+      PACKAGES+=(clang)
+      CC=clang CXX=clang++ build build-tsan conduit_rpc_tests -DCONDUIT_SANITIZE=thread \
+        -DCONDUIT_BUILD_BENCH=OFF -DCONDUIT_BUILD_EXAMPLES=OFF
+      export TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1 ${TSAN_OPTIONS:-}"
+      exec ctest --test-dir build-tsan --output-on-failure -j 2 --timeout 600 -L conduit_rpc_tests
+    fi
     if [ "${1:-}" = "--sanitize" ]; then
       build build-sanitize all -DCONDUIT_SANITIZE=address,undefined -DCONDUIT_BUILD_BENCH=OFF
       exec ctest --test-dir build-sanitize --output-on-failure -j 2
@@ -107,7 +120,7 @@ case "$command" in
     exec ctest --test-dir build --output-on-failure -j 2
     ;;
   *)
-    echo "usage: $0 compare [ARGS...] | test [--sanitize] | build | bench jsonrpc-http|grpc [ARGS...]" >&2
+    echo "usage: $0 compare [ARGS...] | test [--sanitize|--tsan] | build | bench jsonrpc-http|grpc [ARGS...]" >&2
     exit 2
     ;;
 esac

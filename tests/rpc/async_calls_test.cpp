@@ -286,8 +286,8 @@ TEST_P(AsyncCalls, CallbackFormAnswersEachCallOnceWithItsOwnResponse) {
 }
 
 TEST_P(AsyncCalls, CoroutineFormAwaitsTheStatusOnItsOwnExecutor) {
+  asio::io_context io;  // outlives the channel, which posts completions to it
   std::unique_ptr<ClientChannel> channel = this->channel();
-  asio::io_context io;
   const std::thread::id io_thread = std::this_thread::get_id();
   std::vector<double> results;
   bool on_own_thread = true;
@@ -347,9 +347,9 @@ TEST_P(AsyncCalls, CancellingAnAsyncCallEndsItCancelledAndReachesTheServer) {
 
 TEST_P(AsyncCalls, AnAsioCancellationOfTheAwaitingCoroutineCancelsTheCall) {
   using namespace asio::experimental::awaitable_operators;
+  asio::io_context io;  // outlives the channel, which posts completions to it
   std::unique_ptr<ClientChannel> channel = this->channel();
   const pb::MethodDescriptor& echo = method("conduit.interop.JsonRpcExamples.echo");
-  asio::io_context io;
   bool timer_won = false;
   asio::co_spawn(
       io,
@@ -380,9 +380,9 @@ INSTANTIATE_TEST_SUITE_P(Protocols, AsyncCalls,
 // Streams without blocking: a coroutine writes and reads a bidirectional
 // gRPC stream through the typed reader-writer and its async forms.
 TEST_F(Calls, ACoroutineDrivesABidirectionalStreamAsynchronously) {
+  asio::io_context io;  // outlives the channel, which posts completions to it
   GrpcChannel channel(grpc_target(), 10s);
   const pb::MethodDescriptor& duplex = method("grpc.testing.TestService.FullDuplexCall");
-  asio::io_context io;
   std::vector<std::size_t> sizes;
   Status finished(StatusCode::unknown, "not finished");
   asio::co_spawn(

@@ -85,6 +85,8 @@ namespace detail {
 // completion handler runs on its associated executor (`fallback` when it
 // has none, which is where a plain callback runs), and an Asio cancellation
 // (a coroutine's `||` with a timer, a cancellation slot) runs `cancel`.
+// The handler's executor must outlive the channel: the channel's thread
+// may still be returning from its post there when the handler has run.
 template <typename Signature, typename Token, typename Start>
 auto initiate(Token&& token, boost::asio::any_io_executor fallback, std::function<void()> cancel,
               Start start) {

@@ -21,20 +21,24 @@ class SocketWire final : public ClientWire {
  public:
   SocketWire(asio::io_context& io, ipc::FileDescriptor fd, std::string peer)
       : socket_(io, fd.release()), peer_(std::move(peer)) {}
+  // A completion queued before close() may still run after: it finds
+  // `alive` false and touches nothing of the wire.
+  ~SocketWire() override { *alive_ = false; }
   void start(OnBytes on_bytes, OnEnd on_end) override {
     on_bytes_ = std::move(on_bytes);
     on_end_ = std::move(on_end);
     read();
   }
   void send(std::string_view bytes, std::function<void(bool)> done) override {
-    asio::async_write(socket_, asio::buffer(bytes),
-                      [this, done = std::move(done)](boost::system::error_code error, std::size_t) {
-                        if (error == asio::error::operation_aborted) return;
-                        done(!error);
-                      });
+    asio::async_write(
+        socket_, asio::buffer(bytes),
+        [alive = alive_, done = std::move(done)](boost::system::error_code error, std::size_t) {
+          if (!*alive || error == asio::error::operation_aborted) return;
+          done(!error);
+        });
   }
   void close() override {
-    closed_ = true;
+    *alive_ = false;
     boost::system::error_code ignored;
     socket_.close(ignored);
   }
@@ -42,8 +46,9 @@ class SocketWire final : public ClientWire {
  private:
   void read() {
     socket_.async_read_some(
-        asio::buffer(chunk_), [this](boost::system::error_code error, std::size_t n) {
-          if (closed_ || error == asio::error::operation_aborted) return;
+        asio::buffer(chunk_),
+        [this, alive = alive_](boost::system::error_code error, std::size_t n) {
+          if (!*alive || error == asio::error::operation_aborted) return;
           if (error) {
             on_end_({StatusCode::unavailable,
                      peer_ + (error == asio::error::eof
@@ -52,7 +57,7 @@ class SocketWire final : public ClientWire {
             return;
           }
           on_bytes_(std::string_view(chunk_, n));
-          if (!closed_) read();
+          if (*alive) read();
         });
   }
 
@@ -60,7 +65,7 @@ class SocketWire final : public ClientWire {
   std::string peer_;
   OnBytes on_bytes_;
   OnEnd on_end_;
-  bool closed_ = false;
+  std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);  // until close()
   char chunk_[16384];
 };
 
