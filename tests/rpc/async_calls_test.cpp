@@ -221,6 +221,18 @@ TEST_F(Calls, SixteenThreadsShareOneJsonRpcChannelForTenThousandCalls) {
   }
 }
 
+TEST_F(Calls, AChannelGoesAtOnceThoughItsCallsHadDeadlinesFarAway) {
+  const auto started = std::chrono::steady_clock::now();
+  {
+    GrpcChannel channel(grpc_target(), 60s);
+    interop::JsonRpcExamplesStub stub(channel);
+    interop::SubtractRequest request;
+    request.set_minuend(2);
+    EXPECT_EQ(stub.subtract(request).number_value(), 2);
+  }
+  EXPECT_LT(std::chrono::steady_clock::now() - started, 5s);
+}
+
 TEST_F(Calls, AStreamOpenOnOneThreadHoldsUpNoOtherCallOfAnyThread) {
   GrpcChannel channel(grpc_target(), 10s);
   interop::JsonRpcExamplesStub stub(channel);

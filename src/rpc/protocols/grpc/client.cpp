@@ -11,6 +11,7 @@
 #include <condition_variable>
 #include <cstring>
 #include <deque>
+#include <map>
 #include <mutex>
 #include <optional>
 #include <thread>
@@ -70,7 +71,7 @@ class Connection;
 // One call, from its start to its Status. Made on the caller's thread;
 // from then on touched on the I/O thread only.
 struct Call {
-  explicit Call(asio::io_context& io) : timer(io) {}
+  Call() = default;
 
   // ---- what the call is ----
   std::string path;
@@ -100,7 +101,8 @@ struct Call {
   std::size_t unconsumed = 0;  // received bytes not yet given back to flow control
   bool closed = false;         // the stream closed
   std::uint32_t reset_code = 0;
-  asio::steady_timer timer;  // the deadline
+  // Its place among the channel's deadlines, until it ends.
+  std::optional<std::multimap<Clock::time_point, std::weak_ptr<Call>>::iterator> deadline_entry;
 
   // ---- what the caller gets ----
   // Responses not yet read. What arrives while one waits here is not given
@@ -143,7 +145,7 @@ class Core {
   std::shared_ptr<Call> make_call(std::string_view path, std::chrono::milliseconds timeout,
                                   const std::multimap<std::string, std::string>& metadata,
                                   bool compress, std::shared_ptr<CallCanceller> canceller) {
-    auto call = std::make_shared<Call>(io_);
+    auto call = std::make_shared<Call>();
     call->path = path;
     call->timeout = timeout.count() > 0 ? timeout : timeout_;
     call->deadline = Clock::now() + call->timeout;
@@ -167,6 +169,10 @@ class Core {
 
   void start(const std::shared_ptr<Call>& call);
   void end(Call& call, Status status);
+  // Sets the deadline timer to `when`; ends the calls whose deadline has
+  // passed when it fires.
+  void arm(Clock::time_point when);
+  void expire();
   void settle(Call& call);
   void connection_lost(Connection& connection, const std::shared_ptr<Call>& call,
                        const Status& why);
@@ -189,6 +195,11 @@ class Core {
   std::atomic<std::size_t> max_response_bytes_{4 << 20};  // gRPC's default receive limit
   asio::io_context io_;
   asio::executor_work_guard<asio::io_context::executor_type> work_;
+  // Every call's deadline, and one timer set to the earliest (set again
+  // only when an earlier one comes, not for each call).
+  std::multimap<Clock::time_point, std::weak_ptr<Call>> deadlines_;
+  asio::steady_timer deadline_timer_{io_};
+  Clock::time_point armed_ = Clock::time_point::max();
   std::shared_ptr<Connection> current_;                 // where new calls go (I/O thread)
   std::vector<std::weak_ptr<Connection>> connections_;  // every one not yet closed
   std::thread thread_;
@@ -556,9 +567,34 @@ Core::~Core() {
       if (auto connection = weak.lock())
         connection->close({StatusCode::cancelled, "the channel was destroyed"});
     connections_.clear();
+    // A timer still set would keep the I/O thread running until it fires.
+    deadline_timer_.cancel();
+    armed_ = Clock::time_point::max();
   });
   work_.reset();
   thread_.join();
+}
+
+void Core::arm(Clock::time_point when) {
+  armed_ = when;
+  deadline_timer_.expires_at(when);
+  deadline_timer_.async_wait([this](boost::system::error_code error) {
+    if (!error) expire();
+  });
+}
+
+void Core::expire() {
+  armed_ = Clock::time_point::max();
+  const auto now = Clock::now();
+  while (!deadlines_.empty() && deadlines_.begin()->first <= now) {
+    std::shared_ptr<Call> call = deadlines_.begin()->second.lock();
+    deadlines_.erase(deadlines_.begin());
+    if (!call) continue;
+    call->deadline_entry.reset();
+    end(*call, {StatusCode::deadline_exceeded, "no answer from " + text_ + " within " +
+                                                   std::to_string(call->timeout.count()) + " ms"});
+  }
+  if (!deadlines_.empty()) arm(deadlines_.begin()->first);
 }
 
 void Core::start(const std::shared_ptr<Call>& call) {
@@ -568,15 +604,8 @@ void Core::start(const std::shared_ptr<Call>& call) {
     return;
   }
   if (call->attempt == 0) {
-    call->timer.expires_at(call->deadline);
-    std::weak_ptr<Call> weak = call;
-    call->timer.async_wait([this, weak](boost::system::error_code error) {
-      auto call = weak.lock();
-      if (error || !call || call->status) return;
-      end(*call,
-          {StatusCode::deadline_exceeded,
-           "no answer from " + text_ + " within " + std::to_string(call->timeout.count()) + " ms"});
-    });
+    call->deadline_entry = deadlines_.emplace(call->deadline, call);
+    if (call->deadline < armed_) arm(call->deadline);
     if (call->canceller) {
       std::weak_ptr<Call> weak_call = call;
       const bool armed = call->canceller->set_hook([this, weak_call] {
@@ -643,7 +672,10 @@ void Core::end(Call& call, Status status) {
   const bool from_server = call.closed && !call.connection;
   call.status = std::move(status);
   call.given_up = !from_server;
-  call.timer.cancel();
+  if (call.deadline_entry) {  // the timer is left as it is: it finds nothing due
+    deadlines_.erase(*call.deadline_entry);
+    call.deadline_entry.reset();
+  }
   if (call.canceller) call.canceller->clear_hook();
   if (call.connection) call.connection->reset(call);
   if (call.given_up) {
