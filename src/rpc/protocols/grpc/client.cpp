@@ -174,6 +174,7 @@ class Core {
   void arm(Clock::time_point when);
   void expire();
   void settle(Call& call);
+  void show_received(Call& call);
   void connection_lost(Connection& connection, const std::shared_ptr<Call>& call,
                        const Status& why);
   void forget(Connection& connection) {
@@ -691,6 +692,12 @@ void Core::give_back(Call& call) {
   call.unconsumed = 0;
 }
 
+// What the caller may look at of the headers and trailers: they only grow,
+// so a copy is made only when more came.
+void Core::show_received(Call& call) {
+  if (call.received_seen.size() != call.received.size()) call.received_seen = call.received;
+}
+
 // Completes whatever the caller waits for that can complete now.
 void Core::settle(Call& call) {
   if (call.status) {
@@ -698,31 +705,27 @@ void Core::settle(Call& call) {
       if (done) post([done = std::move(done)] { done(false); });
     call.writes.clear();
   }
-  if (call.read_done) {
-    if (!call.inbox.empty()) {
+  if (call.read_done && (!call.inbox.empty() || call.status)) {
+    const bool got = !call.inbox.empty();
+    if (got) {
       *call.read_into = std::move(call.inbox.front());
       call.inbox.pop_front();
       if (call.inbox.empty()) give_back(call);
-      call.received_seen = call.received;
-      call.read_into = nullptr;
-      post([done = std::move(call.read_done)] { done(true); });
-      call.read_done = nullptr;
-    } else if (call.status) {
-      call.received_seen = call.received;
-      call.read_into = nullptr;
-      post([done = std::move(call.read_done)] { done(false); });
-      call.read_done = nullptr;
     }
+    show_received(call);
+    call.read_into = nullptr;
+    post([done = std::move(call.read_done), got] { done(got); });
+    call.read_done = nullptr;
   }
   if (!call.status) return;
   if (call.finish_done) {
     call.inbox.clear();
-    call.received_seen = call.received;
+    show_received(call);
     post([done = std::move(call.finish_done), status = *call.status] { done(status); });
     call.finish_done = nullptr;
   }
   if (call.all_done) {
-    call.received_seen = call.received;
+    show_received(call);
     post([done = std::move(call.all_done), status = *call.status] { done(status); });
     call.all_done = nullptr;
   }
