@@ -247,6 +247,110 @@ TEST_F(Calls, AStreamOpenOnOneThreadHoldsUpNoOtherCallOfAnyThread) {
   EXPECT_TRUE(stream.finish().ok());
 }
 
+// A channel used only through blocking calls has no I/O thread: the waiting
+// callers run its I/O, one at a time, for each other.
+TEST_F(Calls, BlockingCallsOfOtherThreadsGoOnWhileTheThreadRunningTheIoWaitsForASlowCall) {
+  GrpcChannel channel(grpc_target(), 10s);
+  interop::JsonRpcExamplesStub stub(channel);
+  const pb::MethodDescriptor& echo = method("conduit.interop.JsonRpcExamples.echo");
+  CallOptions slow_options;
+  slow_options.canceller = std::make_shared<CallCanceller>();
+  std::atomic<bool> slow_returned{false};
+  std::thread slow([&] {
+    pb::Value request = wait_request(), response;
+    EXPECT_EQ(channel.call(echo, request, response, slow_options).code(), StatusCode::cancelled);
+    slow_returned = true;
+  });
+  wait_until_waiting();
+  std::atomic<int> answered{0};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 8; ++t) {
+    threads.emplace_back([&, t] {
+      interop::SubtractRequest request;
+      for (int i = 0; i < 100; ++i) {
+        request.set_minuend(t * 1000 + i);
+        request.set_subtrahend(t);
+        if (stub.subtract(request).number_value() == t * 999 + i) ++answered;
+      }
+    });
+  }
+  for (auto& thread : threads) thread.join();
+  EXPECT_EQ(answered.load(), 800);
+  EXPECT_FALSE(slow_returned.load()) << "the slow call should still be waiting";
+  slow_options.canceller->cancel();
+  slow.join();
+  EXPECT_TRUE(server_saw_cancel());
+}
+
+TEST_F(Calls, WhenTheThreadRunningTheIoHasItsAnswerAnotherWaitingCallerTakesOver) {
+  GrpcChannel channel(grpc_target(), 10s);
+  const pb::MethodDescriptor& echo = method("conduit.interop.JsonRpcExamples.echo");
+  auto call_waiting = [&](std::shared_ptr<CallCanceller> canceller, Status& status) {
+    pb::Value request = wait_request(), response;
+    CallOptions options;
+    options.canceller = std::move(canceller);
+    status = channel.call(echo, request, response, options);
+  };
+  auto first_canceller = std::make_shared<CallCanceller>();
+  auto second_canceller = std::make_shared<CallCanceller>();
+  Status first_status, second_status;
+  std::thread first([&] { call_waiting(first_canceller, first_status); });
+  wait_until_waiting();
+  waiting_ = false;
+  std::atomic<bool> second_returned{false};
+  std::thread second([&] {
+    call_waiting(second_canceller, second_status);
+    second_returned = true;
+  });
+  wait_until_waiting();
+  // Whichever thread runs the I/O gets its answer first; the other must
+  // then run it for its own call, or its cancellation never goes out.
+  first_canceller->cancel();
+  first.join();
+  second_canceller->cancel();
+  for (int i = 0; i < 300 && !second_returned; ++i) std::this_thread::sleep_for(10ms);
+  ASSERT_TRUE(second_returned.load()) << "the second call was left with nobody running its I/O";
+  second.join();
+  EXPECT_EQ(first_status.code(), StatusCode::cancelled) << first_status.to_string();
+  EXPECT_EQ(second_status.code(), StatusCode::cancelled) << second_status.to_string();
+}
+
+TEST_F(Calls, AnAsyncCallOnAChannelSoFarUsedBlockingCompletesAndKeepsBeingServed) {
+  GrpcChannel channel(grpc_target(), 10s);
+  interop::JsonRpcExamplesStub stub(channel);
+  const pb::MethodDescriptor& echo = method("conduit.interop.JsonRpcExamples.echo");
+  const pb::MethodDescriptor& subtract = method("conduit.interop.JsonRpcExamples.subtract");
+  interop::SubtractRequest request;
+  request.set_minuend(5);
+  request.set_subtrahend(3);
+  EXPECT_EQ(stub.subtract(request).number_value(), 2);  // blocking: no I/O thread yet
+  CallOptions slow_options;
+  slow_options.canceller = std::make_shared<CallCanceller>();
+  Status slow_status;
+  std::thread slow([&] {
+    pb::Value wait = wait_request(), response;
+    slow_status = channel.call(echo, wait, response, slow_options);
+  });
+  wait_until_waiting();
+  // The first asynchronous call, while a blocking caller runs the I/O.
+  for (int round = 0; round < 2; ++round) {
+    pb::Value response;
+    std::promise<Status> done;
+    channel.async_call(subtract, request, response, {},
+                       [&](Status status) { done.set_value(std::move(status)); });
+    auto future = done.get_future();
+    ASSERT_EQ(future.wait_for(5s), std::future_status::ready) << "round " << round;
+    EXPECT_TRUE(future.get().ok());
+    EXPECT_EQ(response.number_value(), 2);
+    if (round == 0) {  // the blocking caller goes: the I/O thread carries on
+      slow_options.canceller->cancel();
+      slow.join();
+    }
+  }
+  EXPECT_EQ(slow_status.code(), StatusCode::cancelled) << slow_status.to_string();
+  EXPECT_EQ(stub.subtract(request).number_value(), 2);
+}
+
 // The asynchronous forms, for each protocol's channel.
 struct AsyncCase {
   const char* name;

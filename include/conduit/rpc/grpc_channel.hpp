@@ -4,12 +4,17 @@
 // "unix:/path" (or "unix:@name" for an abstract socket), and "shm+unix:/path" for
 // a conduit server's shm: listener (the same HTTP/2 carried by two
 // shared-memory rings; the path names the server's handshake socket). The
-// connection is
-// kept between calls and made again when the server has closed it (a
-// restart, an idle timeout, GOAWAY). Safe to share between threads: their
-// calls go one after another on the connection, each waiting its turn up to
-// its own deadline; a stream holds the connection until it is finished (a
-// call from the thread that holds it gets FAILED_PRECONDITION).
+// connection is kept between calls and made again when the server has
+// closed it (a restart, an idle timeout, GOAWAY).
+//
+// Threads: safe to share between threads; every call of every thread is an
+// HTTP/2 stream of the one connection, all in flight at once. A channel used
+// only through blocking calls has no thread of its own: the caller that
+// waits does the channel's I/O itself (one at a time, the others waiting for
+// their answers or their turn). The first asynchronous use (start(),
+// start_raw(), open(), executor()) starts the channel's I/O thread, which
+// from then on does all of its I/O and runs every completion. A blocking
+// call made on that thread (from a completion) gets FAILED_PRECONDITION.
 //
 // Streaming methods are called either with all their requests at once
 // (call_stream_raw), or through a Stream whose messages are written and read
@@ -53,7 +58,7 @@ class GrpcChannel : public ClientChannel {
   void start(const google::protobuf::MethodDescriptor& method,
              const google::protobuf::Message& request, google::protobuf::Message& response,
              const CallOptions& options, std::function<void(Status)> done) override;
-  // The channel's I/O thread.
+  // The channel's I/O thread (started by this call if it was not).
   boost::asio::any_io_executor executor() override;
 
   // The same with serialized messages and a path, and request metadata

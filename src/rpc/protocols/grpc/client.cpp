@@ -1,7 +1,7 @@
-// The gRPC client: one nghttp2 client session per connection, driven by the
-// channel's own I/O thread (an io_context), carrying every call of every
-// thread at once as HTTP/2 streams. A caller's thread only hands work to
-// that thread and, for the blocking forms, waits for the answer.
+// The gRPC client: one nghttp2 client session per connection, carrying
+// every call of every thread at once as HTTP/2 streams, on an io_context run
+// by the caller of a blocking call or by the channel's own I/O thread once
+// it is used asynchronously (rpc/io_driver.hpp).
 #include <nghttp2/nghttp2.h>
 
 #include <atomic>
@@ -20,6 +20,7 @@
 
 #include "conduit/error.hpp"
 #include "conduit/rpc/grpc_channel.hpp"
+#include "rpc/io_driver.hpp"
 #include "rpc/protocols/grpc/status_mapping.hpp"
 #include "rpc/protocols/grpc/wire.hpp"
 #include "rpc/transports/address.hpp"
@@ -123,20 +124,21 @@ struct Call {
 class Core {
  public:
   Core(std::string_view target, std::chrono::milliseconds timeout)
-      : target_(parse_target(target)),
-        text_(target),
-        timeout_(timeout),
-        work_(asio::make_work_guard(io_)),
-        thread_([this] { io_.run(); }) {}
+      : target_(parse_target(target)), text_(target), timeout_(timeout) {}
 
   ~Core();
 
-  asio::io_context& io() { return io_; }
-  asio::any_io_executor executor() { return io_.get_executor(); }
+  asio::io_context& io() { return driver_.io(); }
+  IoDriver& driver() { return driver_; }
+  // For asynchronous use: the I/O thread runs from now on.
+  asio::any_io_executor executor() {
+    driver_.go_async();
+    return io().get_executor();
+  }
   std::chrono::milliseconds timeout() const { return timeout_; }
   const std::string& text() const { return text_; }
   const Target& target() const { return target_; }
-  bool on_io_thread() const { return std::this_thread::get_id() == thread_.get_id(); }
+  bool on_io_thread() const { return driver_.on_io_thread(); }
   void set_compress_requests(bool compress) { compress_requests_ = compress; }
   bool compress_requests() const { return compress_requests_; }
   void set_max_response_bytes(std::size_t bytes) { max_response_bytes_ = bytes; }
@@ -159,13 +161,13 @@ class Core {
     return call;
   }
 
-  // Runs `work` on the I/O thread.
+  // Runs `work` on the io_context.
   template <typename Work>
   void post(Work work) {
-    asio::post(io_, std::move(work));
+    asio::post(io(), std::move(work));
   }
 
-  // ---- on the I/O thread ----
+  // ---- on the io_context ----
 
   void start(const std::shared_ptr<Call>& call);
   void end(Call& call, Status status);
@@ -194,16 +196,14 @@ class Core {
   std::chrono::milliseconds timeout_;
   std::atomic<bool> compress_requests_{false};
   std::atomic<std::size_t> max_response_bytes_{4 << 20};  // gRPC's default receive limit
-  asio::io_context io_;
-  asio::executor_work_guard<asio::io_context::executor_type> work_;
+  IoDriver driver_;
   // Every call's deadline, and one timer set to the earliest (set again
   // only when an earlier one comes, not for each call).
   std::multimap<Clock::time_point, std::weak_ptr<Call>> deadlines_;
-  asio::steady_timer deadline_timer_{io_};
+  asio::steady_timer deadline_timer_{driver_.io()};
   Clock::time_point armed_ = Clock::time_point::max();
   std::shared_ptr<Connection> current_;                 // where new calls go (I/O thread)
   std::vector<std::weak_ptr<Connection>> connections_;  // every one not yet closed
-  std::thread thread_;
 };
 
 // One HTTP/2 connection and the calls open on it (I/O thread only). It
@@ -562,7 +562,7 @@ class GrpcChannel::Impl : public Core {
 };
 
 Core::~Core() {
-  post([this] {
+  driver_.shut_down([this] {
     current_.reset();
     for (auto& weak : connections_)
       if (auto connection = weak.lock())
@@ -572,8 +572,6 @@ Core::~Core() {
     deadline_timer_.cancel();
     armed_ = Clock::time_point::max();
   });
-  work_.reset();
-  thread_.join();
 }
 
 void Core::arm(Clock::time_point when) {
@@ -859,6 +857,7 @@ GrpcChannel::Stream GrpcChannel::open(std::string_view path, std::chrono::millis
 GrpcChannel::Stream GrpcChannel::open(std::string_view path, std::chrono::milliseconds timeout,
                                       const std::multimap<std::string, std::string>& metadata,
                                       bool compress, std::shared_ptr<CallCanceller> canceller) {
+  impl_->driver().go_async();
   auto state = std::make_unique<Stream::State>();
   state->impl = impl_.get();
   state->call = impl_->make_call(path, timeout, metadata, compress, std::move(canceller));
@@ -933,12 +932,14 @@ asio::any_io_executor GrpcChannel::executor() {
   return impl_->executor();
 }
 
-void GrpcChannel::start_raw(std::string_view path, std::vector<std::string> requests,
-                            std::vector<std::string>& responses, const CallOptions& options,
-                            std::function<void(Status)> done) {
-  const bool compress = impl_->compress_requests();
-  auto call =
-      impl_->make_call(path, options.timeout, options.metadata, compress, options.canceller);
+namespace {
+
+// Starts a call whose requests are all known; `done` runs on the io_context.
+void begin_raw(Core& core, std::string_view path, std::vector<std::string> requests,
+               std::vector<std::string>& responses, const CallOptions& options,
+               std::function<void(Status)> done) {
+  const bool compress = core.compress_requests();
+  auto call = core.make_call(path, options.timeout, options.metadata, compress, options.canceller);
   call->all_requests = true;
   call->half_closed = true;
   for (const std::string& request : requests) {
@@ -946,7 +947,7 @@ void GrpcChannel::start_raw(std::string_view path, std::vector<std::string> requ
                                       : grpc::frame_message(request));
     call->outbound += call->requests.back();
   }
-  // Runs on the I/O thread (through post()); it holds the call, and is
+  // Runs on the io_context (through post()); it holds the call, and is
   // dropped once it has run.
   call->all_done = [call, &responses, received = options.received,
                     done = std::move(done)](Status status) {
@@ -955,7 +956,40 @@ void GrpcChannel::start_raw(std::string_view path, std::vector<std::string> requ
     call->inbox.clear();
     done(std::move(status));
   };
-  impl_->post([impl = impl_.get(), call] { impl->start(call); });
+  core.post([&core, call] { core.start(call); });
+}
+
+// A unary call of `method`; `done` runs on the io_context.
+void begin_unary(Core& core, const google::protobuf::MethodDescriptor& method,
+                 const google::protobuf::Message& request, google::protobuf::Message& response,
+                 const CallOptions& options, std::function<void(Status)> done) {
+  if (method.client_streaming() || method.server_streaming()) {
+    core.post([done = std::move(done), name = method.full_name()] {
+      done({StatusCode::unimplemented,
+            "a unary call was asked of " + name + ", which streams: open() it"});
+    });
+    return;
+  }
+  auto responses = std::make_shared<std::vector<std::string>>();
+  begin_raw(
+      core, path_of(method), {request.SerializeAsString()}, *responses, options,
+      [responses, &response, done = std::move(done)](Status status) {
+        if (status.ok() && responses->size() != 1)
+          status = {StatusCode::internal, "a unary call answered with " +
+                                              std::to_string(responses->size()) + " messages"};
+        if (status.ok() && !response.ParseFromString(responses->front()))
+          status = {StatusCode::internal, "the response is not a valid " + response.GetTypeName()};
+        done(std::move(status));
+      });
+}
+
+}  // namespace
+
+void GrpcChannel::start_raw(std::string_view path, std::vector<std::string> requests,
+                            std::vector<std::string>& responses, const CallOptions& options,
+                            std::function<void(Status)> done) {
+  impl_->driver().go_async();
+  begin_raw(*impl_, path, std::move(requests), responses, options, std::move(done));
 }
 
 Status GrpcChannel::call_stream_raw(std::string_view path, const std::vector<std::string>& requests,
@@ -968,9 +1002,9 @@ Status GrpcChannel::call_stream_raw(std::string_view path, const std::vector<std
   options.timeout = timeout;
   options.metadata = metadata;
   options.received = received;
-  Waiter<Status> waiter;
-  start_raw(path, requests, responses, options, waiter.setter());
-  return waiter.wait();
+  return impl_->driver().block([&](std::function<void(Status)> done) {
+    begin_raw(*impl_, path, requests, responses, options, std::move(done));
+  });
 }
 
 Status GrpcChannel::call_raw(std::string_view path, std::string_view request, std::string& response,
@@ -993,33 +1027,17 @@ void GrpcChannel::start(const google::protobuf::MethodDescriptor& method,
                         const google::protobuf::Message& request,
                         google::protobuf::Message& response, const CallOptions& options,
                         std::function<void(Status)> done) {
-  if (method.client_streaming() || method.server_streaming()) {
-    impl_->post([done = std::move(done), name = method.full_name()] {
-      done({StatusCode::unimplemented,
-            "a unary call was asked of " + name + ", which streams: open() it"});
-    });
-    return;
-  }
-  auto responses = std::make_shared<std::vector<std::string>>();
-  start_raw(
-      path_of(method), {request.SerializeAsString()}, *responses, options,
-      [responses, &response, done = std::move(done)](Status status) {
-        if (status.ok() && responses->size() != 1)
-          status = {StatusCode::internal, "a unary call answered with " +
-                                              std::to_string(responses->size()) + " messages"};
-        if (status.ok() && !response.ParseFromString(responses->front()))
-          status = {StatusCode::internal, "the response is not a valid " + response.GetTypeName()};
-        done(std::move(status));
-      });
+  impl_->driver().go_async();
+  begin_unary(*impl_, method, request, response, options, std::move(done));
 }
 
 Status GrpcChannel::call(const google::protobuf::MethodDescriptor& method,
                          const google::protobuf::Message& request,
                          google::protobuf::Message& response, const CallOptions& options) {
   if (impl_->on_io_thread()) return blocking_call_on_channel_thread();
-  Waiter<Status> waiter;
-  start(method, request, response, options, waiter.setter());
-  return waiter.wait();
+  return impl_->driver().block([&](std::function<void(Status)> done) {
+    begin_unary(*impl_, method, request, response, options, std::move(done));
+  });
 }
 
 }  // namespace conduit::rpc
