@@ -33,6 +33,28 @@ Status before_handler(const CallContext& context) {
 
 }  // namespace
 
+struct CallContext::Watch {
+  std::function<bool()> gone;
+  std::atomic<Clock::rep> next_ask{0};  // Clock ticks: not before then
+};
+
+void CallContext::watch_caller(std::function<bool()> gone) {
+  watch_ = std::make_shared<Watch>();
+  watch_->gone = std::move(gone);
+}
+
+bool CallContext::caller_gone() const {
+  const Clock::rep now = Clock::now().time_since_epoch().count();
+  Clock::rep next = watch_->next_ask.load(std::memory_order_relaxed);
+  const Clock::rep later =
+      now + std::chrono::duration_cast<Clock::duration>(std::chrono::milliseconds(1)).count();
+  // One thread asks at a time; the others take the last answer (not gone).
+  if (now < next || !watch_->next_ask.compare_exchange_strong(next, later)) return false;
+  if (!watch_->gone()) return false;
+  cancelled_->store(true, std::memory_order_relaxed);
+  return true;
+}
+
 CallContext make_call_context(const ServerOptions& options, std::string_view protocol,
                               const Peer& peer, std::optional<std::chrono::nanoseconds> timeout) {
   CallContext context;

@@ -104,6 +104,8 @@ class Connection : public std::enable_shared_from_this<Connection> {
   CallThreads& call_threads() const { return call_threads_; }
   const ServerOptions& options() const { return options_; }
   const Peer& peer() const { return stream_->peer(); }
+  // Whether the peer has closed its end (ByteStream::peer_gone()).
+  bool peer_gone() const noexcept { return stream_->peer_gone(); }
   // True once the server is shutting down: finish the request in hand, then
   // return.
   bool stopping() const { return stopping_.load(); }

@@ -21,10 +21,12 @@
 #include <vector>
 
 #include "conduit/interop/jsonrpc_examples.conduit.h"
+#include "conduit/ipc/tcp_socket.hpp"
 #include "conduit/rpc/grpc_channel.hpp"
 #include "conduit/rpc/server.hpp"
 #include "grpc/testing/messages.pb.h"
 #include "interop/grpc_testing.hpp"
+#include "raw_wire.hpp"
 #include "test_support.hpp"
 
 namespace conduit::rpc {
@@ -349,6 +351,27 @@ TEST_F(Calls, AnAsyncCallOnAChannelSoFarUsedBlockingCompletesAndKeepsBeingServed
   }
   EXPECT_EQ(slow_status.code(), StatusCode::cancelled) << slow_status.to_string();
   EXPECT_EQ(stub.subtract(request).number_value(), 2);
+}
+
+// Over HTTP/1.1 a handler runs with no read of its connection under way:
+// the server sees the client close while it runs, and only that (a request
+// sent behind it is no reason to cancel it).
+TEST_F(Calls, AnHttpCallIsCancelledWhenItsClientClosesButNotWhenMoreRequestsArrive) {
+  const std::string body = R"({"jsonrpc":"2.0","method":"echo","params":{"wait":true},"id":1})";
+  const std::string request =
+      "POST /jsonrpc HTTP/1.1\r\nHost: x\r\nContent-Type: "
+      "application/json\r\nContent-Length: " +
+      std::to_string(body.size()) + "\r\n\r\n" + body;
+  const std::string port = tcp_.substr(tcp_.rfind(':') + 1);
+  auto socket = std::make_optional(ipc::TcpSocket::connect("127.0.0.1", std::stoi(port)));
+  testing::send_all(socket->fd(), request);
+  wait_until_waiting();
+  ASSERT_TRUE(waiting_.load());
+  testing::send_all(socket->fd(), request);  // pipelined behind it
+  std::this_thread::sleep_for(200ms);
+  EXPECT_FALSE(saw_cancel_.load()) << "a pipelined request cancelled the call before it";
+  socket.reset();  // the client gives up
+  EXPECT_TRUE(server_saw_cancel());
 }
 
 // The asynchronous forms, for each protocol's channel.

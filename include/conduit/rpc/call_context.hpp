@@ -3,6 +3,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <functional>
 #include <map>
 #include <memory>
 #include <optional>
@@ -52,7 +53,9 @@ class CallContext {
 
   // Set when the caller cancelled or went away; handlers that take long
   // should look at it.
-  bool cancelled() const { return cancelled_->load(std::memory_order_relaxed); }
+  bool cancelled() const {
+    return cancelled_->load(std::memory_order_relaxed) || (watch_ && caller_gone());
+  }
   void cancel() { cancelled_->store(true, std::memory_order_relaxed); }
   // True once the deadline has passed.
   bool expired() const { return deadline && Clock::now() >= *deadline; }
@@ -60,9 +63,18 @@ class CallContext {
   std::shared_ptr<std::atomic<bool>> cancellation_flag() const { return cancelled_; }
   // Makes this call cancelled whenever `flag` is set (a connection's flag).
   void share_cancellation(std::shared_ptr<std::atomic<bool>> flag) { cancelled_ = std::move(flag); }
+  // Makes cancelled() also ask `gone` whether the caller went away, at most
+  // once a millisecond, for a call that nothing else watches while its
+  // handler runs (a request over HTTP/1.1): once `gone` says yes, the call
+  // is cancelled. `gone` may be asked from any thread, after the call too.
+  void watch_caller(std::function<bool()> gone);
 
  private:
+  struct Watch;
+  bool caller_gone() const;
+
   std::shared_ptr<std::atomic<bool>> cancelled_;
+  std::shared_ptr<Watch> watch_;
 };
 
 }  // namespace conduit::rpc

@@ -348,6 +348,12 @@ class FrontEnd final : public StreamProtocol {
                        std::string& body, std::string& kept_response,
                        std::string_view content_type) {
     CallContext context = make_call_context(connection, route.protocol);
+    // The handler runs here, with no read of the connection under way: a
+    // client that gives up and closes is seen when the handler asks.
+    context.watch_caller([weak = connection.weak_from_this()] {
+      const auto alive = weak.lock();
+      return !alive || alive->peer_gone();
+    });
     // HTTP's own fields say how the request travels: not metadata.
     for (const FieldLine& line : head.fields)
       if (line.known == KnownField::other)

@@ -39,6 +39,10 @@ class ByteStream {
   // here fail. Does nothing where the transport cannot (pipes).
   virtual void abort() noexcept = 0;
   virtual const Peer& peer() const = 0;
+  // Whether the peer has closed or reset its end, asked without waiting and
+  // without reading (bytes it sent stay to be read). From any thread. False
+  // where the transport cannot tell.
+  virtual bool peer_gone() const noexcept { return false; }
   // What wakes the connection's thread after work was posted to its
   // executor from another thread: null for transports that wait in the
   // executor itself (sockets, pipes).

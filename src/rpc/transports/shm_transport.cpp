@@ -91,8 +91,8 @@ Link accept_link(ipc::FileDescriptor socket, std::size_t ring_capacity) {
   handshake.capacity = ring_capacity;
   ipc::UnixSocket unix_socket(std::move(socket), ipc::UnixSocketType::stream);
   int fd = memory.fd();
-  std::size_t sent = unix_socket.send_with_fds(
-      std::as_bytes(std::span(&handshake, 1)), std::span<const int>(&fd, 1));
+  std::size_t sent = unix_socket.send_with_fds(std::as_bytes(std::span(&handshake, 1)),
+                                               std::span<const int>(&fd, 1));
   if (sent != sizeof handshake)
     throw ProtocolError("shm handshake: the client's socket took only part of the handshake");
   return Link(unix_socket.release(), std::move(mapping), std::move(out), std::move(in),
@@ -117,7 +117,8 @@ Link connect_link(std::string_view path, std::chrono::milliseconds timeout) {
     std::size_t n = socket.receive_with_fds(
         std::as_writable_bytes(std::span(&handshake, 1)).subspan(got), more);
     if (n == 0)
-      throw PeerGone("shm+unix:" + std::string(path) + ": the server closed the connection (is it a "
+      throw PeerGone("shm+unix:" + std::string(path) +
+                     ": the server closed the connection (is it a "
                      "conduit server listening on shm+unix:?)");
     got += n;
     for (auto& fd : more) fds.push_back(std::move(fd));

@@ -58,6 +58,15 @@ void SocketStream<Socket>::abort() noexcept {
   if (fd >= 0) ::shutdown(fd, SHUT_RDWR);
 }
 
+template <typename Socket>
+bool SocketStream<Socket>::peer_gone() const noexcept {
+  const int fd = native_.load();
+  if (fd < 0) return true;
+  char byte;
+  const ssize_t n = ::recv(fd, &byte, 1, MSG_PEEK | MSG_DONTWAIT);
+  return n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR);
+}
+
 template class SocketStream<asio::ip::tcp::socket>;
 template class SocketStream<asio::local::stream_protocol::socket>;
 

@@ -25,6 +25,7 @@ class SocketStream final : public ByteStream {
   asio::awaitable<void> write(asio::const_buffer bytes) override;
   void close() override;
   void abort() noexcept override;
+  bool peer_gone() const noexcept override;
   const Peer& peer() const override { return peer_; }
 
  private:
