@@ -7,6 +7,7 @@
 #include "cli/exit_codes.hpp"
 #include "cli/ipc_command.hpp"
 #include "cli/rpc_command.hpp"
+#include "cli/version.hpp"
 #include "conduit/error.hpp"
 
 namespace {
@@ -35,6 +36,9 @@ int main(int argc, char** argv) {
       "conduit: every way Linux processes talk (pipes, FIFOs, UNIX sockets, TCP, ...),\n"
       "behind one API, measured on this machine."};
   app.require_subcommand(1);
+  app.set_version_flag("-V,--version", conduit::cli::version_text,
+                       "Print conduit's version, the git revision it was built from and the "
+                       "versions of the libraries it uses, then exit");
   app.footer(
       "Examples:\n"
       "  conduit ipc serve unix:/tmp/echo.sock &\n"

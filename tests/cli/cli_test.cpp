@@ -4,6 +4,7 @@
 #include <sys/stat.h>
 
 #include <filesystem>
+#include <regex>
 #include <thread>
 
 #include "cli_support.hpp"
@@ -37,6 +38,22 @@ TEST(CliHelp, EverySubcommandExplainsEveryUriScheme) {
                         "unix+seqpacket:", "unix+dgram:", "tcp://", "?raw"})
       EXPECT_NE(result.out.find(scheme), std::string::npos) << command[1] << " lacks " << scheme;
   }
+}
+
+TEST(CliVersion, NamesTheVersionTheRevisionAndTheLibraries) {
+  for (std::string flag : {"--version", "-V"}) {
+    CommandResult result = conduit({flag});
+    EXPECT_EQ(result.status.code, 0) << flag << ": " << result.status.describe();
+    EXPECT_TRUE(std::regex_search(
+        result.out,
+        std::regex(R"(^conduit \d+\.\d+\.\d+ \(git ([0-9a-f]{12}(\+changes)?|unknown)\)\n)")))
+        << flag << ": " << result.out;
+    for (const char* library : {"protobuf", "nghttp2", "Boost", "RapidJSON", "zlib"})
+      EXPECT_TRUE(std::regex_search(result.out,
+                                    std::regex(std::string("\n  ") + library + R"( +\d+\.\d+)")))
+          << flag << " lacks " << library << ": " << result.out;
+  }
+  EXPECT_NE(conduit({"--help"}).out.find("--version"), std::string::npos);
 }
 
 TEST(CliHelp, UnknownSubcommandIsAUsageError) {
