@@ -2,8 +2,8 @@
 
 #include <fmt/core.h>
 
-#include <cmath>
 #include <algorithm>
+#include <cmath>
 
 namespace conduit::compare {
 
@@ -33,6 +33,12 @@ struct Style {
 
 std::string row_label(const Row& row) {
   return row.transport.empty() ? row.name : fmt::format("{} ({})", row.name, row.transport);
+}
+
+// A figure as printed: "~" in front when it is disturbed.
+template <typename Figure>
+std::string shown(const Outcome<Figure>& outcome, const std::string& text) {
+  return outcome.disturbed.empty() ? text : "~" + text;
 }
 
 template <typename Figure>
@@ -72,16 +78,18 @@ void latency_table(std::string& out, const Report& report, const std::string& fa
     std::string line = fmt::format("  {:<{}}", row_label(row), width);
     if (measured.conduit.ok()) {
       const Latency& l = *measured.conduit.figure;
-      line += fmt::format(" {:>9} {:>9} {:>9} {:>9}", number(l.p50_us), number(l.p99_us),
-                          number(l.p999_us), number(l.max_us));
+      line += fmt::format(" {:>9} {:>9} {:>9} {:>9}", shown(measured.conduit, number(l.p50_us)),
+                          number(l.p99_us), number(l.p999_us), number(l.max_us));
     } else {
       line += fmt::format(" {:>9} {:>9} {:>9} {:>9}", why_missing(measured.conduit), "", "", "");
     }
     if (measured.raw.ok()) {
       double raw = measured.raw.figure->p50_us;
-      line += fmt::format("   {:>9} {:>9}", number(raw),
-                          measured.conduit.ok() ? ratio(measured.conduit.figure->p50_us / raw)
-                                                : "-");
+      const bool either = !measured.raw.disturbed.empty() || !measured.conduit.disturbed.empty();
+      line += fmt::format("   {:>9} {:>9}", shown(measured.raw, number(raw)),
+                          measured.conduit.ok()
+                              ? (either ? "~" : "") + ratio(measured.conduit.figure->p50_us / raw)
+                              : "-");
     } else {
       line += fmt::format("   {:>9} {:>9}", why_missing(measured.raw), "");
     }
@@ -148,9 +156,12 @@ void throughput_table(std::string& out, const Report& report, const std::string&
       }
       const Throughput& t = *measured.conduit.figure;
       double value = megabytes ? t.megabytes_per_second : t.messages_per_second;
-      std::string cell = number(value);
+      std::string cell = shown(measured.conduit, number(value));
       if (measured.raw.ok())
-        cell += " (" + ratio(measured.raw.figure->messages_per_second / t.messages_per_second) + ")";
+        cell += " (" +
+                shown(measured.raw,
+                      ratio(measured.raw.figure->messages_per_second / t.messages_per_second)) +
+                ")";
       line += fmt::format(" {:>17}", cell);
     }
     out += line + "\n";
@@ -178,18 +189,62 @@ void failures(std::string& out, const Report& report, const Style& style) {
            row.throughput[i].raw.error);
     }
   }
-  if (!text.empty()) out += style.paint("Failed figures (no number is printed for them)\n", "31") + text + "\n";
+  if (!text.empty())
+    out += style.paint("Failed figures (no number is printed for them)\n", "31") + text + "\n";
+}
+
+void disturbed(std::string& out, const Report& report, const Style& style) {
+  std::string text;
+  auto note = [&](const Row& row, const char* side, const char* what, std::size_t size,
+                  const std::string& why) {
+    if (!why.empty())
+      text +=
+          fmt::format("  {}{}, {} of {}: {}\n", row_label(row), side, what, size_label(size), why);
+  };
+  for (const Row& row : report.rows) {
+    for (std::size_t i = 0; i < row.latency.size(); ++i) {
+      note(row, "", "round trips", report.options.latency_sizes[i],
+           row.latency[i].conduit.disturbed);
+      note(row, " (raw)", "round trips", report.options.latency_sizes[i],
+           row.latency[i].raw.disturbed);
+    }
+    for (std::size_t i = 0; i < row.throughput.size(); ++i) {
+      note(row, "", "throughput", report.options.throughput_sizes[i],
+           row.throughput[i].conduit.disturbed);
+      note(row, " (raw)", "throughput", report.options.throughput_sizes[i],
+           row.throughput[i].raw.disturbed);
+    }
+  }
+  const std::string moved = cpus_moved(report);
+  if (text.empty() && moved.empty()) return;
+  out += style.paint(fmt::format("~ Disturbed figures, kept after {} rerun{} (run again on a quiet "
+                                 "machine before drawing conclusions from them)\n",
+                                 report.reruns, report.reruns == 1 ? "" : "s"),
+                     "33") +
+         text;
+  if (!moved.empty()) out += "  " + moved + "\n";
+  out += "\n";
 }
 
 std::string json_string(const std::string& text) {
   std::string out = "\"";
   for (unsigned char c : text) {
     switch (c) {
-      case '"': out += "\\\""; break;
-      case '\\': out += "\\\\"; break;
-      case '\n': out += "\\n"; break;
-      case '\r': out += "\\r"; break;
-      case '\t': out += "\\t"; break;
+      case '"':
+        out += "\\\"";
+        break;
+      case '\\':
+        out += "\\\\";
+        break;
+      case '\n':
+        out += "\\n";
+        break;
+      case '\r':
+        out += "\\r";
+        break;
+      case '\t':
+        out += "\\t";
+        break;
       default:
         if (c < 0x20)
           out += fmt::format("\\u{:04x}", c);
@@ -206,6 +261,11 @@ std::string json_number(double value) {
 
 template <typename Figure, typename Write>
 std::string json_outcome(const Outcome<Figure>& outcome, Write write) {
+  if (outcome.figure && !outcome.disturbed.empty()) {
+    std::string text = write(*outcome.figure);
+    text.pop_back();  // the closing brace
+    return text + ",\"disturbed\":" + json_string(outcome.disturbed) + "}";
+  }
   if (outcome.figure) return write(*outcome.figure);
   if (outcome.capped_at) return fmt::format("{{\"capped_at\":{}}}", *outcome.capped_at);
   if (!outcome.error.empty()) return fmt::format("{{\"error\":{}}}", json_string(outcome.error));
@@ -214,7 +274,8 @@ std::string json_outcome(const Outcome<Figure>& outcome, Write write) {
 
 std::string json_latency(const Latency& l) {
   std::string histogram;
-  for (std::size_t count : l.histogram) histogram += (histogram.empty() ? "" : ",") + std::to_string(count);
+  for (std::size_t count : l.histogram)
+    histogram += (histogram.empty() ? "" : ",") + std::to_string(count);
   return fmt::format(
       "{{\"size\":{},\"samples\":{},\"p50_us\":{},\"p99_us\":{},\"p999_us\":{},\"max_us\":{}{}}}",
       l.size, l.samples, json_number(l.p50_us), json_number(l.p99_us), json_number(l.p999_us),
@@ -239,6 +300,16 @@ std::string csv_field(const std::string& text) {
 
 }  // namespace
 
+std::string cpus_moved(const Report& report) {
+  const double start = report.limits.cache_line_round_trip_us;
+  const double end = report.limits.cache_line_round_trip_end_us;
+  if (start <= 0 || end <= 0 || std::max(start, end) / std::min(start, end) <= 1.3) return {};
+  return fmt::format(
+      "the CPUs changed during the run (cache-line ping-pong {} us at the start, {} us at the "
+      "end): figures taken at different times may not compare",
+      number(start), number(end));
+}
+
 std::string size_label(std::size_t size) {
   if (size >= (1u << 20) && size % (1u << 20) == 0) return fmt::format("{} MiB", size >> 20);
   if (size >= 1024 && size % 1024 == 0) return fmt::format("{} KiB", size >> 10);
@@ -253,10 +324,9 @@ std::string text_report(const Report& report, bool colour) {
                                 m.cpus_online, m.cpus_usable, m.kernel, report.started_at));
   out += style.dim(fmt::format(
       "each figure: {} after warm-up, every message checked;\n{}; {:.0f} s in all\n\n",
-      report.options.quick
-          ? fmt::format("one run of {:.2f} s (--quick)", report.options.duration_seconds)
-          : fmt::format("the better of two runs of {:.2f} s (conduit, raw, raw, conduit)",
-                        report.options.duration_seconds / 2),
+      fmt::format("the better of two runs of {:.2f} s (conduit, raw, raw, conduit{}), run "
+                  "again while disturbed (~)",
+                  report.options.duration_seconds / 2, report.options.quick ? "; --quick" : ""),
       report.options.pin ? fmt::format("measuring side on CPU {}, its peer on CPU {}",
                                        report.options.pin->first, report.options.pin->second)
                          : std::string("CPUs chosen by the scheduler"),
@@ -295,6 +365,7 @@ std::string text_report(const Report& report, bool colour) {
            "\n\n";
   }
   failures(out, report, style);
+  disturbed(out, report, style);
   if (!report.verdicts.empty()) {
     out += style.bold("The seed's claims, measured here\n");
     for (const Verdict& v : report.verdicts) {
@@ -318,8 +389,8 @@ std::string json_report(const Report& report) {
   for (const auto& key : o.only) only += (only.empty() ? "" : ",") + json_string(key);
   std::string out = "{\n";
   out += fmt::format(
-      "  \"tool\":\"conduit compare\",\"started_at\":{},\"elapsed_seconds\":{},\n", json_string(report.started_at),
-      json_number(report.elapsed_seconds));
+      "  \"tool\":\"conduit compare\",\"started_at\":{},\"elapsed_seconds\":{},\"reruns\":{},\n",
+      json_string(report.started_at), json_number(report.elapsed_seconds), report.reruns);
   out += fmt::format(
       "  \"machine\":{{\"cpu_model\":{},\"cpus_online\":{},\"cpus_usable\":{},\"kernel\":{},"
       "\"hostname\":{}}},\n",
@@ -351,7 +422,8 @@ std::string json_report(const Report& report) {
                                 json_outcome(measured.conduit, json_throughput),
                                 json_outcome(measured.raw, json_throughput));
     for (const auto& [name, value] : row.extra)
-      extra += fmt::format("{}{}:{}", extra.empty() ? "" : ",", json_string(name), json_number(value));
+      extra +=
+          fmt::format("{}{}:{}", extra.empty() ? "" : ",", json_string(name), json_number(value));
     out += fmt::format(
         "    {{\"family\":{},\"key\":{},\"name\":{},\"transport\":{},\"raw\":{},\"latency\":[{}],"
         "\"throughput\":[{}],\"extra\":{{{}}}}}{}\n",

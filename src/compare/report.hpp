@@ -10,6 +10,11 @@ namespace conduit::compare {
 // "64 B", "4 KiB", "1 MiB".
 std::string size_label(std::size_t size);
 
+// When the CPUs changed under the run (the cache-line ping-pong between
+// them moved by more than 30% from start to end), what to tell the reader;
+// else empty.
+std::string cpus_moved(const Report& report);
+
 // Tables per family, the machine's limits and the verdicts on the seed's
 // claims. `colour`: ANSI colours (for a terminal).
 std::string text_report(const Report& report, bool colour);

@@ -37,6 +37,10 @@ struct Outcome {
   std::optional<Figure> figure;
   std::optional<std::size_t> capped_at;
   std::string error;  // non-empty when the run failed; the reason
+  // Non-empty when the figure cannot be trusted, and why: something else
+  // ran on the machine meanwhile, its runs disagree, or it beats the raw
+  // loop it is built on. The best figure there was, kept after reruns.
+  std::string disturbed;
 
   bool ok() const { return figure.has_value(); }
 };
@@ -79,15 +83,17 @@ struct Limits {
   // The same at the end of the run: a virtual machine's CPUs can be moved
   // while it runs, and this shows it.
   double cache_line_round_trip_end_us = 0;
-  double clock_overhead_ns = 0;         // one steady_clock::now(), subtracted from samples
+  double clock_overhead_ns = 0;  // one steady_clock::now(), subtracted from samples
 };
 
 struct Options {
   bool quick = false;
   double duration_seconds = 0.4;  // per figure (two runs of half), warm-up excluded
+  // A side's two best runs further apart than this (0.3: 30%) disturb it.
+  double disagreement = 0.3;
   std::vector<std::size_t> latency_sizes{64};
   std::vector<std::size_t> throughput_sizes{64, 4096, 65536, 1 << 20};
-  std::vector<std::string> only;  // row keys; empty: all
+  std::vector<std::string> only;           // row keys; empty: all
   std::optional<std::pair<int, int>> pin;  // CPUs for the measuring side and its peer
   bool histograms = false;                 // fill Latency::histogram
 };
@@ -105,6 +111,7 @@ struct Report {
   Limits limits;
   std::vector<Row> rows;
   std::vector<Verdict> verdicts;
+  std::size_t reruns = 0;  // runs made again because a figure was disturbed
   std::string started_at;  // ISO 8601, UTC
   double elapsed_seconds = 0;
 };

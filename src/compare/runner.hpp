@@ -2,6 +2,7 @@
 #pragma once
 
 #include <string>
+#include <vector>
 
 #include "compare/registry.hpp"
 #include "compare/results.hpp"
@@ -26,6 +27,14 @@ std::vector<const Entry*> select_entries(const Registry& registry, const Options
 // Measures the selected entries. Figures that fail carry their error; the
 // run goes on. Creates and removes its scratch directory and names.
 Report run_comparison(const Registry& registry, const Options& options, Progress& progress);
+
+// The figure a side's runs give: a failure or a cap in any of them stands
+// (an error is never hidden behind a good run); else the best undisturbed
+// run, itself disturbed when the two best undisturbed runs are further
+// apart than `disagreement` (0.3: 30%); else, when every run was disturbed,
+// the best of them with its reason.
+Outcome<Latency> settle(const std::vector<Outcome<Latency>>& runs, double disagreement);
+Outcome<Throughput> settle(const std::vector<Outcome<Throughput>>& runs, double disagreement);
 
 Machine describe_machine();
 Limits measure_limits(const Placement& placement);

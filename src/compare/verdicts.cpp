@@ -19,9 +19,22 @@ const Row* row_of(const Report& report, const std::string& key) {
   return nullptr;
 }
 
+// The disturbed figures the verdict being judged has looked at.
+thread_local std::vector<std::string>* consulted = nullptr;
+
+template <typename Figure>
+void look_at(const Row& row, const Outcome<Figure>& outcome, const char* what) {
+  if (consulted && !outcome.disturbed.empty()) {
+    const std::string note = row.key + " " + what;  // the footnote of the tables says why
+    if (std::find(consulted->begin(), consulted->end(), note) == consulted->end())
+      consulted->push_back(note);
+  }
+}
+
 std::optional<double> p50(const Report& report, const std::string& key) {
   const Row* row = row_of(report, key);
   if (!row || row->latency.empty() || !row->latency.front().conduit.ok()) return std::nullopt;
+  look_at(*row, row->latency.front().conduit, "round trips");
   return row->latency.front().conduit.figure->p50_us;
 }
 
@@ -35,6 +48,8 @@ std::optional<std::pair<double, double>> largest_throughput(const Report& report
   for (std::size_t i = std::min(first->throughput.size(), second->throughput.size()); i-- > 0;) {
     const auto &x = first->throughput[i].conduit, &y = second->throughput[i].conduit;
     if (x.ok() && y.ok()) {
+      look_at(*first, x, "throughput");
+      look_at(*second, y, "throughput");
       *size = x.figure->size;
       return std::pair(x.figure->megabytes_per_second, y.figure->megabytes_per_second);
     }
@@ -60,6 +75,7 @@ class ReportFigures final : public rpc::ComparisonFigures {
   std::optional<double> raw_p50_us(std::string_view key) const override {
     const Row* row = row_of(report_, std::string(key));
     if (!row || row->latency.empty() || !row->latency.front().raw.ok()) return std::nullopt;
+    look_at(*row, row->latency.front().raw, "raw round trips");
     return row->latency.front().raw.figure->p50_us;
   }
   std::string transport(std::string_view key) const override {
@@ -80,10 +96,34 @@ class ReportFigures final : public rpc::ComparisonFigures {
   const Report& report_;
 };
 
+// Each verdict is told apart by what it looked at: judge_claims() below
+// notes the disturbed figures each one rests on.
+class Verdicts {
+ public:
+  explicit Verdicts(std::vector<std::string>& looked_at) : looked_at_(looked_at) {}
+  void push_back(Verdict verdict) {
+    if (!looked_at_.empty() && verdict.verdict != "not measured") {
+      std::string notes;
+      for (const std::string& note : looked_at_) notes += (notes.empty() ? "" : "; ") + note;
+      verdict.reason +=
+          " [rests on disturbed figures: " + notes + "; run again on a quiet machine]";
+    }
+    looked_at_.clear();
+    all_.push_back(std::move(verdict));
+  }
+  std::vector<Verdict> take() { return std::move(all_); }
+
+ private:
+  std::vector<std::string>& looked_at_;
+  std::vector<Verdict> all_;
+};
+
 }  // namespace
 
 std::vector<Verdict> judge_claims(const Report& report) {
-  std::vector<Verdict> verdicts;
+  std::vector<std::string> looked_at;
+  consulted = &looked_at;
+  Verdicts verdicts(looked_at);
   const char* shm = "shm";
 
   {
@@ -205,7 +245,13 @@ std::vector<Verdict> judge_claims(const Report& report) {
     if (std::find(answered.begin(), answered.end(), claim) == answered.end())
       verdicts.push_back({claim, "not measured", fmt::format("no {} rows in this run", protocol)});
   }
-  return verdicts;
+  consulted = nullptr;
+  std::vector<Verdict> all = verdicts.take();
+  if (const std::string moved = cpus_moved(report); !moved.empty()) {
+    for (Verdict& verdict : all)
+      if (verdict.verdict != "not measured") verdict.reason += " [" + moved + "]";
+  }
+  return all;
 }
 
 }  // namespace conduit::compare

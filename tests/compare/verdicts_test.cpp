@@ -36,7 +36,7 @@ const Verdict& find(const std::vector<Verdict>& verdicts, const std::string& cla
 
 TEST(RpcVerdicts, JsonLosesToProtobufAtTheLargestSizeBothCarried) {
   Report report;
-  report.rows.push_back(rpc_row("grpc-unix", 46.7, 29.8, {{64, 1.2}, {1 << 20, 271}}));
+  report.rows.push_back(rpc_row("grpc-unix", 40.0, 25.5, {{64, 1.2}, {1 << 20, 271}}));
   report.rows.push_back(rpc_row("jsonrpc-unix", 46.3, 30.0, {{64, 1.3}, {1 << 20, 9.3}}));
   auto verdicts = judge_claims(report);
   const Verdict& json = find(verdicts, "JSON-RPC: less efficient than Protobuf");
@@ -45,6 +45,16 @@ TEST(RpcVerdicts, JsonLosesToProtobufAtTheLargestSizeBothCarried) {
   const Verdict& fast = find(verdicts, "gRPC: fast");
   EXPECT_EQ(fast.verdict, "yes");
   EXPECT_NE(fast.reason.find("1.57x"), std::string::npos) << fast.reason;
+}
+
+TEST(RpcVerdicts, WhenThroughputAndLatencyDisagreeTheVerdictSaysWhichSaysWhat) {
+  Report report;
+  report.rows.push_back(rpc_row("grpc-unix", 46.7, 29.8, {{64, 1.2}, {1 << 20, 271}}));
+  report.rows.push_back(rpc_row("jsonrpc-unix", 46.3, 30.0, {{64, 1.3}, {1 << 20, 9.3}}));
+  const auto verdicts = judge_claims(report);
+  const Verdict& json = find(verdicts, "JSON-RPC: less efficient than Protobuf");
+  EXPECT_EQ(json.verdict, "partly");
+  EXPECT_NE(json.reason.find("by throughput yes, by latency no"), std::string::npos) << json.reason;
 }
 
 TEST(RpcVerdicts, FiguresDecideTheOtherWayToo) {
