@@ -172,6 +172,13 @@ TEST(UriInvalid, UnknownSchemeIsNamed) {
   EXPECT_CONTAINS(message, "fifo:/path");
 }
 
+TEST(UriInvalid, ABadNameIsExplainedForTheObjectTheUriIsAbout) {
+  const std::string shm = uri_parse_error("shm:no-slash");
+  EXPECT_CONTAINS(shm, "a POSIX shared-memory object name is one leading '/'");
+  EXPECT_EQ(shm.find("queue"), std::string::npos) << shm;
+  EXPECT_CONTAINS(uri_parse_error("mq:no-slash"), "a POSIX queue name is one leading '/'");
+}
+
 TEST(UriInvalid, FifoWithoutPathSaysThePathIsMissing) {
   EXPECT_CONTAINS(uri_parse_error("fifo:"), "missing path");
 }
