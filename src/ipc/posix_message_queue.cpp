@@ -188,9 +188,9 @@ constexpr timespec kAlreadyPassed{0, 0};
 
 }  // namespace
 
-std::string posix_queue_name_problem(std::string_view name) {
-  const std::string rule = " (a POSIX queue name is one leading '/' followed by 1 to " +
-                           std::to_string(NAME_MAX) +
+std::string posix_queue_name_problem(std::string_view name, std::string_view object) {
+  const std::string rule = " (a POSIX " + std::string(object) +
+                           " name is one leading '/' followed by 1 to " + std::to_string(NAME_MAX) +
                            " characters, none of them '/', and not \".\" or \"..\")";
   if (name.empty() || name.front() != '/') return "the name does not start with '/'" + rule;
   if (name.size() == 1) return "the name is empty after the '/'" + rule;

@@ -137,7 +137,8 @@ Uri Uri::parse(std::string_view text) {
            "\".PID.N\" its clients append for their reply queues");
   }
   if (uri.scheme == "shm") {
-    if (std::string problem = posix_queue_name_problem(uri.path); !problem.empty())
+    if (std::string problem = posix_queue_name_problem(uri.path, "shared-memory object");
+        !problem.empty())
       fail(text, problem);
   }
   if (uri.scheme == "sysvmq" && uri.path.front() != '/' && !parse_sysv_key(uri.path))

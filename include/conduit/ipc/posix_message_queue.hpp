@@ -80,8 +80,10 @@ struct PosixQueueMessage {
 };
 
 // Returns why `name` is not a valid queue name, or an empty string when it
-// is (see the naming rules above).
-std::string posix_queue_name_problem(std::string_view name);
+// is (see the naming rules above). POSIX shared-memory objects follow the
+// same rules: `object` names what the name is for in the message ("queue",
+// "shared-memory object").
+std::string posix_queue_name_problem(std::string_view name, std::string_view object = "queue");
 
 // An open POSIX message queue. Move-only; closes its descriptor on
 // destruction and, when it owns the name, unlinks it.
