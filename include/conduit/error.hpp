@@ -52,6 +52,13 @@ class PeerGone : public Error {
   using Error::Error;
 };
 
+// A value the caller gave cannot be used (a request that is not valid JSON,
+// a field the message lacks): nothing was sent.
+class InvalidArgument : public Error {
+ public:
+  using Error::Error;
+};
+
 // A URI could not be parsed or names an unknown scheme.
 class InvalidUri : public Error {
  public:

@@ -10,14 +10,14 @@
 
 #include "cli/exit_codes.hpp"
 #include "conduit/error.hpp"
-#include "conduit/rpc/server.hpp"
-#include "conduit/rpc/service.hpp"
-#include "rpc/protocol.hpp"
-#include "interop/echo_service.hpp"
 #include "conduit/rpc/grpc_health.hpp"
 #include "conduit/rpc/grpc_reflection.hpp"
+#include "conduit/rpc/server.hpp"
+#include "conduit/rpc/service.hpp"
+#include "interop/echo_service.hpp"
 #include "interop/grpc_testing.hpp"
 #include "interop/jsonrpc_examples.hpp"
+#include "rpc/protocol.hpp"
 #include "rpc/transports/address.hpp"
 
 namespace conduit::cli {
@@ -235,8 +235,9 @@ void add_rpc_commands(CLI::App& app) {
       "10}'\n"
       "  conduit call --list grpc://127.0.0.1:8080\n"
       "Exit code: 0 the result was printed; 1 the server answered with an error (printed as\n"
-      "JSON; gRPC: the status on stderr) or no reply came; 2 the server could not be reached or\n"
-      "the URI is wrong.");
+      "JSON; gRPC: the status on stderr) or no reply came; 2 nothing was called: a local\n"
+      "mistake (the URI, the method's name, params that are not JSON or do not fit the\n"
+      "method) or no server to reach.");
 }
 
 std::optional<int> run_rpc_commands() {

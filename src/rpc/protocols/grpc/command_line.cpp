@@ -131,10 +131,10 @@ CallExit call(GrpcChannel& channel, const std::string& method_name, const std::s
     // Read as JSON-RPC reads params: an object by field name, an array by
     // position, any JSON for a Value.
     const jsonrpc::JsonDocument document(text, jsonrpc::kMaxMappingDepth);
-    if (!document.ok()) throw Error("the request is not valid JSON: " + document.error());
+    if (!document.ok()) throw InvalidArgument("the request is not valid JSON: " + document.error());
     if (Status parsed = jsonrpc::params_to_message(&document.root(), *request); !parsed.ok())
-      throw Error("the request does not fit " + method->input_type()->full_name() + ": " +
-                  parsed.message());
+      throw InvalidArgument("the request does not fit " + method->input_type()->full_name() + ": " +
+                            parsed.message());
     return request->SerializeAsString();
   };
   // Requests go as they are read (a client stream: one per line of standard
@@ -189,6 +189,9 @@ CallExit call_from_command_line(const CommandLineCall& request, std::istream& in
       throw InvalidUri("name a method (package.Service/Method), or use --list");
     return call(channel, request.method, request.params, request.timeout, in, out, err);
   } catch (const InvalidUri& error) {
+    err << "conduit call: " << error.what() << "\n";
+    return CallExit::usage;
+  } catch (const InvalidArgument& error) {
     err << "conduit call: " << error.what() << "\n";
     return CallExit::usage;
   } catch (const RpcError& error) {

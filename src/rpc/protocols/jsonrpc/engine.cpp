@@ -582,16 +582,17 @@ std::optional<std::string> Engine::handle(std::string_view text, CallContext& co
 }
 
 std::string make_request(std::string_view method, std::string_view params_json, std::int64_t id) {
-  if (!is_valid_utf8(method)) throw Error("JSON-RPC request: the method name is not valid UTF-8");
+  if (!is_valid_utf8(method))
+    throw InvalidArgument("JSON-RPC request: the method name is not valid UTF-8");
   if (!params_json.empty()) {
     const Sliced checked = slice_members(params_json);
     if (!checked.error.empty()) {
-      throw Error("JSON-RPC request: params are not valid JSON: " + checked.error);
+      throw InvalidArgument("JSON-RPC request: params are not valid JSON: " + checked.error);
     }
     const char kind = first_char(params_json);
     if (kind != '[' && kind != '{') {
-      throw Error("JSON-RPC request: params must be a JSON array or object, not " +
-                  std::string(kind_name(kind)));
+      throw InvalidArgument("JSON-RPC request: params must be a JSON array or object, not " +
+                            std::string(kind_name(kind)));
     }
   }
   std::string request;

@@ -150,6 +150,9 @@ class JsonRpc final : public Protocol {
     } catch (const InvalidUri& error) {
       err << "conduit: error: " << error.what() << "\n";
       return CallExit::usage;
+    } catch (const InvalidArgument& error) {
+      err << "conduit: error: " << error.what() << "\n";
+      return CallExit::usage;
     } catch (const SystemError& error) {
       err << "conduit: error: " << error.what() << "\n";
       return CallExit::usage;
