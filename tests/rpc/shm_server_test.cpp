@@ -37,6 +37,7 @@ class ShmServer : public ::testing::Test {
     options.threads = 2;
     options.max_connections = kMaxSessions;
     options.shm_ring_bytes = 64 << 10;
+    options.shm_attach_timeout = 1s;
     server_ = std::make_unique<Server>(services_, options);
     uri_ = server_->listen("shm+unix:" + dir_.path() + "/shm.sock");
     path_ = uri_.substr(std::string("shm+unix:").size());
