@@ -225,6 +225,13 @@ void ShmRing::corrupted(const char* what) const {
 }
 
 bool ShmRing::peer_alive() {
+  if (options_.peer_watch >= 0) {
+    pollfd watched{options_.peer_watch, POLLIN | POLLRDHUP, 0};
+    int ready;
+    do ready = ::poll(&watched, 1, 0);
+    while (ready < 0 && errno == EINTR);
+    return ready == 0;
+  }
   const auto& pid_word = role_ == Role::producer ? header_->consumer_pid : header_->producer_pid;
   int pid = pid_word.load();
   if (pid == 0) return true;  // not attached yet
@@ -286,9 +293,10 @@ ShmRing::Wait ShmRing::wait(Ready ready, const Deadline& deadline) {
     if (!peer_alive()) {
       flag.store(0, std::memory_order_relaxed);
       if (role_ == Role::consumer && ready()) return Wait::ready;  // drain what was committed
-      throw PeerGone(std::string("ShmRing: the ") +
-                     (role_ == Role::producer ? "consumer" : "producer") + " process " +
-                     std::to_string(peer_pid_) + " is gone");
+      const std::string peer = role_ == Role::producer ? "consumer" : "producer";
+      if (options_.peer_watch >= 0)
+        throw PeerGone("ShmRing: the " + peer + " is gone (the descriptor watching it hung up)");
+      throw PeerGone("ShmRing: the " + peer + " process " + std::to_string(peer_pid_) + " is gone");
     }
     int left_ms = deadline.poll_timeout_ms();
     if (left_ms == 0) {
@@ -377,8 +385,7 @@ Received ShmRing::consume(std::chrono::nanoseconds timeout) {
       // Checked after the consumer's waiting flag is raised (wait() raises
       // it before it asks again), so an interrupt() either sees the flag or
       // is seen here.
-      if (interrupted_->load() && interrupted_->exchange(false))
-        interrupted = true;
+      if (interrupted_->load() && interrupted_->exchange(false)) interrupted = true;
       return interrupted;
     };
     switch (wait(available, deadline)) {

@@ -1,12 +1,12 @@
 #include "conduit/rpc/server.hpp"
 
+#include <algorithm>
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/strand.hpp>
 #include <boost/asio/use_awaitable.hpp>
-
 #include <condition_variable>
 #include <future>
 #include <list>
@@ -227,14 +227,6 @@ class Server::Impl {
  private:
   void start_shm_session(ipc::FileDescriptor fd, Peer peer) {
     std::lock_guard lock(mutex_);
-    for (auto it = shm_sessions_.begin(); it != shm_sessions_.end();) {
-      if ((*it)->done) {
-        (*it)->thread.join();
-        it = shm_sessions_.erase(it);
-      } else {
-        ++it;
-      }
-    }
     if (stopping_ || shm_sessions_.size() >= options_.max_connections) return;
     auto session = std::make_shared<ShmSession>();
     shm_sessions_.push_back(session);
@@ -242,12 +234,15 @@ class Server::Impl {
   }
 
   // A shared-memory peer is served by a thread of its own, blocked in the
-  // ring between messages (spinning briefly first, as ShmRing does).
+  // ring between messages (spinning briefly first, as ShmRing does). The
+  // session lasts as long as the kernel says the peer does: the link's
+  // socket hangs up when the peer closes or dies, whatever it wrote into the
+  // shared memory. Whoever takes a session out of shm_sessions_ joins its
+  // thread.
   struct ShmSession {
     std::thread thread;
     std::mutex mutex;
     shm::Link* link = nullptr;
-    std::atomic<bool> done{false};
   };
 
   void serve_shm(std::shared_ptr<ShmSession> session, ipc::FileDescriptor fd, Peer peer) {
@@ -258,6 +253,7 @@ class Server::Impl {
         session->link = &link;
       }
       if (stopping_) link.cancel();
+      link.wait_until_attached(options_.shm_attach_timeout);
       const MessageProtocol* protocol = nullptr;
       while (auto message = link.receive()) {
         if (!protocol) {
@@ -278,9 +274,22 @@ class Server::Impl {
     } catch (const std::exception&) {
       std::lock_guard lock(session->mutex);
       session->link = nullptr;
-      // The peer died, closed, sent garbage, or the server is stopping.
+      // The peer died, closed, did not attach in time, sent garbage, or the
+      // server is stopping.
     }
-    session->done = true;
+    // The thread is joined on the server's threads as soon as it has ended
+    // (or by shutdown, if that comes first).
+    asio::post(io_, [this, session] { end_shm_session(session); });
+  }
+
+  void end_shm_session(const std::shared_ptr<ShmSession>& session) {
+    {
+      std::lock_guard lock(mutex_);
+      auto it = std::find(shm_sessions_.begin(), shm_sessions_.end(), session);
+      if (it == shm_sessions_.end()) return;  // shutdown has taken it
+      shm_sessions_.erase(it);
+    }
+    session->thread.join();
   }
 
   // Serves a stream protocol over a shared-memory link on this thread, which
@@ -333,6 +342,8 @@ class Server::Impl {
     waker->detach();
   }
 
+  // Every session is cancelled before any is waited for, so that shutdown
+  // takes one session's reaction time, however many there are.
   void stop_shm_sessions() {
     std::list<std::shared_ptr<ShmSession>> sessions;
     {
@@ -340,12 +351,11 @@ class Server::Impl {
       sessions.swap(shm_sessions_);
     }
     for (auto& session : sessions) {
-      {
-        std::lock_guard lock(session->mutex);
-        if (session->link) session->link->cancel();
-      }
-      if (session->thread.joinable()) session->thread.join();
+      std::lock_guard lock(session->mutex);
+      if (session->link) session->link->cancel();
     }
+    for (auto& session : sessions)
+      if (session->thread.joinable()) session->thread.join();
   }
 
   void admit(std::unique_ptr<ByteStream> stream, asio::any_io_executor executor) {

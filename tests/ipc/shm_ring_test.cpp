@@ -8,6 +8,7 @@
 #include <numeric>
 
 #include "conduit/error.hpp"
+#include "conduit/ipc/unix_socket.hpp"
 #include "test_support.hpp"
 
 namespace conduit::ipc {
@@ -304,6 +305,25 @@ TEST(ShmRing, CancellationStopsABlockedConsume) {
   EXPECT_THROW(consumer.consume(10s), Cancelled);
   EXPECT_LT(std::chrono::steady_clock::now() - started, 5s);
   canceller.join();
+}
+
+TEST(ShmRing, APeerWatchThatHangsUpIsThePeersEndWhateverPidTheRingHolds) {
+  SharedRing ring(4096);
+  auto [watched, peers_end] = UnixSocket::pair(UnixSocketType::stream);
+  ShmRingOptions options{0ns, 10ms};
+  options.peer_watch = watched.fd();
+  ShmRing consumer = ring.consumer(options);
+  // The producer's recorded pid is this process's, alive throughout, and
+  // the producer never closes before the consumer has given up.
+  ShmRing producer = ring.producer();
+  ASSERT_TRUE(producer.send(message_for(1, 10), 1s));
+  { UnixSocket closing = std::move(peers_end); }  // the peer hangs up
+  Received committed = consumer.consume(5s);
+  ASSERT_EQ(committed.status, ReceiveStatus::message) << "what was committed is drained first";
+  EXPECT_TRUE(matches(committed.message, 1, 10));
+  auto started = std::chrono::steady_clock::now();
+  EXPECT_THROW(consumer.consume(10s), PeerGone);
+  EXPECT_LT(std::chrono::steady_clock::now() - started, 5s);
 }
 
 TEST(ShmRing, InterruptEndsAConsumeSleepingOnTheFutexAtOnce) {

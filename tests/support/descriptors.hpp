@@ -1,6 +1,7 @@
 // Helpers for tests on descriptors and filesystem nodes: whether a path
 // exists, waiting for readability, accepting a connection within a time
-// limit, and sending text whole.
+// limit, sending text whole, and what this process holds (descriptors and
+// threads, as /proc lists them).
 #pragma once
 
 #include <gtest/gtest.h>
@@ -10,6 +11,7 @@
 #include <sys/types.h>
 
 #include <chrono>
+#include <filesystem>
 #include <stdexcept>
 #include <string>
 
@@ -39,6 +41,23 @@ auto accept_within(Listener& listener,
 // Sends all of text in one send(2), failing the test otherwise.
 inline void send_text(int fd, const std::string& text) {
   ASSERT_EQ(::send(fd, text.data(), text.size(), MSG_NOSIGNAL), static_cast<ssize_t>(text.size()));
+}
+
+// Entries in a /proc directory of this process: "fd" (open descriptors) or
+// "task" (threads).
+inline std::size_t proc_entries(const std::string& directory) {
+  std::size_t count = 0;
+  for ([[maybe_unused]] const auto& entry :
+       std::filesystem::directory_iterator("/proc/self/" + directory))
+    ++count;
+  return count;
+}
+
+inline std::size_t open_descriptor_count() {
+  return proc_entries("fd");
+}
+inline std::size_t thread_count() {
+  return proc_entries("task");
 }
 
 }  // namespace conduit::testing

@@ -20,7 +20,10 @@
 // that dies mid-write never delivers a torn message; the consumer drains what
 // was committed and then gets PeerGone. A producer blocked on a full ring
 // whose consumer dies gets PeerGone too. Death is noticed within
-// ShmRingOptions::liveness_interval by watching the peer through a pidfd.
+// ShmRingOptions::liveness_interval by watching the peer through a pidfd of
+// the pid it recorded, or through ShmRingOptions::peer_watch when given (a
+// pid in shared memory is what the peer says of itself; a descriptor is
+// what the kernel says).
 // Positions and record headers read from shared memory are validated: a
 // corrupted (or hostile) peer yields ProtocolError, never an access outside
 // the ring.
@@ -58,6 +61,15 @@ struct ShmRingOptions {
   // When set, a waiting operation throws Cancelled within liveness_interval
   // of cancel().
   const Cancellation* cancellation = nullptr;
+  // A descriptor the kernel marks when the peer is gone, which then alone
+  // judges the peer's liveness: the pid the peer recorded in the ring is not
+  // consulted. A pidfd of the peer becomes readable when it exits; a
+  // connected socket whose other end only the peer holds hangs up when the
+  // peer closes it or dies. The peer counts as gone once the descriptor is
+  // readable, hung up or in error, so a socket watched this way must carry
+  // nothing more. Not owned: it must stay open while the ring is. -1: the
+  // recorded pid.
+  int peer_watch = -1;
   // send() copies messages of at least this many bytes with non-temporal
   // (streaming) stores, which write to memory instead of leaving the message
   // dirty in the producer's cache. That pays when producer and consumer run
@@ -162,7 +174,7 @@ class ShmRing {
   std::size_t capacity_ = 0;
   Role role_ = Role::producer;
   ShmRingOptions options_;
-  std::uint64_t position_ = 0;    // producer: head; consumer: tail (local copies)
+  std::uint64_t position_ = 0;  // producer: head; consumer: tail (local copies)
   // The peer's position as last read (producer: tail; consumer: head). Both
   // only grow, so a stale copy is safe, and the shared line is read again
   // only when the copy says the ring is full (producer) or empty (consumer).
@@ -174,7 +186,7 @@ class ShmRing {
   // consumer: set by interrupt(); on the heap, so that it stays put when
   // the ring is moved.
   std::unique_ptr<std::atomic<bool>> interrupted_ = std::make_unique<std::atomic<bool>>(false);
-  FileDescriptor peer_;                // pidfd of the peer, once it attached
+  FileDescriptor peer_;  // pidfd of the peer, once it attached
   int peer_pid_ = 0;
   bool spin_ = true;
 };

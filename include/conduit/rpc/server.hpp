@@ -62,6 +62,11 @@ struct ServerOptions {
   // Data bytes of each of the two rings a shm+unix: client gets (a power of
   // two); a message may take half. Pages are touched only as the rings fill.
   std::size_t shm_ring_bytes = 8 << 20;
+  // A shm+unix: client must attach to the rings it is handed within this
+  // time, or its connection is closed. Until then it holds a thread, its
+  // socket and the rings' memory, as every connected shm+unix: client does
+  // until its socket hangs up (it closed the connection or died).
+  std::chrono::milliseconds shm_attach_timeout{5'000};
 
   // Each protocol's own.
   GrpcServerOptions grpc;

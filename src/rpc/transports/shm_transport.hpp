@@ -3,12 +3,16 @@
 // The server listens on a UNIX socket (`shm+unix:/path` names its path). For each
 // client that connects it makes a memfd holding two ShmRings (requests in
 // one, replies in the other), attaches its own ends, and passes the memfd
-// over the socket with SCM_RIGHTS. Only the connected peer ever gets the
-// memory and nothing is named in /dev/shm. A side that closes marks its
-// rings closed; a side that dies is seen by the rings' liveness check (a
-// pidfd of the peer), so neither leaves the other waiting. For a protocol
-// spoken in whole messages one ring message is one protocol message; the
-// protocols spoken on byte streams see the messages as pieces of one stream.
+// over the socket with SCM_RIGHTS; the client attaches its ends and says so
+// with a word over the socket. Only the connected peer ever gets the memory
+// and nothing is named in /dev/shm. Both sides keep the socket open for as
+// long as the link lives and send nothing more on it: its hang-up, which the
+// kernel reports however the peer ended (closed, crashed, killed), is how
+// each side learns that the other has gone. The pids recorded in the rings
+// are never trusted for that (a peer may write any pid there). A side that
+// closes also marks its rings closed. For a protocol spoken in whole
+// messages one ring message is one protocol message; the protocols spoken
+// on byte streams see the messages as pieces of one stream.
 #pragma once
 
 #include <chrono>
@@ -46,7 +50,13 @@ class Link {
   // Throws PeerGone when the peer died, Cancelled after cancel().
   std::optional<std::string_view> receive(std::chrono::nanoseconds timeout = ipc::kWaitForever,
                                           bool* timed_out = nullptr);
-  // Makes a blocked or later receive() throw Cancelled (any thread).
+  // Server side, after accept_link(): waits at most `timeout` for the
+  // client's word that it has attached to the rings. Throws Timeout (no word
+  // in time), PeerGone (the client closed the connection first),
+  // ProtocolError (it sent something else), Cancelled (after cancel()).
+  void wait_until_attached(std::chrono::milliseconds timeout);
+  // Makes a blocked or later receive() or wait_until_attached() throw
+  // Cancelled (any thread).
   void cancel();
   // Makes a blocked receive(), or else the next one that would block,
   // return at once as timed out (any thread; ShmRing::interrupt).
@@ -61,13 +71,16 @@ class Link {
   ipc::ShmRing out_, in_;
 };
 
-// Server side of the handshake on a freshly accepted UNIX stream socket.
-// Throws SystemError when the memfd cannot be made or passed.
+// Server side of the handshake on a freshly accepted UNIX stream socket:
+// passes the client its memory. The link is established once
+// wait_until_attached() has returned. Throws SystemError when the memfd
+// cannot be made or passed.
 Link accept_link(ipc::FileDescriptor socket, std::size_t ring_capacity = kDefaultRingCapacity);
 
 // Client side: connects to the server's socket at `path` ("/path" or
 // "@abstract") and completes the handshake. Throws SystemError (nobody
-// listening), ProtocolError (the server sent no valid segment).
+// listening), ProtocolError (the server sent no valid segment), PeerGone
+// (the server closed the connection).
 Link connect_link(std::string_view path,
                   std::chrono::milliseconds timeout = std::chrono::seconds(5));
 
