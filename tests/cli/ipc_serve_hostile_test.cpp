@@ -118,5 +118,101 @@ TEST(IpcServeHostile, MqClientThatNeverReadsDoesNotStallOtherClients) {
   EXPECT_CONTAINS(server.errors(), "replies dropped");
 }
 
+// ---- clients killed before they could clean up ----------------------------------------
+
+// A pid that belonged to a process which has exited.
+pid_t pid_of_a_dead_process() {
+  pid_t pid = fork_child([] {});
+  wait_child(pid);
+  return pid;
+}
+
+// Connects to uri from `count` child processes, every other one making a
+// call first, each then killing itself as a crash would. Returns their pids.
+std::vector<pid_t> kill_clients_after_connecting(const std::string& uri, int count) {
+  std::vector<pid_t> victims;
+  for (int i = 0; i < count; ++i) {
+    pid_t victim = fork_child([&] {
+      ipc::Channel channel = ipc::Channel::connect(uri);
+      if (i % 2 == 0) {
+        channel.send(bytes("last words"));
+        channel.receive(5s);
+      }
+      ::raise(SIGKILL);
+    });
+    EXPECT_TRUE(WIFSIGNALED(wait_child(victim))) << "client " << i << " did not die";
+    victims.push_back(victim);
+  }
+  return victims;
+}
+
+// The entries of `directory` whose names start with `prefix`.
+std::vector<std::string> entries_starting_with(const std::string& directory,
+                                               const std::string& prefix) {
+  std::vector<std::string> found;
+  for (const auto& entry : fs::directory_iterator(directory)) {
+    std::string name = entry.path().filename().string();
+    if (name.rfind(prefix, 0) == 0) found.push_back(name);
+  }
+  return found;
+}
+
+TEST(IpcServeHostile, FifoPairsOfKilledClientsAreRemovedWhileServingAndAtStart) {
+  TempDir dir;
+  std::string uri = "fifo:" + (dir / "echo");
+  {
+    EchoServer server(uri);
+    kill_clients_after_connecting(uri, kKilledClients);
+    EXPECT_TRUE(eventually([&] { return entries_starting_with(dir.path(), "echo.").empty(); }, 5s))
+        << entries_starting_with(dir.path(), "echo.").size() << " FIFOs of killed clients left";
+    expect_served(uri);
+  }
+  // Left while no server ran.
+  std::string left = dir / ("echo." + std::to_string(pid_of_a_dead_process()) + ".0");
+  ASSERT_EQ(::mkfifo((left + ".c2s").c_str(), 0600), 0);
+  ASSERT_EQ(::mkfifo((left + ".s2c").c_str(), 0600), 0);
+  EchoServer server(uri);
+  EXPECT_TRUE(eventually([&] { return entries_starting_with(dir.path(), "echo.").empty(); }, 5s));
+  expect_served(uri);
+}
+
+TEST(IpcServeHostile, ReplyQueuesOfKilledMqClientsAreRemovedWhileServingAndAtStart) {
+  std::string name = unique_queue_name("hostile");
+  // Small messages: the queues of one user may reserve RLIMIT_MSGQUEUE in
+  // all (800 KiB by default, nine queues of ten 8 KiB messages).
+  std::string uri = "mq:" + name + "?max=1K";
+  std::vector<std::string> reply_queues;
+  struct RemoveAtEnd {
+    std::vector<std::string>& names;
+    ~RemoveAtEnd() {
+      for (const std::string& name : names) ::mq_unlink(name.c_str());
+    }
+  } remove_at_end{reply_queues};
+  auto any_left = [&] {
+    return std::any_of(reply_queues.begin(), reply_queues.end(), posix_queue_exists);
+  };
+  {
+    EchoServer server(uri);
+    // Unless the server removes what killed clients leave, enough of them
+    // lock every other client of this user out (RLIMIT_MSGQUEUE).
+    for (int round = 0; round < kKilledClients / 5; ++round) {
+      for (pid_t victim : kill_clients_after_connecting(uri, 5))
+        reply_queues.push_back(name + "." + std::to_string(victim));
+      EXPECT_TRUE(eventually([&] { return !any_left(); }, 5s))
+          << "reply queues of killed clients left while the server runs, round " << round;
+    }
+    expect_served(uri);
+  }
+  // Left while no server ran.
+  reply_queues = {name + "." + std::to_string(pid_of_a_dead_process())};
+  ipc::PosixMessageQueue::create(reply_queues[0], ipc::QueueAccess::receive_only,
+                                 ipc::PosixQueueAttributes{10, 8192})
+      .persist();
+  ASSERT_TRUE(any_left());
+  EchoServer server(uri);
+  EXPECT_TRUE(eventually([&] { return !any_left(); }, 5s)) << "a reply queue left from before";
+  expect_served(uri);
+}
+
 }  // namespace
 }  // namespace conduit::testing
