@@ -214,5 +214,80 @@ TEST(IpcServeHostile, ReplyQueuesOfKilledMqClientsAreRemovedWhileServingAndAtSta
   expect_served(uri);
 }
 
+// ---- a server killed before it could clean up ---------------------------------------------
+
+// Starts a server on uri and kills it, leaving behind what it made.
+void kill_a_server(const std::string& uri) {
+  EchoServer server(uri);
+  server.process().kill(SIGKILL);
+  server.process().wait();
+}
+
+// Connecting to uri fails at once, saying the server is gone.
+void expect_server_gone(const std::string& uri) {
+  ipc::ChannelOptions options;
+  options.connect_timeout = 5000ms;
+  auto started = std::chrono::steady_clock::now();
+  try {
+    ipc::Channel channel = ipc::Channel::connect(uri, options);
+    channel.send(bytes("anyone?"));
+    ADD_FAILURE() << "connected to a killed server; receive: "
+                  << static_cast<int>(channel.receive(1s).status);
+  } catch (const Error& error) {
+    EXPECT_CONTAINS(std::string(error.what()), "the server is gone");
+  }
+  EXPECT_LT(std::chrono::steady_clock::now() - started, 1s) << "the client waited";
+}
+
+// A server started on uri takes over what a killed one left and serves; a
+// second one, while it lives, is refused with its pid named.
+void expect_a_new_server_takes_over(const std::string& uri) {
+  EchoServer server(uri);
+  expect_served(uri);
+  CommandResult second = conduit({"ipc", "serve", uri}, 10s);
+  EXPECT_EQ(second.status.code, 2) << second.err;
+  EXPECT_CONTAINS(second.err, std::to_string(server.process().pid()));
+  expect_served(uri);
+}
+
+TEST(IpcServeHostile, ShmSegmentOfAKilledServerIsReclaimedAndItsClientsAreToldAtOnce) {
+  std::string name = "/conduit-test-hostile-" + std::to_string(::getpid());
+  std::string uri = "shm:" + name;
+  struct RemoveAtEnd {
+    std::string name;
+    ~RemoveAtEnd() { ::shm_unlink(name.c_str()); }
+  } remove_at_end{name};
+
+  // Killed while it waits for a client, and while it serves one.
+  kill_a_server(uri);
+  ASSERT_TRUE(fs::exists("/dev/shm" + name));
+  expect_server_gone(uri);
+  {
+    EchoServer server(uri);
+    ipc::Channel attached = ipc::Channel::connect(uri);
+    server.process().kill(SIGKILL);
+    server.process().wait();
+    expect_server_gone(uri);
+  }
+  expect_a_new_server_takes_over(uri);
+}
+
+TEST(IpcServeHostile, SysvQueueOfAKilledServerIsReclaimedAndItsClientsAreToldAtOnce) {
+  key_t key = unused_sysv_key();
+  std::string uri = "sysvmq:" + hex_key(key);
+  struct RemoveAtEnd {
+    key_t key;
+    ~RemoveAtEnd() {
+      int id = ::msgget(key, 0);
+      if (id >= 0) ::msgctl(id, IPC_RMID, nullptr);
+    }
+  } remove_at_end{key};
+
+  kill_a_server(uri);
+  ASSERT_TRUE(sysv_queue_exists(key));
+  expect_server_gone(uri);
+  expect_a_new_server_takes_over(uri);
+}
+
 }  // namespace
 }  // namespace conduit::testing
