@@ -18,6 +18,7 @@
 #include "conduit/error.hpp"
 #include "conduit/ipc/posix_message_queue.hpp"
 #include "queue_transport.hpp"
+#include "slow_readers.hpp"
 
 namespace conduit::ipc {
 
@@ -265,10 +266,11 @@ class PosixQueueClient final : public Transport {
 class PosixQueueServer final : public Transport {
  public:
   PosixQueueServer(PosixMessageQueue requests, std::string name, std::string uri,
-                   const Cancellation* cancellation)
-      : Transport(std::move(uri), 0, cancellation),
+                   const ChannelOptions& options)
+      : Transport(std::move(uri), 0, options.cancellation),
         requests_(std::move(requests)),
-        name_(std::move(name)) {
+        name_(std::move(name)),
+        slow_readers_(options.reply_timeout) {
     capacity_ = static_cast<std::size_t>(requests_.attributes().message_size);
     max_message_size_ = capacity_ - kQueueHeaderSize;
     incoming_ = std::make_unique_for_overwrite<std::byte[]>(capacity_);
@@ -285,19 +287,30 @@ class PosixQueueServer final : public Transport {
       throw Error("send(" + uri_ +
                   "): no client has sent a message yet, so there is nobody to reply to");
     ReplyQueue& reply = reply_queue(sender_);
+    Deadline deadline(slow_readers_.patience_for(reply.name));
     for (;;) {
-      if (reply.queue.try_send(message)) return;
-      if (!wait_for_fd(reply.queue.fd(), POLLOUT, Deadline(kPeerCheckInterval), cancellation_,
-                       uri_) &&
-          owner_gone(reply.queue.fd())) {
+      if (reply.queue.try_send(message)) {
+        slow_readers_.delivered(reply.name);
+        return;
+      }
+      if (wait_for_fd(reply.queue.fd(), POLLOUT, sooner(deadline, kPeerCheckInterval),
+                      cancellation_, uri_))
+        continue;
+      if (owner_gone(reply.queue.fd())) {
         std::string name = reply.name;
         drop(reply);
         throw SystemError("mq_send", name, EPIPE,
                           "client " + std::to_string(sender_.pid) +
                               " is gone without reading its replies; its queue is removed");
       }
+      if (deadline.poll_timeout_ms() == 0) {
+        slow_readers_.dropped(reply.name);
+        return;
+      }
     }
   }
+
+  std::uint64_t dropped_replies() const override { return slow_readers_.dropped_count(); }
 
   Received receive(std::chrono::nanoseconds timeout) override {
     Deadline deadline(timeout);
@@ -396,12 +409,13 @@ class PosixQueueServer final : public Transport {
   bool has_sender_ = false;
   std::vector<ReplyQueue> replies_;
   std::uint64_t uses_ = 0;
+  SlowReaders slow_readers_;
 };
 
 class PosixQueueListener final : public ListenerImpl {
  public:
   PosixQueueListener(const Uri& uri, const Settings& settings, const ChannelOptions& options)
-      : uri_(uri.str()), name_(uri.path), cancellation_(options.cancellation) {
+      : uri_(uri.str()), name_(uri.path), options_(options) {
     PosixQueueLimits limits = PosixQueueLimits::current();
     PosixQueueAttributes attributes;
     attributes.max_messages = kDefaultMaxMessages;
@@ -445,7 +459,7 @@ class PosixQueueListener final : public ListenerImpl {
     int fd = ::fcntl(requests_.fd(), F_DUPFD_CLOEXEC, 3);
     if (fd < 0) throw SystemError("dup", uri_, errno);
     return Channel(std::make_unique<PosixQueueServer>(
-        PosixMessageQueue::adopt(FileDescriptor(fd), name_), name_, uri_, cancellation_));
+        PosixMessageQueue::adopt(FileDescriptor(fd), name_), name_, uri_, options_));
   }
   PeerModel peer_model() const override { return PeerModel::single; }
   std::string uri() const override { return uri_; }
@@ -479,7 +493,7 @@ class PosixQueueListener final : public ListenerImpl {
 
   std::string uri_;
   std::string name_;
-  const Cancellation* cancellation_;
+  ChannelOptions options_;
   PosixMessageQueue requests_;  // owned: removed with the listener
   bool accepted_ = false;
 };

@@ -58,25 +58,6 @@ bool removed(const SystemError& error) {
   return error.code() == EIDRM || error.code() == EINVAL;
 }
 
-// Pauses for `pause`, throwing Cancelled as soon as the cancellation fires.
-void pause(std::chrono::nanoseconds pause, const Cancellation* cancellation,
-           const std::string& uri) {
-  if (pause == std::chrono::nanoseconds::zero()) {
-    if (cancellation != nullptr && cancellation->cancelled())
-      throw Cancelled("operation on " + uri + " was cancelled");
-    std::this_thread::yield();
-    return;
-  }
-  if (cancellation == nullptr) {
-    std::this_thread::sleep_for(pause);
-    return;
-  }
-  pollfd ready{cancellation->fd(), POLLIN, 0};
-  timespec duration = detail::to_timespec(pause);
-  if (::ppoll(&ready, 1, &duration, nullptr) > 0)
-    throw Cancelled("operation on " + uri + " was cancelled");
-}
-
 // The largest message (without conduit's header) the kernel lets a queue
 // with `max_bytes` of room carry. When ?max= asks for more, says which
 // limit stands in the way.
@@ -146,7 +127,8 @@ class SysVQueueClient final : public Transport {
     detail::RetryBackoff backoff;
     try {
       if (cancellation_ == nullptr) return queue_.send(*outgoing_, size);
-      while (!queue_.try_send(*outgoing_, size)) pause(backoff.next(), cancellation_, uri_);
+      while (!queue_.try_send(*outgoing_, size))
+        pause_or_cancel(backoff.next(), cancellation_, uri_);
     } catch (const SystemError& error) {
       if (!removed(error)) throw;
       throw SystemError("msgsnd", uri_, error.code(), "the server removed the queue: it stopped");
@@ -163,7 +145,7 @@ class SysVQueueClient final : public Transport {
         if (auto size = queue_.try_receive(*incoming_, reply_type_)) return message(*size);
         auto left = deadline - Clock::now();
         if (left <= std::chrono::nanoseconds::zero()) return Received{ReceiveStatus::timed_out, {}};
-        pause(backoff.next(left), cancellation_, uri_);
+        pause_or_cancel(backoff.next(left), cancellation_, uri_);
       }
     } catch (const SystemError& error) {
       if (removed(error)) return Received{ReceiveStatus::closed, {}};
@@ -227,7 +209,7 @@ class SysVQueueServer final : public Transport {
           throw SystemError("msgsnd", uri_, ESRCH,
                             "client " + std::to_string(sender_.pid) +
                                 " is gone and the queue is full; its reply is dropped");
-        pause(backoff.next(), cancellation_, uri_);
+        pause_or_cancel(backoff.next(), cancellation_, uri_);
       }
     } catch (const SystemError& error) {
       if (!removed(error)) throw;
@@ -256,7 +238,7 @@ class SysVQueueServer final : public Transport {
           drop_replies_of_gone_clients();
           next_check_ = now + kGoneClientCheckInterval;
         }
-        pause(backoff.next(deadline - now), cancellation_, uri_);
+        pause_or_cancel(backoff.next(deadline - now), cancellation_, uri_);
       }
     } catch (const SystemError& error) {
       if (removed(error)) return Received{ReceiveStatus::closed, {}};
