@@ -54,6 +54,12 @@ int Deadline::poll_timeout_ms() const {
   return static_cast<int>(std::min<long long>(ms, 1 << 30));
 }
 
+Deadline Deadline::sooner(std::chrono::milliseconds interval) const {
+  int left = poll_timeout_ms();
+  if (left >= 0 && left < interval.count()) return Deadline(std::chrono::milliseconds(left));
+  return Deadline(std::max(interval, std::chrono::milliseconds(0)));
+}
+
 bool wait_for_fd(int fd, short events, const Deadline& deadline, const Cancellation* cancellation,
                  const std::string& uri) {
   pollfd fds[2] = {{fd, events, 0}, {cancellation ? cancellation->fd() : -1, POLLIN, 0}};

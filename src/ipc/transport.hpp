@@ -57,6 +57,8 @@ class Deadline {
   bool never() const { return never_; }
   // Milliseconds left for poll(): -1 for never, rounded up, at least 0.
   int poll_timeout_ms() const;
+  // A deadline `interval` from now, or this one when it comes first.
+  Deadline sooner(std::chrono::milliseconds interval) const;
 
  private:
   bool never_;
