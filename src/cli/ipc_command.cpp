@@ -449,7 +449,10 @@ void add_ipc_command(CLI::App& app) {
                                     "their own FIFO pair in /tmp/echo)\n"
                                     "unix+dgram: and mq: answer every client through one "
                                     "channel: a reply its client has no room for within 100 ms "
-                                    "is dropped, and the count is printed on stderr.\n"
+                                    "is dropped, and the count is printed on stderr. What killed "
+                                    "clients leave (FIFO pairs, mq: reply queues) is removed, and "
+                                    "a server takes over the shm: segment or sysvmq: queue of a "
+                                    "killed one.\n"
                                     "URIs:\n") +
                         std::string(ipc::uri_forms()));
 
