@@ -73,22 +73,52 @@ void install_stop_handlers(ipc::Cancellation& cancellation) {
   sigaction(SIGTERM, &action, nullptr);
 }
 
+// Says how many replies a shared channel dropped for clients that did not
+// read them: at most once a second while serving, and once more at the end.
+class DroppedRepliesReport {
+ public:
+  explicit DroppedRepliesReport(const Channel& channel) : channel_(channel) {}
+
+  void now_and_then() {
+    if (Clock::now() - last_ >= std::chrono::seconds(1)) now();
+  }
+
+  void now() {
+    std::uint64_t dropped = channel_.dropped_replies();
+    if (dropped == reported_) return;
+    fmt::print(stderr,
+               "conduit ipc serve: {} replies dropped so far: their clients did not read them "
+               "within {} ms\n",
+               dropped, ipc::ChannelOptions{}.reply_timeout.count());
+    reported_ = dropped;
+    last_ = Clock::now();
+  }
+
+ private:
+  const Channel& channel_;
+  std::uint64_t reported_ = 0;
+  Clock::time_point last_{};
+};
+
 // Echoes every message until the peer closes. Errors end this peer only.
 void echo_peer(Channel& channel, bool shared) {
+  DroppedRepliesReport dropped(channel);
   for (;;) {
     try {
       ipc::Received received = channel.receive();
-      if (received.status == ReceiveStatus::closed) return;
+      if (received.status == ReceiveStatus::closed) break;
       channel.send(received.message);
+      dropped.now_and_then();
     } catch (const Cancelled&) {
-      return;
+      break;
     } catch (const Error& error) {
       fmt::print(stderr, "conduit ipc serve: {}\n", error.what());
       // A shared datagram channel serves every sender: one bad sender (gone,
       // oversized message) must not stop the others.
-      if (!shared) return;
+      if (!shared) break;
     }
   }
+  dropped.now();
 }
 
 struct Worker {
@@ -417,6 +447,12 @@ void add_ipc_command(CLI::App& app) {
                                     "(then: echo hi | socat - UNIX-CONNECT:/tmp/raw.sock)\n"
                                     "  conduit ipc serve fifo:/tmp/echo   (clients announce "
                                     "their own FIFO pair in /tmp/echo)\n"
+                                    "unix+dgram: and mq: answer every client through one "
+                                    "channel: a reply its client has no room for within 100 ms "
+                                    "is dropped, and the count is printed on stderr. What killed "
+                                    "clients leave (FIFO pairs, mq: reply queues) is removed, and "
+                                    "a server takes over the shm: segment or sysvmq: queue of a "
+                                    "killed one.\n"
                                     "URIs:\n") +
                         std::string(ipc::uri_forms()));
 

@@ -16,6 +16,7 @@
 #include "conduit/ipc/tcp_socket.hpp"
 #include "conduit/ipc/uri.hpp"
 #include "datagram_transport.hpp"
+#include "deadline.hpp"
 #include "fifo_transport.hpp"
 #include "queue_transport.hpp"
 #include "shm_transport.hpp"
@@ -53,6 +54,12 @@ int Deadline::poll_timeout_ms() const {
   return static_cast<int>(std::min<long long>(ms, 1 << 30));
 }
 
+Deadline Deadline::sooner(std::chrono::milliseconds interval) const {
+  int left = poll_timeout_ms();
+  if (left >= 0 && left < interval.count()) return Deadline(std::chrono::milliseconds(left));
+  return Deadline(std::max(interval, std::chrono::milliseconds(0)));
+}
+
 bool wait_for_fd(int fd, short events, const Deadline& deadline, const Cancellation* cancellation,
                  const std::string& uri) {
   pollfd fds[2] = {{fd, events, 0}, {cancellation ? cancellation->fd() : -1, POLLIN, 0}};
@@ -67,6 +74,24 @@ bool wait_for_fd(int fd, short events, const Deadline& deadline, const Cancellat
     if (n > 0 && fds[0].revents != 0) return true;
     if (deadline.poll_timeout_ms() == 0) return false;
   }
+}
+
+void pause_or_cancel(std::chrono::nanoseconds pause, const Cancellation* cancellation,
+                     const std::string& uri) {
+  if (pause == std::chrono::nanoseconds::zero()) {
+    if (cancellation != nullptr && cancellation->cancelled())
+      throw Cancelled("operation on " + uri + " was cancelled");
+    std::this_thread::yield();
+    return;
+  }
+  if (cancellation == nullptr) {
+    std::this_thread::sleep_for(pause);
+    return;
+  }
+  pollfd ready{cancellation->fd(), POLLIN, 0};
+  timespec duration = detail::to_timespec(pause);
+  if (::ppoll(&ready, 1, &duration, nullptr) > 0)
+    throw Cancelled("operation on " + uri + " was cancelled");
 }
 
 void Transport::check_send_size(std::size_t size) const {
@@ -97,6 +122,9 @@ const std::string& Channel::uri() const {
 }
 std::optional<PeerCredentials> Channel::peer_credentials() const {
   return transport_->peer_credentials();
+}
+std::uint64_t Channel::dropped_replies() const {
+  return transport_->dropped_replies();
 }
 
 Settings settings_for(const Uri& uri, const ChannelOptions& options) {
@@ -246,9 +274,9 @@ class SocketListener final : public ListenerImpl {
       accepted_ = true;
       int fd = ::fcntl(unix_.fd(), F_DUPFD_CLOEXEC, 3);
       if (fd < 0) throw SystemError("dup", uri_.str(), errno);
-      return Channel(std::make_unique<DatagramTransport>(FileDescriptor(fd), type_, true,
-                                                         uri_.str(), settings_.max_message_size,
-                                                         options_.cancellation));
+      return Channel(std::make_unique<DatagramTransport>(
+          FileDescriptor(fd), type_, true, uri_.str(), settings_.max_message_size,
+          options_.cancellation, options_.reply_timeout));
     }
     int listen_fd = tcp_ ? tcp_->fd() : unix_.fd();
     if (!wait_for_fd(listen_fd, POLLIN, Deadline(timeout), options_.cancellation, uri_.str()))

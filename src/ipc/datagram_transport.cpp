@@ -6,6 +6,7 @@
 #include <cstring>
 
 #include "conduit/error.hpp"
+#include "retry_backoff.hpp"
 #include "sys.hpp"
 
 namespace conduit::ipc {
@@ -41,11 +42,13 @@ void prepare_datagram_socket(int fd, std::size_t max_message_size, const std::st
 
 DatagramTransport::DatagramTransport(FileDescriptor fd, UnixSocketType type, bool reply_to_sender,
                                      std::string uri, std::size_t max_message_size,
-                                     const Cancellation* cancellation)
+                                     const Cancellation* cancellation,
+                                     std::chrono::milliseconds reply_timeout)
     : Transport(std::move(uri), std::min(max_message_size, datagram_limit(fd.get())), cancellation),
       fd_(std::move(fd)),
       type_(type),
-      reply_to_sender_(reply_to_sender) {
+      reply_to_sender_(reply_to_sender),
+      slow_readers_(reply_timeout) {
   if (!reply_to_sender_) {
     ucred credentials{};
     socklen_t length = sizeof credentials;
@@ -67,6 +70,12 @@ void DatagramTransport::send(std::span<const std::byte> message) {
   if (reply_to_sender_) {
     header.msg_name = &last_sender_;
     header.msg_namelen = last_sender_length_;
+    std::string client(reinterpret_cast<const char*>(&last_sender_), last_sender_length_);
+    if (reply(header, client))
+      slow_readers_.delivered(client);
+    else
+      slow_readers_.dropped(client);
+    return;
   }
   int flags = MSG_NOSIGNAL | (cancellation_ ? MSG_DONTWAIT : 0);
   for (;;) {
@@ -74,21 +83,39 @@ void DatagramTransport::send(std::span<const std::byte> message) {
     if (n >= 0) return;
     int code = errno;
     if (code == EINTR) continue;
-    if (code == EAGAIN || code == EWOULDBLOCK) {
-      wait_for_fd(fd_.get(), POLLOUT, Deadline(kWaitForever), cancellation_, uri_);
-      continue;
-    }
-    if (code == EMSGSIZE || code == ENOBUFS)
-      throw MessageTooLarge("send(" + uri_ + "): the kernel refused a " +
-                            std::to_string(message.size()) + "-byte message (" +
-                            (code == EMSGSIZE ? "EMSGSIZE" : "ENOBUFS") +
-                            "): datagrams are bounded by the socket buffer (net.core.wmem_max) "
-                            "and by the kernel's largest contiguous allocation (4 MiB)");
-    throw SystemError("sendmsg", uri_, code,
-                      code == ECONNREFUSED || code == EPIPE || code == ECONNRESET
-                          ? "the peer's socket is gone"
-                          : "");
+    if (code != EAGAIN && code != EWOULDBLOCK) throw_send_error(code, message.size());
+    wait_for_fd(fd_.get(), POLLOUT, Deadline(kWaitForever), cancellation_, uri_);
   }
+}
+
+// The receiver's queue being full (net.unix.max_dgram_qlen) is not something
+// poll() reports on an unconnected socket, so a reply is retried with pauses
+// until the sender's patience runs out.
+bool DatagramTransport::reply(msghdr& header, const std::string& client) {
+  Deadline deadline(slow_readers_.patience_for(client));
+  detail::RetryBackoff backoff;
+  for (;;) {
+    ssize_t n = sys::calls().sendmsg(fd_.get(), &header, MSG_NOSIGNAL | MSG_DONTWAIT);
+    if (n >= 0) return true;
+    int code = errno;
+    if (code == EINTR) continue;
+    if (code != EAGAIN && code != EWOULDBLOCK) throw_send_error(code, header.msg_iov->iov_len);
+    int left = deadline.poll_timeout_ms();
+    if (left == 0) return false;
+    pause_or_cancel(backoff.next(std::chrono::milliseconds(left)), cancellation_, uri_);
+  }
+}
+
+void DatagramTransport::throw_send_error(int code, std::size_t size) const {
+  if (code == EMSGSIZE || code == ENOBUFS)
+    throw MessageTooLarge("send(" + uri_ + "): the kernel refused a " + std::to_string(size) +
+                          "-byte message (" + (code == EMSGSIZE ? "EMSGSIZE" : "ENOBUFS") +
+                          "): datagrams are bounded by the socket buffer (net.core.wmem_max) "
+                          "and by the kernel's largest contiguous allocation (4 MiB)");
+  throw SystemError("sendmsg", uri_, code,
+                    code == ECONNREFUSED || code == EPIPE || code == ECONNRESET
+                        ? "the peer's socket is gone"
+                        : "");
 }
 
 Received DatagramTransport::receive(std::chrono::nanoseconds timeout) {

@@ -8,11 +8,13 @@
 
 #include <atomic>
 #include <cerrno>
+#include <filesystem>
 #include <thread>
 
 #include "conduit/error.hpp"
 #include "conduit/ipc/fifo.hpp"
 #include "conduit/ipc/pipe.hpp"
+#include "leftovers.hpp"
 #include "stream_transport.hpp"
 #include "sys.hpp"
 
@@ -74,11 +76,13 @@ class FifoListener final : public ListenerImpl {
     // the FIFO from reporting end of file each time a client's writer closes.
     ::flock(requests_.get(), LOCK_EX | LOCK_NB);
     keep_open_ = open_fifo_for_writing(uri_.path, FifoOpen::nonblocking);
+    remove_pairs_of_gone_clients();
   }
 
   std::optional<Channel> accept(std::chrono::nanoseconds timeout) override {
     Deadline deadline(timeout);
     for (;;) {
+      if (std::chrono::steady_clock::now() >= next_sweep_) remove_pairs_of_gone_clients();
       auto newline = pending_.find('\n');
       if (newline != std::string::npos) {
         std::string prefix = pending_.substr(0, newline);
@@ -86,8 +90,13 @@ class FifoListener final : public ListenerImpl {
         if (auto channel = open_client(prefix)) return channel;
         continue;  // malformed, or the client is gone: wait for the next
       }
-      if (!wait_for_fd(requests_.get(), POLLIN, deadline, options_.cancellation, uri_.str()))
-        return std::nullopt;
+      auto to_sweep = std::chrono::ceil<std::chrono::milliseconds>(
+          next_sweep_ - std::chrono::steady_clock::now());
+      if (!wait_for_fd(requests_.get(), POLLIN, deadline.sooner(to_sweep), options_.cancellation,
+                       uri_.str())) {
+        if (deadline.poll_timeout_ms() == 0) return std::nullopt;
+        continue;
+      }
       char chunk[PIPE_BUF];
       ssize_t n = sys::retry_on_eintr([&] { return ::read(requests_.get(), chunk, sizeof chunk); });
       if (n > 0) pending_.append(chunk, static_cast<std::size_t>(n));
@@ -99,6 +108,24 @@ class FifoListener final : public ListenerImpl {
   std::string uri() const override { return uri_.str(); }
 
  private:
+  // Removes the pairs "PATH.PID.N.c2s" and ".s2c" of clients whose process
+  // is gone: killed before they could remove their own.
+  void remove_pairs_of_gone_clients() {
+    next_sweep_ = std::chrono::steady_clock::now() + kLeftoverSweepInterval;
+    std::filesystem::path path(uri_.path);
+    std::string directory = path.has_parent_path() ? path.parent_path().string() : ".";
+    std::string prefix = path.filename().string() + ".";
+    for (const std::string& name : directory_entries(directory)) {
+      std::string_view rest;
+      std::optional<pid_t> pid = pid_after(name, prefix, &rest);
+      if (!pid || !(rest.ends_with(".c2s") || rest.ends_with(".s2c")) || !process_gone(*pid))
+        continue;
+      std::string node = directory + "/" + name;
+      struct stat st {};
+      if (::lstat(node.c_str(), &st) == 0 && S_ISFIFO(st.st_mode)) ::unlink(node.c_str());
+    }
+  }
+
   // Opens the pair a client announced. Only names "/path.<something without
   // a slash>" are accepted, so a request cannot point the server elsewhere.
   std::optional<Channel> open_client(std::string prefix) {
@@ -131,6 +158,7 @@ class FifoListener final : public ListenerImpl {
   FileDescriptor requests_;
   FileDescriptor keep_open_;
   std::string pending_;
+  std::chrono::steady_clock::time_point next_sweep_;
 };
 
 }  // namespace

@@ -6,9 +6,12 @@
 // the reply FIFO, and writes one line naming the pair ("/path.PID.N\n", a
 // single write below PIPE_BUF, so requests from concurrent clients never
 // interleave). The server opens the pair and the two talk over it; the
-// client removes its pair when its channel closes. Each client has FIFOs of
-// its own, so any number are served at once and a leaving client's end of
-// file is never confused with the next client's data.
+// client removes its pair when its channel closes; the pair of a client
+// killed before it could is removed by the server (which asks whether the
+// PID in the name is gone) when it starts and about once a second while it
+// runs. Each client has FIFOs of its own, so any number are served at once
+// and a leaving client's end of file is never confused with the next
+// client's data.
 //
 // A shell can be a client too:
 //   mkfifo /path.sh.c2s /path.sh.s2c; echo /path.sh > /path

@@ -17,7 +17,9 @@
 
 #include "conduit/error.hpp"
 #include "conduit/ipc/posix_message_queue.hpp"
+#include "leftovers.hpp"
 #include "queue_transport.hpp"
+#include "slow_readers.hpp"
 
 namespace conduit::ipc {
 
@@ -119,11 +121,27 @@ void unlink_if_same(const std::string& name, ino_t inode) {
   if (same) ::mq_unlink(name.c_str());
 }
 
-// A deadline of `interval`, or `deadline` when that comes first.
-Deadline sooner(const Deadline& deadline, std::chrono::milliseconds interval) {
-  int left = deadline.poll_timeout_ms();
-  if (left >= 0 && left < interval.count()) return Deadline(std::chrono::milliseconds(left));
-  return Deadline(interval);
+// Removes the reply queues "/name.PID" and "/name.PID.N" that clients killed
+// before they could remove them left behind: their process is gone and
+// nobody holds the lock a client keeps on its own queue. `directory` is the
+// mqueue filesystem (open_mqueue_directory()); without it, nothing is done.
+void remove_reply_queues_of_gone_clients(int directory, const std::string& name) {
+  if (directory < 0) return;
+  std::string prefix = name.substr(1) + ".";
+  for (const std::string& entry : directory_entries(directory)) {
+    std::string_view rest;
+    std::optional<pid_t> pid = pid_after(entry, prefix, &rest);
+    if (!pid || rest.find_first_not_of("0123456789") != std::string_view::npos ||
+        !process_gone(*pid))
+      continue;
+    std::string queue = "/" + entry;
+    mqd_t fd = ::mq_open(queue.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+    if (fd == static_cast<mqd_t>(-1)) continue;
+    bool unused = owner_gone(fd);
+    ino_t inode = inode_of(fd);
+    ::mq_close(fd);
+    if (unused) unlink_if_same(queue, inode);
+  }
 }
 
 // The time until the deadline, for the queue's own timed calls.
@@ -198,7 +216,7 @@ class PosixQueueClient final : public Transport {
       std::optional<PosixQueueMessage> reply =
           cancellation_ ? reply_.try_receive({incoming_.get(), capacity_})
                         : reply_.receive_for({incoming_.get(), capacity_},
-                                             time_left(sooner(deadline, kPeerCheckInterval)));
+                                             time_left(deadline.sooner(kPeerCheckInterval)));
       if (reply) {
         if (reply->size > max_message_size_)
           throw MessageTooLarge("receive(" + uri_ + "): discarded a " +
@@ -208,7 +226,7 @@ class PosixQueueClient final : public Transport {
       }
       bool expired = deadline.poll_timeout_ms() == 0;
       bool ready = !expired && cancellation_ &&
-                   wait_for_fd(reply_.fd(), POLLIN, sooner(deadline, kPeerCheckInterval),
+                   wait_for_fd(reply_.fd(), POLLIN, deadline.sooner(kPeerCheckInterval),
                                cancellation_, uri_);
       if (!ready) {
         // The server removes its queue when it stops; one that was killed
@@ -264,11 +282,15 @@ class PosixQueueClient final : public Transport {
 // the sender of the last one.
 class PosixQueueServer final : public Transport {
  public:
+  // mqueue_directory: where to look for reply queues that killed clients
+  // left behind (may be empty).
   PosixQueueServer(PosixMessageQueue requests, std::string name, std::string uri,
-                   const Cancellation* cancellation)
-      : Transport(std::move(uri), 0, cancellation),
+                   const ChannelOptions& options, FileDescriptor mqueue_directory)
+      : Transport(std::move(uri), 0, options.cancellation),
         requests_(std::move(requests)),
-        name_(std::move(name)) {
+        name_(std::move(name)),
+        mqueue_directory_(std::move(mqueue_directory)),
+        slow_readers_(options.reply_timeout) {
     capacity_ = static_cast<std::size_t>(requests_.attributes().message_size);
     max_message_size_ = capacity_ - kQueueHeaderSize;
     incoming_ = std::make_unique_for_overwrite<std::byte[]>(capacity_);
@@ -285,27 +307,45 @@ class PosixQueueServer final : public Transport {
       throw Error("send(" + uri_ +
                   "): no client has sent a message yet, so there is nobody to reply to");
     ReplyQueue& reply = reply_queue(sender_);
+    Deadline deadline(slow_readers_.patience_for(reply.name));
     for (;;) {
-      if (reply.queue.try_send(message)) return;
-      if (!wait_for_fd(reply.queue.fd(), POLLOUT, Deadline(kPeerCheckInterval), cancellation_,
-                       uri_) &&
-          owner_gone(reply.queue.fd())) {
+      if (reply.queue.try_send(message)) {
+        slow_readers_.delivered(reply.name);
+        return;
+      }
+      if (wait_for_fd(reply.queue.fd(), POLLOUT, deadline.sooner(kPeerCheckInterval), cancellation_,
+                      uri_))
+        continue;
+      if (owner_gone(reply.queue.fd())) {
         std::string name = reply.name;
         drop(reply);
         throw SystemError("mq_send", name, EPIPE,
                           "client " + std::to_string(sender_.pid) +
                               " is gone without reading its replies; its queue is removed");
       }
+      if (deadline.poll_timeout_ms() == 0) {
+        slow_readers_.dropped(reply.name);
+        return;
+      }
     }
   }
+
+  std::uint64_t dropped_replies() const override { return slow_readers_.dropped_count(); }
 
   Received receive(std::chrono::nanoseconds timeout) override {
     Deadline deadline(timeout);
     for (;;) {
+      auto now = std::chrono::steady_clock::now();
+      if (now >= next_sweep_) {
+        remove_reply_queues_of_gone_clients(mqueue_directory_.get(), name_);
+        next_sweep_ = now + kLeftoverSweepInterval;
+      }
+      Deadline wait =
+          deadline.sooner(std::chrono::ceil<std::chrono::milliseconds>(next_sweep_ - now));
       std::optional<PosixQueueMessage> request =
           cancellation_ || deadline.poll_timeout_ms() == 0
               ? requests_.try_receive({incoming_.get(), capacity_})
-              : requests_.receive_for({incoming_.get(), capacity_}, time_left(deadline));
+              : requests_.receive_for({incoming_.get(), capacity_}, time_left(wait));
       if (request) {
         QueueRequestHeader header{};
         if (request->size >= kQueueHeaderSize)
@@ -320,9 +360,8 @@ class PosixQueueServer final : public Transport {
         return Received{ReceiveStatus::message,
                         {incoming_.get() + kQueueHeaderSize, request->size - kQueueHeaderSize}};
       }
-      if (deadline.poll_timeout_ms() == 0 ||
-          !wait_for_fd(requests_.fd(), POLLIN, deadline, cancellation_, uri_))
-        return Received{ReceiveStatus::timed_out, {}};
+      if (deadline.poll_timeout_ms() == 0) return Received{ReceiveStatus::timed_out, {}};
+      if (cancellation_) wait_for_fd(requests_.fd(), POLLIN, wait, cancellation_, uri_);
     }
   }
 
@@ -390,18 +429,21 @@ class PosixQueueServer final : public Transport {
 
   PosixMessageQueue requests_;  // a duplicate of the listener's descriptor
   std::string name_;
+  FileDescriptor mqueue_directory_;
+  std::chrono::steady_clock::time_point next_sweep_ = std::chrono::steady_clock::now();
   std::size_t capacity_ = 0;
   std::unique_ptr<std::byte[]> incoming_;
   QueueRequestHeader sender_{};
   bool has_sender_ = false;
   std::vector<ReplyQueue> replies_;
   std::uint64_t uses_ = 0;
+  SlowReaders slow_readers_;
 };
 
 class PosixQueueListener final : public ListenerImpl {
  public:
   PosixQueueListener(const Uri& uri, const Settings& settings, const ChannelOptions& options)
-      : uri_(uri.str()), name_(uri.path), cancellation_(options.cancellation) {
+      : uri_(uri.str()), name_(uri.path), options_(options) {
     PosixQueueLimits limits = PosixQueueLimits::current();
     PosixQueueAttributes attributes;
     attributes.max_messages = kDefaultMaxMessages;
@@ -436,6 +478,8 @@ class PosixQueueListener final : public ListenerImpl {
               "raise it there");
     }
     lock_as_owner(requests_);
+    mqueue_directory_ = open_mqueue_directory();
+    remove_reply_queues_of_gone_clients(mqueue_directory_.get(), name_);
   }
 
   std::optional<Channel> accept(std::chrono::nanoseconds) override {
@@ -444,8 +488,9 @@ class PosixQueueListener final : public ListenerImpl {
     accepted_ = true;
     int fd = ::fcntl(requests_.fd(), F_DUPFD_CLOEXEC, 3);
     if (fd < 0) throw SystemError("dup", uri_, errno);
-    return Channel(std::make_unique<PosixQueueServer>(
-        PosixMessageQueue::adopt(FileDescriptor(fd), name_), name_, uri_, cancellation_));
+    return Channel(
+        std::make_unique<PosixQueueServer>(PosixMessageQueue::adopt(FileDescriptor(fd), name_),
+                                           name_, uri_, options_, std::move(mqueue_directory_)));
   }
   PeerModel peer_model() const override { return PeerModel::single; }
   std::string uri() const override { return uri_; }
@@ -479,8 +524,9 @@ class PosixQueueListener final : public ListenerImpl {
 
   std::string uri_;
   std::string name_;
-  const Cancellation* cancellation_;
-  PosixMessageQueue requests_;  // owned: removed with the listener
+  ChannelOptions options_;
+  PosixMessageQueue requests_;       // owned: removed with the listener
+  FileDescriptor mqueue_directory_;  // handed to the channel
   bool accepted_ = false;
 };
 

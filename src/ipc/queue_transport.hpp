@@ -10,13 +10,19 @@
 //   further channel of the same process), removed when its Channel goes.
 //   Server and client each hold an exclusive flock on the queue they own,
 //   which is how the other side tells a live peer from a dead one (the lock
-//   goes with the process; the queue does not).
+//   goes with the process; the queue does not). The server removes the reply
+//   queues of killed clients (the PID in the name gone, the lock free) when
+//   it starts and about once a second while it runs, finding them in the
+//   mqueue filesystem (see open_mqueue_directory()).
 // - sysvmq:KEY: one queue; requests have type 1, replies to a client have
 //   type PID + 1 (+ N << 32 for its N-th further channel), so a client
 //   receives only its own replies even with pid 1 in a PID namespace.
-//   Nothing marks a System V server as alive, so a client of a server that
-//   was killed (its queue left behind) only sees its timeouts expire; one
-//   whose server removed the queue sees `closed`. The server sets requests
+//   The queue's first message, of type LONG_MAX, names the server's pid: a
+//   client that connects to the queue of a killed server is told the server
+//   is gone, and a server started on that key takes the queue over (a live
+//   server's is refused). A client already connected when the server was
+//   killed only sees its timeouts expire; one whose server removed the queue
+//   sees `closed`. The server sets requests
 //   aside in memory when replies find the shared queue full of them, and
 //   drops replies that clients which no longer exist never read (it asks
 //   kill(pid, 0), so it must share their PID namespace for that).

@@ -12,6 +12,7 @@
 #include "conduit/error.hpp"
 #include "conduit/ipc/shared_memory.hpp"
 #include "conduit/ipc/shm_ring.hpp"
+#include "leftovers.hpp"
 
 namespace conduit::ipc {
 namespace {
@@ -27,6 +28,8 @@ struct alignas(64) ControlBlock {
   std::uint64_t capacity;
   std::atomic<std::int32_t> client_pid;  // 0: the slot is free
   std::atomic<std::uint32_t> claimed;    // futex word the server sleeps on
+  std::atomic<std::int32_t> server_pid;  // the process that made the segment
+  std::uint64_t server_pid_namespace;    // where server_pid means that process
 };
 
 std::size_t segment_size(std::size_t capacity) {
@@ -39,6 +42,57 @@ void* ring_at(const Mapping& mapping, int index, std::size_t capacity) {
 
 std::string segment_name(const Uri& uri) {
   return uri.path;
+}
+
+// True when the server the control block names is gone.
+bool server_gone(const ControlBlock& control) {
+  std::int32_t server = control.server_pid.load();
+  return server > 0 && process_gone(server, control.server_pid_namespace);
+}
+
+// The server pid the segment `name` records, and whether that server is
+// gone; a pid of 0 when it holds no shm: channel (or its server has not
+// written the control block yet).
+std::pair<std::int32_t, bool> server_of(const std::string& name) {
+  SharedMemory segment = SharedMemory::open(name);
+  if (segment.size() < sizeof(ControlBlock)) return {0, false};
+  Mapping mapping = segment.map();
+  auto* control = static_cast<ControlBlock*>(mapping.data());
+  if (std::atomic_ref<std::uint64_t>(control->magic).load(std::memory_order_acquire) !=
+      kControlMagic)
+    return {0, false};
+  return {control->server_pid.load(), server_gone(*control)};
+}
+
+// Creates the segment for a server, taking over one that a killed server
+// left behind (the pid it records is gone); a live server's is refused.
+SharedMemory create_segment(const Uri& uri, std::size_t size, mode_t mode) {
+  std::string name = segment_name(uri);
+  try {
+    return SharedMemory::create(name, size, mode);
+  } catch (const SystemError& error) {
+    if (error.code() != EEXIST) throw;
+  }
+  auto [server, gone] = server_of(name);
+  if (server == 0)
+    throw SystemError("listen", uri.str(), EADDRINUSE,
+                      "/dev/shm" + name +
+                          " exists and is not the segment of a shm: server; remove it if "
+                          "nothing uses it, or choose another name");
+  if (!gone)
+    throw SystemError("listen", uri.str(), EADDRINUSE,
+                      "another server (pid " + std::to_string(server) +
+                          ") is serving on this segment; stop it or choose another name");
+  SharedMemory::open(name).unlink();
+  return SharedMemory::create(name, size, mode);
+}
+
+// Throws when the server that made the segment is gone.
+void check_server_alive(const ControlBlock& control, const Uri& uri) {
+  if (server_gone(control))
+    throw SystemError(
+        "connect", uri.str(), ECONNREFUSED,
+        server_gone_hint(control.server_pid.load(), "/dev/shm" + segment_name(uri), uri.str()));
 }
 
 ShmRingOptions ring_options(const ChannelOptions& options) {
@@ -83,11 +137,13 @@ class ShmListener final : public ListenerImpl {
         settings_(settings),
         options_(options),
         capacity_(shm_ring_capacity(uri, settings)) {
-    segment_ = SharedMemory::create(segment_name(uri), segment_size(capacity_), settings.mode);
+    segment_ = create_segment(uri, segment_size(capacity_), settings.mode);
     mapping_ = std::make_shared<const Mapping>(segment_.map());
     auto* control = new (mapping_->data()) ControlBlock{};
     control->capacity = capacity_;
     control->client_pid.store(-1);  // no slot open until accept()
+    control->server_pid.store(::getpid());
+    control->server_pid_namespace = pid_namespace();
     std::atomic_ref<std::uint64_t>(control->magic).store(kControlMagic, std::memory_order_release);
   }
 
@@ -186,6 +242,7 @@ std::unique_ptr<Transport> connect_shm(const Uri& uri, const Settings& settings,
     throw ProtocolError("connect(" + uri.str() + "): the segment does not hold a shm: channel");
 
   for (;;) {
+    check_server_alive(*control, uri);
     std::int32_t free_slot = 0;
     if (control->client_pid.compare_exchange_strong(free_slot, ::getpid())) break;
     // Taken by another client (or closed between two accepts): wait. A client

@@ -9,6 +9,10 @@
 // and consumer of the second, and wakes the server. A client that finds the
 // slot taken by a live process waits for it, up to connect_timeout.
 // Either side's death is seen by the other through the rings (PeerGone).
+// The control block records the server's pid: a client of a server that was
+// killed is told so at once, and a server started on the name of a killed
+// one takes its segment over (a live server's is refused). Both ask
+// kill(pid, 0), so server and clients must share a PID namespace.
 #pragma once
 
 #include <memory>

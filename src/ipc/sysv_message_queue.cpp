@@ -387,6 +387,22 @@ std::optional<std::size_t> SysVMessageQueue::receive_for(SysVMessageBuffer& into
   return receive_until(id_, into, type, Wait::until_deadline, deadline_after(timeout));
 }
 
+std::optional<std::size_t> SysVMessageQueue::try_copy(SysVMessageBuffer& into,
+                                                      std::size_t index) const {
+  for (;;) {
+    ssize_t n = ::msgrcv(id_, into.raw(), into.capacity(), static_cast<long>(index),
+                         IPC_NOWAIT | MSG_COPY | MSG_NOERROR);
+    if (n >= 0) return static_cast<std::size_t>(n);
+    int code = errno;
+    if (code == EINTR) continue;
+    if (code == ENOMSG) return std::nullopt;
+    throw SystemError("msgrcv(MSG_COPY)", queue_target(id_), code,
+                      code == ENOSYS ? "this kernel was built without CONFIG_CHECKPOINT_RESTORE"
+                      : code == EIDRM || code == EINVAL ? kRemoved
+                                                        : "");
+  }
+}
+
 std::optional<long> SysVMessageQueue::discard_next(long type) {
   long message_type = 0;  // a struct msgbuf with no room for a body
   for (;;) {

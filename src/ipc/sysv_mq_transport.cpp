@@ -12,6 +12,7 @@
 #include <cerrno>
 #include <cstring>
 #include <deque>
+#include <limits>
 #include <thread>
 #include <vector>
 
@@ -20,6 +21,7 @@
 #include "conduit/ipc/sysv_message_queue.hpp"
 #include "deadline.hpp"
 #include "kernel_setting.hpp"
+#include "leftovers.hpp"
 #include "queue_transport.hpp"
 #include "retry_backoff.hpp"
 #include "sysv_key.hpp"
@@ -36,6 +38,17 @@ constexpr std::size_t kBacklogLimit = 256;
 constexpr std::size_t kRecentClients = 64;
 // How often an idle server looks for replies that gone clients left unread.
 constexpr std::chrono::milliseconds kGoneClientCheckInterval{200};
+// The owner record: the first message of a server's queue, of a type no
+// reply reaches, naming the server's process.
+constexpr long kOwnerType = std::numeric_limits<long>::max();
+constexpr std::uint32_t kOwnerMagic = 0x4f514443;  // "CDQO" in memory
+struct OwnerRecord {
+  std::uint32_t magic;
+  std::uint32_t pid;
+  std::uint64_t pid_namespace;  // where pid means the server
+};
+// How far into the queue the owner record is looked for.
+constexpr std::size_t kOwnerRecordSearch = 16;
 
 // The key a sysvmq: URI names: a number (decimal or 0x hex), or ftok() of an
 // existing path.
@@ -54,27 +67,30 @@ long reply_type(std::uint32_t pid, std::uint32_t instance) {
   return static_cast<long>(pid) + 1 + (static_cast<long>(instance) << (sizeof(long) * 4));
 }
 
-bool removed(const SystemError& error) {
-  return error.code() == EIDRM || error.code() == EINVAL;
+// The queue's owner record; a pid of 0 when it has none (not a conduit
+// server's queue, or a kernel that cannot copy messages out).
+OwnerRecord server_of(const SysVMessageQueue& queue) {
+  SysVMessageBuffer buffer(sizeof(OwnerRecord));
+  try {
+    for (std::size_t index = 0; index < kOwnerRecordSearch; ++index) {
+      std::optional<std::size_t> size = queue.try_copy(buffer, index);
+      if (!size) break;
+      OwnerRecord record{};
+      std::memcpy(&record, buffer.body().data(), sizeof record);
+      if (buffer.type() == kOwnerType && *size == sizeof record && record.magic == kOwnerMagic)
+        return record;
+    }
+  } catch (const SystemError&) {
+  }
+  return OwnerRecord{};
 }
 
-// Pauses for `pause`, throwing Cancelled as soon as the cancellation fires.
-void pause(std::chrono::nanoseconds pause, const Cancellation* cancellation,
-           const std::string& uri) {
-  if (pause == std::chrono::nanoseconds::zero()) {
-    if (cancellation != nullptr && cancellation->cancelled())
-      throw Cancelled("operation on " + uri + " was cancelled");
-    std::this_thread::yield();
-    return;
-  }
-  if (cancellation == nullptr) {
-    std::this_thread::sleep_for(pause);
-    return;
-  }
-  pollfd ready{cancellation->fd(), POLLIN, 0};
-  timespec duration = detail::to_timespec(pause);
-  if (::ppoll(&ready, 1, &duration, nullptr) > 0)
-    throw Cancelled("operation on " + uri + " was cancelled");
+bool gone(const OwnerRecord& server) {
+  return server.pid != 0 && process_gone(static_cast<pid_t>(server.pid), server.pid_namespace);
+}
+
+bool removed(const SystemError& error) {
+  return error.code() == EIDRM || error.code() == EINVAL;
 }
 
 // The largest message (without conduit's header) the kernel lets a queue
@@ -83,7 +99,8 @@ void pause(std::chrono::nanoseconds pause, const Cancellation* cancellation,
 std::size_t message_limit(std::size_t max_bytes, const Uri& uri, const Settings& settings,
                           const char* call) {
   SysVQueueLimits limits = SysVQueueLimits::current();
-  std::size_t kernel = max_bytes;
+  // The owner record takes its room in the queue for good.
+  std::size_t kernel = max_bytes > sizeof(OwnerRecord) ? max_bytes - sizeof(OwnerRecord) : 0;
   if (limits.msgmax > 0) kernel = std::min(kernel, static_cast<std::size_t>(limits.msgmax));
   kernel = kernel > kQueueHeaderSize ? kernel - kQueueHeaderSize : 0;
   if (uri.has_option("max") && settings.max_message_size > kernel) {
@@ -97,9 +114,11 @@ std::size_t message_limit(std::size_t max_bytes, const Uri& uri, const Settings&
             : "the queue's room of " + std::to_string(max_bytes) +
                   " bytes (msg_qbytes, from kernel.msgmnb = " +
                   detail::kernel_setting("kernel.msgmnb") +
-                  " when the queue was created; /proc/sys/kernel/msgmnb); raise it with `sysctl "
-                  "-w kernel.msgmnb=" +
-                  std::to_string(needed) + "` before the server starts";
+                  " when the queue was created; /proc/sys/kernel/msgmnb) less the " +
+                  std::to_string(sizeof(OwnerRecord)) +
+                  " bytes of the record naming the server; raise it with `sysctl -w "
+                  "kernel.msgmnb=" +
+                  std::to_string(needed + sizeof(OwnerRecord)) + "` before the server starts";
     throw MessageTooLarge(std::string(call) + "(" + uri.str() + "): ?max=" +
                           std::to_string(settings.max_message_size) + " needs messages of " +
                           std::to_string(needed) + " bytes (with conduit's " +
@@ -123,6 +142,9 @@ class SysVQueueClient final : public Transport {
                         "no queue has " + detail::describe_sysv_key(key) +
                             "; is the server running (conduit ipc serve " + uri_ + ")?");
     }
+    if (OwnerRecord server = server_of(queue_); gone(server))
+      throw SystemError("connect", uri_, ECONNREFUSED,
+                        server_gone_hint(static_cast<pid_t>(server.pid), "the queue", uri_));
     max_message_size_ = message_limit(queue_.status().max_bytes, uri, settings, "connect");
     QueueRequestHeader header{kQueueRequestMagic, static_cast<std::uint32_t>(::getpid()),
                               instance_.number(), 0};
@@ -146,7 +168,8 @@ class SysVQueueClient final : public Transport {
     detail::RetryBackoff backoff;
     try {
       if (cancellation_ == nullptr) return queue_.send(*outgoing_, size);
-      while (!queue_.try_send(*outgoing_, size)) pause(backoff.next(), cancellation_, uri_);
+      while (!queue_.try_send(*outgoing_, size))
+        pause_or_cancel(backoff.next(), cancellation_, uri_);
     } catch (const SystemError& error) {
       if (!removed(error)) throw;
       throw SystemError("msgsnd", uri_, error.code(), "the server removed the queue: it stopped");
@@ -163,7 +186,7 @@ class SysVQueueClient final : public Transport {
         if (auto size = queue_.try_receive(*incoming_, reply_type_)) return message(*size);
         auto left = deadline - Clock::now();
         if (left <= std::chrono::nanoseconds::zero()) return Received{ReceiveStatus::timed_out, {}};
-        pause(backoff.next(left), cancellation_, uri_);
+        pause_or_cancel(backoff.next(left), cancellation_, uri_);
       }
     } catch (const SystemError& error) {
       if (removed(error)) return Received{ReceiveStatus::closed, {}};
@@ -223,11 +246,11 @@ class SysVQueueServer final : public Transport {
         // good (every client waits for its reply before sending again), so
         // set them aside, and drop replies nobody will ever read.
         if (set_requests_aside() || drop_replies_of_gone_clients()) continue;
-        if (gone(sender_.pid))
+        if (process_gone(static_cast<pid_t>(sender_.pid)))
           throw SystemError("msgsnd", uri_, ESRCH,
                             "client " + std::to_string(sender_.pid) +
                                 " is gone and the queue is full; its reply is dropped");
-        pause(backoff.next(), cancellation_, uri_);
+        pause_or_cancel(backoff.next(), cancellation_, uri_);
       }
     } catch (const SystemError& error) {
       if (!removed(error)) throw;
@@ -256,7 +279,7 @@ class SysVQueueServer final : public Transport {
           drop_replies_of_gone_clients();
           next_check_ = now + kGoneClientCheckInterval;
         }
-        pause(backoff.next(deadline - now), cancellation_, uri_);
+        pause_or_cancel(backoff.next(deadline - now), cancellation_, uri_);
       }
     } catch (const SystemError& error) {
       if (removed(error)) return Received{ReceiveStatus::closed, {}};
@@ -286,10 +309,6 @@ class SysVQueueServer final : public Transport {
     return Received{ReceiveStatus::message, bytes.subspan(kQueueHeaderSize)};
   }
 
-  static bool gone(std::uint32_t pid) {
-    return ::kill(static_cast<pid_t>(pid), 0) < 0 && errno == ESRCH;
-  }
-
   // Moves requests waiting in the queue into the backlog; true if any.
   bool set_requests_aside() {
     if (!spare_) spare_ = std::make_unique<SysVMessageBuffer>(incoming_->capacity());
@@ -316,7 +335,7 @@ class SysVQueueServer final : public Transport {
   bool drop_replies_of_gone_clients() {
     bool dropped = false;
     for (auto it = recent_.begin(); it != recent_.end();) {
-      if (!gone(it->pid)) {
+      if (!process_gone(static_cast<pid_t>(it->pid))) {
         ++it;
         continue;
       }
@@ -363,9 +382,10 @@ class SysVQueueListener final : public ListenerImpl {
       queue_ = SysVMessageQueue::create(key, settings.mode);
     } catch (const SystemError& error) {
       if (error.code() != EEXIST) throw;
-      throw SystemError("listen", uri_, EADDRINUSE,
-                        hint_of(error) + " (a server does not take over an existing queue)");
+      take_over(key, settings.mode, error);
     }
+    OwnerRecord record{kOwnerMagic, static_cast<std::uint32_t>(::getpid()), pid_namespace()};
+    queue_.try_send(kOwnerType, std::as_bytes(std::span(&record, 1)));
   }
 
   std::optional<Channel> accept(std::chrono::nanoseconds) override {
@@ -379,6 +399,24 @@ class SysVQueueListener final : public ListenerImpl {
   std::string uri() const override { return uri_; }
 
  private:
+  // Replaces the queue a killed server left behind (its owner record names a
+  // process that is gone); refuses a live server's, and a queue that names
+  // no server.
+  void take_over(key_t key, mode_t mode, const SystemError& exists) {
+    OwnerRecord server = server_of(SysVMessageQueue::open(key));
+    if (server.pid == 0)
+      throw SystemError("listen", uri_, EADDRINUSE,
+                        hint_of(exists) +
+                            " (it names no conduit server, and a server does not take over "
+                            "such a queue)");
+    if (!gone(server))
+      throw SystemError("listen", uri_, EADDRINUSE,
+                        "another server (pid " + std::to_string(server.pid) +
+                            ") is serving on this queue; stop it or choose another key");
+    SysVMessageQueue::open(key).remove();
+    queue_ = SysVMessageQueue::create(key, mode);
+  }
+
   std::string uri_;
   const Cancellation* cancellation_;
   std::size_t max_message_size_ = 0;

@@ -29,6 +29,7 @@ class Transport {
   virtual void send(std::span<const std::byte> message) = 0;
   virtual Received receive(std::chrono::nanoseconds timeout) = 0;
   virtual std::optional<PeerCredentials> peer_credentials() const { return std::nullopt; }
+  virtual std::uint64_t dropped_replies() const { return 0; }
 
   virtual std::size_t max_message_size() const { return max_message_size_; }
   const std::string& uri() const { return uri_; }
@@ -56,6 +57,8 @@ class Deadline {
   bool never() const { return never_; }
   // Milliseconds left for poll(): -1 for never, rounded up, at least 0.
   int poll_timeout_ms() const;
+  // A deadline `interval` from now, or this one when it comes first.
+  Deadline sooner(std::chrono::milliseconds interval) const;
 
  private:
   bool never_;
@@ -67,5 +70,10 @@ class Deadline {
 // SystemError. Hang-ups count as ready: the next read or write reports them.
 bool wait_for_fd(int fd, short events, const Deadline& deadline, const Cancellation* cancellation,
                  const std::string& uri);
+
+// Sleeps for `pause` (zero: yields the processor), throwing Cancelled as soon
+// as the cancellation fires. For what the kernel offers no way to wait on.
+void pause_or_cancel(std::chrono::nanoseconds pause, const Cancellation* cancellation,
+                     const std::string& uri);
 
 }  // namespace conduit::ipc

@@ -25,6 +25,7 @@
 
 #include <chrono>
 #include <cstddef>
+#include <cstdint>
 #include <memory>
 #include <optional>
 #include <span>
@@ -62,6 +63,12 @@ struct ChannelOptions {
   std::chrono::milliseconds connect_timeout{5000};
   // When set, blocking operations also wait on it and throw Cancelled.
   const Cancellation* cancellation = nullptr;
+  // A listener's shared channel answers every client: on unix+dgram and
+  // mq, its send() waits at most this long for room in the client's queue, then drops the reply and
+  // counts it (Channel::dropped_replies()), so a client that sends without reading cannot hold up
+  // the others. Replies to a client whose last reply was dropped are dropped without waiting, until
+  // one gets through again. Other channels ignore it.
+  std::chrono::milliseconds reply_timeout{100};
 };
 
 enum class ReceiveStatus {
@@ -98,6 +105,9 @@ class Channel {
   ~Channel();
 
   // Sends one whole message, blocking until the kernel has taken all of it.
+  // On a listener's shared unix+dgram or mq channel, a reply the client does
+  // not make room for within ChannelOptions::reply_timeout is dropped instead
+  // (see dropped_replies()).
   // Throws MessageTooLarge above max_message_size(), SystemError when the
   // peer is gone (EPIPE, ECONNRESET), Cancelled.
   void send(std::span<const std::byte> message);
@@ -113,6 +123,11 @@ class Channel {
   // middle of a message, SystemError, Cancelled.
   Received receive(std::chrono::nanoseconds timeout = kWaitForever);
   Received try_receive() { return receive(std::chrono::nanoseconds::zero()); }
+
+  // Replies this channel dropped because their client did not make room for
+  // them in time (ChannelOptions::reply_timeout); always 0 but on a
+  // listener's shared unix+dgram or mq channel.
+  std::uint64_t dropped_replies() const;
 
   // The largest message this channel sends or accepts.
   std::size_t max_message_size() const;

@@ -180,6 +180,14 @@ class SysVMessageQueue {
   std::optional<std::size_t> receive_for(SysVMessageBuffer& into, long type,
                                          std::chrono::nanoseconds timeout);
 
+  // Copies the message at position `index` (0: the oldest, whatever its
+  // type) into `into` without removing it (msgrcv with MSG_COPY, truncating
+  // to into.capacity()); returns the copied size, and into.type() is the
+  // message's type; std::nullopt when the queue holds no message there.
+  // Throws SystemError: ENOSYS on a kernel built without
+  // CONFIG_CHECKPOINT_RESTORE, EACCES, EIDRM.
+  std::optional<std::size_t> try_copy(SysVMessageBuffer& into, std::size_t index) const;
+
   // Removes the message `type` selects without reading it (msgrcv with
   // MSG_NOERROR into an empty buffer), whatever its size; returns its type,
   // or std::nullopt when none matches. For a message too large to receive.
