@@ -63,6 +63,14 @@ struct ServerOptions {
   // two); a message may take half. Pages are touched only as the rings fill.
   std::size_t shm_ring_bytes = 8 << 20;
 
+  // ---- Who may take a connection slot, and for how long ----
+  // A connection (tcp, unix, shm+unix) must bring its first whole call
+  // within handshake_timeout of being accepted, or it is closed: a client
+  // that connects and sends nothing, or only part of a request, holds a slot
+  // no longer than this. After the first call the idle and request timeouts
+  // apply. 0: no bound but those. Not applied to serve_stdio()'s peer.
+  std::chrono::milliseconds handshake_timeout{5'000};
+
   // Each protocol's own.
   GrpcServerOptions grpc;
   JsonRpcServerOptions jsonrpc;
