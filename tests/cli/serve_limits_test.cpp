@@ -4,8 +4,11 @@
 #include <gtest/gtest.h>
 #include <sys/socket.h>
 
+#include <thread>
+
 #include "cli_support.hpp"
 #include "conduit/ipc/tcp_socket.hpp"
+#include "proc_stats.hpp"
 #include "raw_wire.hpp"
 #include "test_support.hpp"
 
@@ -68,6 +71,34 @@ TEST(ServeLimits, HandshakeTimeoutFlagClosesAConnectionThatSendsNothing) {
   const long long waited = ms_until_closed(socket.fd(), 5s);
   EXPECT_GE(waited, 200);
   EXPECT_LT(waited, 2000) << "a connection that sent nothing kept its slot";
+}
+
+// The server runs with 64 descriptors and 120 clients connect and send
+// nothing: accept() fails with EMFILE while they hold what there is.
+TEST(ServeLimits, OutOfDescriptorsTheServerNeitherSpinsNorKeepsNewClientsOut) {
+  Serve serve({"--threads", "1", "--handshake-timeout", "60000"},
+              {"sh", "-c", "ulimit -n 64 && exec \"$@\"", "sh"});
+  std::vector<ipc::TcpSocket> silent;
+  for (int i = 0; i < 120; ++i) silent.push_back(serve.connect());
+  std::this_thread::sleep_for(500ms);  // the server has run into its limit
+
+  const pid_t pid = serve.process().process().pid();
+  const double before = cpu_seconds(pid);
+  std::this_thread::sleep_for(1s);
+  const double used = cpu_seconds(pid) - before;
+  EXPECT_LT(used, 0.1) << "the server used " << used << " s of CPU in 1 s while out of descriptors";
+
+  auto client = serve.connect();
+  send_all(client.fd(), R"({"jsonrpc":"2.0","method":"subtract","params":[3,1],"id":1})"
+                        "\n");
+  EXPECT_CONTAINS(read_until(client.fd(), "\n", 5s), R"("result":2)");
+
+  const std::string errors = serve.process().errors();
+  std::size_t reports = 0;
+  for (auto at = errors.find("out of file descriptors"); at != std::string::npos;
+       at = errors.find("out of file descriptors", at + 1))
+    ++reports;
+  EXPECT_EQ(reports, 1u) << "reported once per interval, not once per failed accept:\n" << errors;
 }
 
 }  // namespace
