@@ -4,8 +4,11 @@
 // ...), so one port serves them all.
 #pragma once
 
+#include <sys/types.h>
+
 #include <chrono>
 #include <cstddef>
+#include <functional>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -70,6 +73,20 @@ struct ServerOptions {
   // no longer than this. After the first call the idle and request timeouts
   // apply. 0: no bound but those. Not applied to serve_stdio()'s peer.
   std::chrono::milliseconds handshake_timeout{5'000};
+  // Permission bits of the socket files of unix: and shm+unix: listeners,
+  // whatever the umask: 0600, the server's user only; 0660, its group too;
+  // 0666, anyone. An abstract socket (unix:@name, shm+unix:@name) has no
+  // file: a peer is admitted by the same bits held against its credentials
+  // (SO_PEERCRED): its uid the server's, its gid the server's with group
+  // permission, anyone with others' permission; anyone else is closed at
+  // once. REQUIRES: bits of 0777 only, the owner's read and write among them
+  // (listen() throws Error otherwise).
+  mode_t unix_socket_mode = 0600;
+  // Where the server reports trouble it handles itself, one line each (no
+  // newline): running out of file descriptors, peers an abstract socket
+  // refused. Each kind at most once per 10 s, with how often it happened
+  // meanwhile. Called on the server's threads. Empty: standard error.
+  std::function<void(std::string_view line)> log;
 
   // Each protocol's own.
   GrpcServerOptions grpc;
