@@ -45,7 +45,12 @@ struct JsonRpcServerOptions {
 struct ServerOptions {
   // Threads running handlers and I/O; 0: one per CPU.
   std::size_t threads = 0;
-  // Connections open at once; more are accepted and closed at once.
+  // Connections open at once over tcp and unix listeners (shm+unix:
+  // clients are counted apart, up to the same number). At the limit a new
+  // connection takes the slot of the one idle longest (one between calls,
+  // or one that has not yet brought its first call), which is closed
+  // (HTTP/2: GOAWAY); only when every connection is busy is the new one
+  // closed at once.
   std::size_t max_connections = 1024;
   // Calls one connection may have running at once, where its protocol lets
   // replies come back in any order (JSON-RPC over lines or Content-Length
@@ -54,8 +59,9 @@ struct ServerOptions {
   std::size_t max_calls_per_connection = 32;
   // Largest request (HTTP body, JSON text, framed message).
   std::size_t max_message_bytes = 16 << 20;
-  // A request must arrive whole within this time once it has started, and an
-  // idle connection is closed after idle_timeout.
+  // A request must arrive whole within this time once it has started, and a
+  // connection idle (between calls) this long is closed; before its first
+  // call, handshake_timeout bounds a connection as well.
   std::chrono::milliseconds request_timeout{10'000};
   std::chrono::milliseconds idle_timeout{300'000};
   // The longest any call may run, in every protocol: its deadline is the
