@@ -103,6 +103,7 @@ int serve() {
   options.idle_timeout = std::chrono::milliseconds(settings.idle_timeout_ms);
   options.request_timeout = std::chrono::milliseconds(settings.request_timeout_ms);
   options.call_timeout = std::chrono::milliseconds(settings.call_timeout_ms);
+  options.log = [](std::string_view line) { fmt::print(stderr, "conduit serve: {}\n", line); };
   for (const auto& protocol : rpc::protocols())
     for (const rpc::ServeFlag& flag : protocol->serve_flags())
       if (auto given = settings.protocol_flags.find(flag.name);

@@ -7,6 +7,7 @@
 #include <boost/asio/strand.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <condition_variable>
+#include <cstdio>
 #include <future>
 #include <list>
 #include <mutex>
@@ -161,18 +162,23 @@ class Server::Impl {
       throw InvalidUri(
           "stdio: a server serves its stdin and stdout with serve_stdio(), not listen()");
     auto listener = std::make_shared<transport::Listener>(io_, address);
+    transport::Listener::Handlers handlers;
+    handlers.executor_for = [this] { return connection_executor(); };
+    handlers.on_stream = [this](std::unique_ptr<ByteStream> stream,
+                                asio::any_io_executor executor) {
+      admit(std::move(stream), executor);
+    };
+    handlers.on_shm = [this](ipc::FileDescriptor socket, Peer peer) {
+      start_shm_session(std::move(socket), std::move(peer));
+    };
+    handlers.make_room = [this] {
+      std::lock_guard lock(mutex_);
+      return close_idle_longest_locked();
+    };
+    handlers.report = [this](std::string_view line) { report(line); };
     std::lock_guard lock(mutex_);
     listeners_.push_back(listener);
-    asio::co_spawn(io_,
-                   listener->accept(
-                       [this] { return connection_executor(); },
-                       [this](std::unique_ptr<ByteStream> stream, asio::any_io_executor executor) {
-                         admit(std::move(stream), executor);
-                       },
-                       [this](ipc::FileDescriptor socket, Peer peer) {
-                         start_shm_session(std::move(socket), std::move(peer));
-                       }),
-                   asio::detached);
+    asio::co_spawn(io_, listener->accept(std::move(handlers)), asio::detached);
     return listener->uri();
   }
 
@@ -411,6 +417,14 @@ class Server::Impl {
         chosen->close();
     });
     return true;
+  }
+
+  void report(std::string_view line) {
+    if (options_.log) {
+      options_.log(line);
+      return;
+    }
+    std::fprintf(stderr, "conduit: %.*s\n", static_cast<int>(line.size()), line.data());
   }
 
   void track(const std::shared_ptr<Connection>& connection) {

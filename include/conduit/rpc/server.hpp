@@ -50,7 +50,8 @@ struct ServerOptions {
   // connection takes the slot of the one idle longest (one between calls,
   // or one that has not yet brought its first call), which is closed
   // (HTTP/2: GOAWAY); only when every connection is busy is the new one
-  // closed at once.
+  // closed at once. Running out of file descriptors before the limit is met
+  // the same way.
   std::size_t max_connections = 1024;
   // Calls one connection may have running at once, where its protocol lets
   // replies come back in any order (JSON-RPC over lines or Content-Length
