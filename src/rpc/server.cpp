@@ -161,7 +161,7 @@ class Server::Impl {
     if (address.kind == transport::Kind::stdio)
       throw InvalidUri(
           "stdio: a server serves its stdin and stdout with serve_stdio(), not listen()");
-    auto listener = std::make_shared<transport::Listener>(io_, address);
+    auto listener = std::make_shared<transport::Listener>(io_, address, options_.unix_socket_mode);
     transport::Listener::Handlers handlers;
     handlers.executor_for = [this] { return connection_executor(); };
     handlers.on_stream = [this](std::unique_ptr<ByteStream> stream,

@@ -10,6 +10,7 @@
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
+#include <cstdio>
 #include <tuple>
 
 #include "conduit/error.hpp"
@@ -65,6 +66,12 @@ std::string descriptor_limit() {
   return std::to_string(limit.rlim_cur);
 }
 
+std::string octal(mode_t mode) {
+  char text[16];
+  std::snprintf(text, sizeof text, "%04o", static_cast<unsigned>(mode));
+  return text;
+}
+
 ipc::FileDescriptor open_reserve() {
   return ipc::FileDescriptor(::open("/dev/null", O_RDONLY | O_CLOEXEC));
 }
@@ -85,8 +92,8 @@ std::optional<std::string> Throttle::note(std::string_view what) {
   return line;
 }
 
-Listener::Listener(asio::io_context& io, const Address& address)
-    : address_(address), reserve_(open_reserve()) {
+Listener::Listener(asio::io_context& io, const Address& address, mode_t socket_mode)
+    : address_(address), socket_mode_(socket_mode), reserve_(open_reserve()) {
   if (address.kind == Kind::tcp) {
     error_code error;
     auto ip = asio::ip::make_address(address.host, error);
@@ -109,9 +116,15 @@ Listener::Listener(asio::io_context& io, const Address& address)
   }
   if (address.kind != Kind::unix_socket && address.kind != Kind::shm)
     throw InvalidUri(address.uri() + ": not an address a server listens on with a socket");
-  bound_ =
-      ipc::BoundUnixSocket::bind(ipc::UnixAddress::parse(address.path), ipc::UnixSocketType::stream,
-                                 asio::socket_base::max_listen_connections);
+  if ((socket_mode & ~mode_t{0777}) != 0 || (socket_mode & 0600) != 0600)
+    throw Error(address.uri() + ": socket mode " + octal(socket_mode) +
+                " is not permission bits that leave the owner read and write permission; give "
+                "one such as 0600 (this user), 0660 (and its group) or 0666 (anyone)");
+  const ipc::UnixAddress unix_address = ipc::UnixAddress::parse(address.path);
+  abstract_ = unix_address.abstract();
+  // The mode is set between bind and listen, before anyone can connect.
+  bound_ = ipc::BoundUnixSocket::bind(unix_address, ipc::UnixSocketType::stream,
+                                      asio::socket_base::max_listen_connections, socket_mode);
   local_.emplace(io);
   error_code error;
   local_->assign(local(), ::dup(bound_.fd()), error);
@@ -147,6 +160,23 @@ asio::awaitable<void> Listener::accept(Handlers handlers) {
       if (!error) {
         backoff = std::chrono::milliseconds(0);
         Peer peer = unix_peer(socket.native_handle(), uri_);
+        if (!admits(peer)) {
+          const std::string who = peer.credentials
+                                      ? "uid " + std::to_string(peer.credentials->uid) + " (pid " +
+                                            std::to_string(peer.credentials->pid) + ")"
+                                      : "a peer whose credentials could not be read";
+          const std::string admitted =
+              (socket_mode_ & 0020) != 0
+                  ? "uid " + std::to_string(::geteuid()) + " and gid " +
+                        std::to_string(::getegid()) + " only; socket mode 0666 admits anyone"
+                  : "uid " + std::to_string(::geteuid()) +
+                        " only; socket mode 0660 admits its group too, 0666 anyone";
+          if (auto line = refused_.note(uri_ + ": refused a connection from " + who +
+                                        ": this abstract socket admits " + admitted))
+            if (handlers.report) handlers.report(*line);
+          socket.close(error);  // after the report: a peer that saw it closed finds it made
+          continue;
+        }
         if (address_.kind == Kind::shm) {
           handlers.on_shm(ipc::FileDescriptor(socket.release()), std::move(peer));
         } else {
@@ -208,6 +238,14 @@ std::size_t Listener::turn_away_waiting() {
 
 int Listener::native_handle() {
   return tcp_ ? tcp_->native_handle() : local_->native_handle();
+}
+
+bool Listener::admits(const Peer& peer) const {
+  if (!abstract_) return true;
+  if (!peer.credentials) return false;
+  if (socket_mode_ & 0002) return true;
+  if (peer.credentials->uid == ::geteuid()) return true;
+  return (socket_mode_ & 0020) != 0 && peer.credentials->gid == ::getegid();
 }
 
 void Listener::close() {

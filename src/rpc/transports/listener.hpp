@@ -4,6 +4,8 @@
 // when the listener goes.
 #pragma once
 
+#include <sys/types.h>
+
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
@@ -64,10 +66,14 @@ class Listener {
 
   static constexpr std::chrono::seconds kReportInterval{10};
 
-  // Binds and listens on `address` (tcp, unix_socket or shm). Throws
-  // InvalidUri (a tcp host that is not an IP address) or SystemError naming
-  // the address (in use, a path that is not a socket, no permission).
-  Listener(asio::io_context& io, const Address& address);
+  // Binds and listens on `address` (tcp, unix_socket or shm). A UNIX
+  // socket's file gets the permission bits `socket_mode`; an abstract
+  // socket, which has none, admits peers by the same bits held against
+  // their credentials (owner: the server's uid; group: its gid; others:
+  // anyone). Throws InvalidUri (a tcp host that is not an IP address) or
+  // SystemError naming the address (in use, a path that is not a socket, no
+  // permission).
+  Listener(asio::io_context& io, const Address& address, mode_t socket_mode);
   ~Listener();
   Listener(const Listener&) = delete;
   Listener& operator=(const Listener&) = delete;
@@ -89,6 +95,9 @@ class Listener {
   void close();
 
  private:
+  // Whether `peer` may connect: always through a socket file (its mode has
+  // decided), by its credentials on an abstract socket.
+  bool admits(const Peer& peer) const;
   // After an accept failed for want of descriptors: makes room, reports,
   // and waits before the next try (`backoff`, doubled up to a second).
   asio::awaitable<void> wait_for_descriptors(const Handlers& handlers,
@@ -99,11 +108,14 @@ class Listener {
 
   Address address_;
   std::string uri_;
+  mode_t socket_mode_;
+  bool abstract_ = false;
   std::optional<asio::ip::tcp::acceptor> tcp_;
   std::optional<asio::local::stream_protocol::acceptor> local_;
   ipc::BoundUnixSocket bound_;  // owns the socket file
   ipc::FileDescriptor reserve_;
   Throttle out_of_descriptors_{kReportInterval};
+  Throttle refused_{kReportInterval};
 };
 
 }  // namespace conduit::rpc::transport
