@@ -24,13 +24,20 @@ namespace conduit::cli {
 
 namespace {
 
+const rpc::ServerOptions kDefaults;
+
 struct RpcSettings {
   std::vector<std::string> listen;
-  std::size_t threads = 0;
-  std::size_t max_connections = 1024;
-  std::size_t max_message_bytes = 16 << 20;
-  long request_timeout_ms = 10'000;
-  long call_timeout_ms = 0;
+  std::size_t threads = kDefaults.threads;
+  std::size_t max_connections = kDefaults.max_connections;
+  std::size_t max_calls_per_connection = kDefaults.max_calls_per_connection;
+  std::size_t max_message_bytes = kDefaults.max_message_bytes;
+  std::size_t shm_ring_bytes = kDefaults.shm_ring_bytes;
+  long handshake_timeout_ms = kDefaults.handshake_timeout.count();
+  long idle_timeout_ms = kDefaults.idle_timeout.count();
+  long request_timeout_ms = kDefaults.request_timeout.count();
+  long call_timeout_ms = kDefaults.call_timeout.count();
+  std::string socket_mode = fmt::format("{:o}", kDefaults.unix_socket_mode);
   // Each protocol's flags (ServeFlag), by name, as given.
   std::map<std::string, std::int64_t> protocol_flags;
   long grace_ms = 5'000;
@@ -90,9 +97,15 @@ int serve() {
   rpc::ServerOptions options;
   options.threads = settings.threads;
   options.max_connections = settings.max_connections;
+  options.max_calls_per_connection = settings.max_calls_per_connection;
   options.max_message_bytes = settings.max_message_bytes;
+  options.shm_ring_bytes = settings.shm_ring_bytes;
+  options.handshake_timeout = std::chrono::milliseconds(settings.handshake_timeout_ms);
+  options.idle_timeout = std::chrono::milliseconds(settings.idle_timeout_ms);
   options.request_timeout = std::chrono::milliseconds(settings.request_timeout_ms);
   options.call_timeout = std::chrono::milliseconds(settings.call_timeout_ms);
+  options.unix_socket_mode = static_cast<mode_t>(std::stoul(settings.socket_mode, nullptr, 8));
+  options.log = [](std::string_view line) { fmt::print(stderr, "conduit serve: {}\n", line); };
   for (const auto& protocol : rpc::protocols())
     for (const rpc::ServeFlag& flag : protocol->serve_flags())
       if (auto given = settings.protocol_flags.find(flag.name);
@@ -161,6 +174,36 @@ std::string serve_footer() {
   return text;
 }
 
+// Adds a flag of `conduit serve` that sets `value`, its default shown.
+template <typename T>
+void add_serve_option(const std::string& name, T& value, const std::string& help,
+                      const CLI::Validator& check) {
+  serve_command->add_option(name, value, help)->capture_default_str()->check(check);
+}
+
+// Power-of-two ring sizes, as ShmRing takes them.
+const CLI::Validator kRingSize(
+    [](const std::string& text) -> std::string {
+      std::size_t bytes = 0;
+      if (!CLI::detail::lexical_cast(text, bytes) || bytes < 4096 || (bytes & (bytes - 1)) != 0)
+        return "--shm-ring-size must be a power of two of at least 4096, not " + text;
+      return "";
+    },
+    "POWER OF 2");
+
+// Permission bits that leave the owner read and write permission.
+const CLI::Validator kSocketMode(
+    [](const std::string& text) -> std::string {
+      const bool octal = !text.empty() && text.size() <= 4 &&
+                         text.find_first_not_of("01234567") == std::string::npos;
+      if (!octal || (std::stoul(text, nullptr, 8) & 0600) != 0600)
+        return "--socket-mode takes octal permission bits that leave the owner read and write "
+               "permission, such as 600, 660 or 666, not " +
+               text;
+      return "";
+    },
+    "OCTAL");
+
 }  // namespace
 
 void add_rpc_commands(CLI::App& app) {
@@ -175,37 +218,63 @@ void add_rpc_commands(CLI::App& app) {
                        rpc::transport::address_forms(rpc::transport::Role::server))
       ->required();
   serve_command->add_option("--threads", settings.threads, "Threads (default: one per CPU)");
-  serve_command->add_option("--max-connections", settings.max_connections, "Connections at once")
-      ->capture_default_str();
+  add_serve_option("--max-connections", settings.max_connections,
+                   "Connections at once; at the limit the one idle longest is closed to make\n"
+                   "room, and a new one is turned away only when all are busy",
+                   CLI::PositiveNumber);
+  add_serve_option("--max-calls-per-connection", settings.max_calls_per_connection,
+                   "Calls one connection may have running at once (JSON-RPC over lines and\n"
+                   "Content-Length framing; HTTP/1.1 runs one at a time)",
+                   CLI::PositiveNumber);
   serve_command
       ->add_option("--max-message-size", settings.max_message_bytes,
                    "Largest request in bytes (an HTTP body, a JSON text, a framed message)")
       ->capture_default_str();
+  add_serve_option("--shm-ring-size", settings.shm_ring_bytes,
+                   "Bytes of each of the two rings a shm+unix: client gets (a power of two,\n"
+                   "at least 4096; a message may take half)",
+                   kRingSize);
   for (const auto& protocol : rpc::protocols()) {
     for (const rpc::ServeFlag& flag : protocol->serve_flags()) {
-      const rpc::ServerOptions defaults;
       auto* option =
           serve_command
               ->add_option_function<std::int64_t>(
                   flag.name,
                   [name = flag.name](std::int64_t value) { settings.protocol_flags[name] = value; },
                   flag.help)
-              ->default_str(std::to_string(flag.get(defaults)));
+              ->default_str(std::to_string(flag.get(kDefaults)));
       option->check(flag.check == rpc::ServeFlag::Check::positive ? CLI::PositiveNumber
                                                                   : CLI::NonNegativeNumber);
     }
   }
-  serve_command
-      ->add_option("--request-timeout", settings.request_timeout_ms,
-                   "Milliseconds a started request has to arrive whole")
-      ->capture_default_str()
-      ->check(CLI::PositiveNumber);
-  serve_command
-      ->add_option("--call-timeout", settings.call_timeout_ms,
-                   "Milliseconds any call may run, in every protocol, before it ends\n"
-                   "DEADLINE_EXCEEDED (0: no limit but the client's own deadline)")
-      ->capture_default_str()
-      ->check(CLI::NonNegativeNumber);
+  // The timeouts, in milliseconds.
+  const struct {
+    const char* name;
+    long* value;
+    const char* help;
+    const CLI::Validator* check;
+  } timeouts[] = {
+      {"--handshake-timeout", &settings.handshake_timeout_ms,
+       "Milliseconds a new connection has to bring its first whole call before it\n"
+       "is closed (0: only the idle and request timeouts bound it)",
+       &CLI::NonNegativeNumber},
+      {"--idle-timeout", &settings.idle_timeout_ms,
+       "Milliseconds a connection may wait between calls before it is closed",
+       &CLI::PositiveNumber},
+      {"--request-timeout", &settings.request_timeout_ms,
+       "Milliseconds a started request has to arrive whole", &CLI::PositiveNumber},
+      {"--call-timeout", &settings.call_timeout_ms,
+       "Milliseconds any call may run, in every protocol, before it ends\n"
+       "DEADLINE_EXCEEDED (0: no limit but the client's own deadline)",
+       &CLI::NonNegativeNumber},
+  };
+  for (const auto& timeout : timeouts)
+    add_serve_option(timeout.name, *timeout.value, timeout.help, *timeout.check);
+  add_serve_option("--socket-mode", settings.socket_mode,
+                   "Permissions of unix: and shm+unix: socket files, in octal, whatever the\n"
+                   "umask: 600 this user only, 660 its group too, 666 anyone. An abstract\n"
+                   "socket (unix:@name) admits peers by the same bits, from their credentials",
+                   kSocketMode);
   serve_command
       ->add_option("--grace", settings.grace_ms,
                    "Milliseconds calls in flight get to finish on SIGTERM")

@@ -64,8 +64,9 @@ CallContext make_call_context(const ServerOptions& options, std::string_view pro
   return context;
 }
 
-CallContext make_call_context(const Connection& connection, std::string_view protocol,
+CallContext make_call_context(Connection& connection, std::string_view protocol,
                               std::optional<std::chrono::nanoseconds> timeout) {
+  connection.end_handshake();
   CallContext context(connection.cancellation());
   context.protocol = std::string(protocol);
   context.peer = connection.peer();

@@ -26,7 +26,8 @@ namespace conduit::rpc {
 // The context of a call arriving on `connection` in `protocol`: the peer,
 // the connection's cancellation (cancelled when the connection is cut off),
 // and the deadline (see above; `timeout` is the client's, if it gave one).
-CallContext make_call_context(const Connection& connection, std::string_view protocol,
+// The connection's first call ends its handshake (Connection::handshaking).
+CallContext make_call_context(Connection& connection, std::string_view protocol,
                               std::optional<std::chrono::nanoseconds> timeout = std::nullopt);
 // The same for a call whose carrier is not a Connection (a shared-memory
 // link's message): its peer and cancellation given.

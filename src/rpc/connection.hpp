@@ -111,7 +111,30 @@ class Connection : public std::enable_shared_from_this<Connection> {
   bool stopping() const { return stopping_.load(); }
   // Between requests (the server may close the connection at once).
   bool idle() const { return idle_.load(); }
-  void set_idle(bool idle) { idle_.store(idle); }
+  // On the connection's executor.
+  void set_idle(bool idle) {
+    if (idle_.load(std::memory_order_relaxed) == idle) return;
+    if (idle) idle_since_.store(Clock::now().time_since_epoch().count(), std::memory_order_relaxed);
+    idle_.store(idle);
+  }
+  // When the connection last became idle (when it was accepted, if it has
+  // not been busy since). Any thread.
+  std::chrono::steady_clock::time_point idle_since() const {
+    return Clock::time_point(Clock::duration(idle_since_.load(std::memory_order_relaxed)));
+  }
+  // The handshake: from its acceptance until its first call (which
+  // make_call_context marks), a connection's reads are bounded by
+  // ServerOptions::handshake_timeout too. Any thread.
+  bool handshaking() const { return handshaking_.load(std::memory_order_relaxed); }
+  void end_handshake() { handshaking_.store(false, std::memory_order_relaxed); }
+  // Whether the server may close this connection to make room for another
+  // (not a stdio peer); set before it is served.
+  bool may_make_room() const { return may_make_room_; }
+  void keep_open_for_room() { may_make_room_ = false; }
+  // Whether the server has chosen this connection to close to make room
+  // (it is on its way out). Under the server's lock.
+  bool closing_for_room() const { return closing_for_room_; }
+  void close_for_room() { closing_for_room_ = true; }
   // What the server does to an idle connection when it shuts down, on the
   // connection's executor: close() unless the protocol says goodbye its own
   // way first (HTTP/2's GOAWAY), with set_on_shutdown().
@@ -136,19 +159,28 @@ class Connection : public std::enable_shared_from_this<Connection> {
   const ServerOptions& options_;
   const std::atomic<bool>& stopping_;
   CallThreads& call_threads_;
+  using Clock = std::chrono::steady_clock;
   std::atomic<bool> idle_{true};
+  std::atomic<Clock::rep> idle_since_{Clock::now().time_since_epoch().count()};
+  std::atomic<bool> handshaking_{true};
+  bool may_make_room_ = true;
+  bool closing_for_room_ = false;
   std::shared_ptr<std::atomic<bool>> cancelled_ = std::make_shared<std::atomic<bool>>(false);
   void set_timer(std::chrono::steady_clock::time_point expiry);
   void on_timer();
+  std::chrono::steady_clock::time_point deadline_in_force() const;
   static constexpr std::chrono::steady_clock::time_point kNoDeadline =
       std::chrono::steady_clock::time_point::max();
   // The deadline of the read waiting, or kNoDeadline.
   std::chrono::steady_clock::time_point deadline_ = kNoDeadline;
   // Set by the first read of a request's rest; kNoDeadline between requests.
   std::chrono::steady_clock::time_point request_deadline_ = kNoDeadline;
+  // Accepted + ServerOptions::handshake_timeout, or kNoDeadline.
+  std::chrono::steady_clock::time_point handshake_deadline_ = kNoDeadline;
   bool timer_set_ = false;
   std::chrono::steady_clock::time_point timer_expiry_;
   bool timed_out_ = false;
+  bool timed_out_in_handshake_ = false;
 };
 
 }  // namespace conduit::rpc

@@ -8,6 +8,7 @@
 #include <boost/asio/strand.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <condition_variable>
+#include <cstdio>
 #include <future>
 #include <list>
 #include <mutex>
@@ -38,7 +39,10 @@ Connection::Connection(std::unique_ptr<ByteStream> stream, asio::any_io_executor
       services_(services),
       options_(options),
       stopping_(stopping),
-      call_threads_(call_threads) {}
+      call_threads_(call_threads) {
+  if (options.handshake_timeout.count() > 0)
+    handshake_deadline_ = std::chrono::steady_clock::now() + options.handshake_timeout;
+}
 
 asio::awaitable<std::size_t> Connection::read_some(asio::mutable_buffer into, Awaiting awaiting) {
   // Setting a timer is a system call, and this runs for every request: the
@@ -57,13 +61,18 @@ asio::awaitable<std::size_t> Connection::read_some(asio::mutable_buffer into, Aw
     if (request_deadline_ == kNoDeadline) request_deadline_ = now + timeout;
     deadline_ = request_deadline_;
   }
-  if (!timer_set_ || deadline_ < timer_expiry_) set_timer(deadline_);
+  const auto expiry = deadline_in_force();
+  if (!timer_set_ || expiry < timer_expiry_) set_timer(expiry);
   std::size_t n = 0;
   try {
     n = co_await stream_->read_some(into);
   } catch (const boost::system::system_error&) {
     deadline_ = kNoDeadline;
     if (timed_out_) {
+      if (timed_out_in_handshake_)
+        throw TimedOut("no whole call within " +
+                       std::to_string(options_.handshake_timeout.count()) +
+                       " ms of connecting (handshake timeout)");
       throw TimedOut(awaiting == Awaiting::next_request
                          ? "idle for " + std::to_string(timeout.count()) + " ms (idle timeout)"
                          : "the request was not whole within " + std::to_string(timeout.count()) +
@@ -73,6 +82,15 @@ asio::awaitable<std::size_t> Connection::read_some(asio::mutable_buffer into, Aw
   }
   deadline_ = kNoDeadline;
   co_return n;
+}
+
+// The first call may come while a read waits (calls run on other threads),
+// so whether the handshake bounds the read is asked each time the timer
+// fires.
+std::chrono::steady_clock::time_point Connection::deadline_in_force() const {
+  if (deadline_ != kNoDeadline && handshaking() && handshake_deadline_ < deadline_)
+    return handshake_deadline_;
+  return deadline_;
 }
 
 void Connection::set_timer(std::chrono::steady_clock::time_point expiry) {
@@ -90,12 +108,14 @@ void Connection::set_timer(std::chrono::steady_clock::time_point expiry) {
 
 void Connection::on_timer() {
   timer_set_ = false;
-  if (deadline_ == kNoDeadline) return;
-  if (std::chrono::steady_clock::now() < deadline_) {
-    set_timer(deadline_);
+  const auto expiry = deadline_in_force();
+  if (expiry == kNoDeadline) return;
+  if (std::chrono::steady_clock::now() < expiry) {
+    set_timer(expiry);
     return;
   }
   timed_out_ = true;
+  timed_out_in_handshake_ = expiry != deadline_;
   stream_->close();
 }
 
@@ -142,19 +162,24 @@ class Server::Impl {
     if (address.kind == transport::Kind::stdio)
       throw InvalidUri(
           "stdio: a server serves its stdin and stdout with serve_stdio(), not listen()");
-    auto listener = std::make_shared<transport::Listener>(io_, address);
+    auto listener = std::make_shared<transport::Listener>(io_, address, options_.unix_socket_mode);
+    transport::Listener::Handlers handlers;
+    handlers.executor_for = [this] { return connection_executor(); };
+    handlers.on_stream = [this](std::unique_ptr<ByteStream> stream,
+                                asio::any_io_executor executor) {
+      admit(std::move(stream), executor);
+    };
+    handlers.on_shm = [this](ipc::FileDescriptor socket, Peer peer) {
+      start_shm_session(std::move(socket), std::move(peer));
+    };
+    handlers.make_room = [this] {
+      std::lock_guard lock(mutex_);
+      return close_idle_longest_locked();
+    };
+    handlers.report = [this](std::string_view line) { report(line); };
     std::lock_guard lock(mutex_);
     listeners_.push_back(listener);
-    asio::co_spawn(io_,
-                   listener->accept(
-                       [this] { return connection_executor(); },
-                       [this](std::unique_ptr<ByteStream> stream, asio::any_io_executor executor) {
-                         admit(std::move(stream), executor);
-                       },
-                       [this](ipc::FileDescriptor socket, Peer peer) {
-                         start_shm_session(std::move(socket), std::move(peer));
-                       }),
-                   asio::detached);
+    asio::co_spawn(io_, listener->accept(std::move(handlers)), asio::detached);
     return listener->uri();
   }
 
@@ -169,6 +194,10 @@ class Server::Impl {
     auto connection = std::make_shared<Connection>(
         std::make_unique<transport::StdioStream>(executor, in, out), executor, io_.get_executor(),
         services_, options_, stopping_, call_threads_);
+    // The parent that spawned the server is its one peer here: neither
+    // bounded by the handshake time nor closed to make room for others.
+    connection->end_handshake();
+    connection->keep_open_for_room();
     std::promise<void> done;
     auto finished = done.get_future();
     track(connection);
@@ -255,7 +284,11 @@ class Server::Impl {
       if (stopping_) link.cancel();
       link.wait_until_attached(options_.shm_attach_timeout);
       const MessageProtocol* protocol = nullptr;
-      while (auto message = link.receive()) {
+      // The first message, which must come within the handshake time.
+      auto message = link.receive(options_.handshake_timeout.count() > 0
+                                      ? std::chrono::nanoseconds(options_.handshake_timeout)
+                                      : ipc::kWaitForever);
+      for (; message; message = link.receive()) {
         if (!protocol) {
           for (const auto& candidate : message_protocols())
             if (candidate->match(*message)) protocol = candidate.get();
@@ -358,10 +391,13 @@ class Server::Impl {
       if (session->thread.joinable()) session->thread.join();
   }
 
+  // At the connection limit a new connection takes the slot of the one
+  // idle longest; it is turned away only when every other one is busy.
   void admit(std::unique_ptr<ByteStream> stream, asio::any_io_executor executor) {
     {
       std::lock_guard lock(mutex_);
-      if (connections_.size() >= options_.max_connections || stopping_) {
+      if (stopping_ ||
+          (connections_.size() >= options_.max_connections && !close_idle_longest_locked())) {
         stream->close();
         return;
       }
@@ -370,6 +406,36 @@ class Server::Impl {
                                                    services_, options_, stopping_, call_threads_);
     track(connection);
     asio::co_spawn(executor, serve(connection), asio::detached);
+  }
+
+  // Closes the connection idle longest, on its executor: one between
+  // requests, or one that has not yet brought its first call (idle since it
+  // was accepted). False when there is none. REQUIRES: mutex_ held.
+  bool close_idle_longest_locked() {
+    std::shared_ptr<Connection> chosen;
+    for (const auto& connection : connections_) {
+      if (!connection->may_make_room() || connection->closing_for_room() ||
+          !(connection->idle() || connection->handshaking()))
+        continue;
+      if (!chosen || connection->idle_since() < chosen->idle_since()) chosen = connection;
+    }
+    if (!chosen) return false;
+    chosen->close_for_room();
+    chosen->post([chosen] {
+      if (chosen->idle())
+        chosen->shut_down_idle();  // a protocol's goodbye, such as GOAWAY
+      else
+        chosen->close();
+    });
+    return true;
+  }
+
+  void report(std::string_view line) {
+    if (options_.log) {
+      options_.log(line);
+      return;
+    }
+    std::fprintf(stderr, "conduit: %.*s\n", static_cast<int>(line.size()), line.data());
   }
 
   void track(const std::shared_ptr<Connection>& connection) {

@@ -3,10 +3,9 @@
 // graceful shutdown. Clients are conduit's and raw sockets.
 #include <gtest/gtest.h>
 #include <poll.h>
+#include <rapidjson/document.h>
 #include <sys/socket.h>
 #include <unistd.h>
-
-#include <rapidjson/document.h>
 
 #include <thread>
 
@@ -25,6 +24,7 @@ namespace conduit::rpc {
 namespace {
 
 using namespace std::chrono_literals;
+using testing::ms_until_closed;
 using testing::read_until_closed;
 using testing::send_all;
 using testing::TempDir;
@@ -147,9 +147,11 @@ TEST_F(JsonRpcServer, ReconnectsAfterTheServerClosedAnIdleConnection) {
 
 TEST_F(JsonRpcServer, InvalidJsonGetsAParseErrorAndTheConnectionGoesOn) {
   auto socket = raw();
-  send_all(socket.fd(), "{\"jsonrpc\": \"2.0\", \"method\": \"foobar, \"params\": \"bar\", \"baz]\n");
+  send_all(socket.fd(),
+           "{\"jsonrpc\": \"2.0\", \"method\": \"foobar, \"params\": \"bar\", \"baz]\n");
   EXPECT_EQ(error_code_of(read_line(socket.fd())), -32700);
-  send_all(socket.fd(), R"({"jsonrpc":"2.0","method":"subtract","params":[42,23],"id":7})" "\n");
+  send_all(socket.fd(), R"({"jsonrpc":"2.0","method":"subtract","params":[42,23],"id":7})"
+                        "\n");
   EXPECT_CONTAINS(read_line(socket.fd()), R"("result":19)");
 }
 
@@ -191,7 +193,8 @@ TEST_F(JsonRpcServer, ClientThatDisconnectsMidCallLeavesTheServerServing) {
   }
   {
     auto socket = raw();
-    send_all(socket.fd(), R"({"jsonrpc":"2.0","method":"sum","params":[1,2],"id":1})" "\n");
+    send_all(socket.fd(), R"({"jsonrpc":"2.0","method":"sum","params":[1,2],"id":1})"
+                          "\n");
     ::shutdown(socket.fd(), SHUT_RDWR);
   }
   expect_still_serving();
@@ -223,9 +226,10 @@ TEST_F(JsonRpcServer, HttpRoutesAndMediaTypesAreChecked) {
 TEST_F(JsonRpcServer, NotificationOnlyHttpRequestGets204) {
   auto socket = raw();
   std::string body = R"({"jsonrpc":"2.0","method":"update","params":[1]})";
-  send_all(socket.fd(), "POST /jsonrpc HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
-                        "Content-Length: " +
-                            std::to_string(body.size()) + "\r\nConnection: close\r\n\r\n" + body);
+  send_all(socket.fd(),
+           "POST /jsonrpc HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+           "Content-Length: " +
+               std::to_string(body.size()) + "\r\nConnection: close\r\n\r\n" + body);
   std::string reply = read_until_closed(socket.fd());
   EXPECT_EQ(reply.rfind("HTTP/1.1 204", 0), 0u) << reply;
 }
@@ -358,18 +362,6 @@ class JsonRpcTimeouts : public ::testing::Test {
            ::recv(fd, &c, 1, 0) == 1)
       reply += c;
     return reply;
-  }
-
-  // Milliseconds until the server hangs up on `fd` (at most 5 s).
-  static long long ms_until_closed(int fd) {
-    auto started = std::chrono::steady_clock::now();
-    char chunk[256];
-    pollfd ready{fd, POLLIN, 0};
-    while (::poll(&ready, 1, 5000) == 1 && ::recv(fd, chunk, sizeof chunk, 0) > 0) {
-    }
-    return std::chrono::duration_cast<std::chrono::milliseconds>(
-               std::chrono::steady_clock::now() - started)
-        .count();
   }
 
   ServiceTable services_;

@@ -1,7 +1,7 @@
 // Helpers for tests on descriptors and filesystem nodes: whether a path
-// exists, waiting for readability, accepting a connection within a time
-// limit, sending text whole, and what this process holds (descriptors and
-// threads, as /proc lists them).
+// exists and its permission bits, waiting for readability, accepting a
+// connection within a time limit, sending text whole, and what this process
+// holds (descriptors and threads, as /proc lists them).
 #pragma once
 
 #include <gtest/gtest.h>
@@ -21,6 +21,13 @@ namespace conduit::testing {
 inline bool exists(const std::string& path) {
   struct stat st {};
   return ::lstat(path.c_str(), &st) == 0;
+}
+
+// Permission bits of what is at path (st_mode & 07777), or -1 when nothing is.
+inline int mode_of(const std::string& path) {
+  struct stat st {};
+  if (::lstat(path.c_str(), &st) != 0) return -1;
+  return static_cast<int>(st.st_mode & 07777);
 }
 
 // Waits at most timeout for fd to become readable.

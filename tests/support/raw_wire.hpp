@@ -50,4 +50,15 @@ inline std::string read_until_closed(int fd,
   return read_until(fd, {}, timeout);
 }
 
+// Milliseconds until the peer closes `fd` (what arrives meanwhile is
+// dropped), or about `timeout` when it never does.
+inline long long ms_until_closed(int fd,
+                                 std::chrono::milliseconds timeout = std::chrono::seconds(5)) {
+  const auto started = std::chrono::steady_clock::now();
+  read_until_closed(fd, timeout);
+  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() -
+                                                               started)
+      .count();
+}
+
 }  // namespace conduit::testing

@@ -63,10 +63,10 @@ CommandResult run_command(const std::vector<std::string>& argv, std::chrono::mil
   return result;
 }
 
-EchoServer::EchoServer(const std::string& uri) {
+ServerProcess::ServerProcess(const std::vector<std::string>& argv) {
   ipc::PipePair err = ipc::PipePair::create();
   ipc::SpawnOptions options;
-  options.argv = {conduit_binary(), "ipc", "serve", uri};
+  options.argv = argv;
   options.stderr_fd = err.write_end.get();
   process_ = ipc::Process::spawn(options);
   err.write_end.reset();
@@ -78,27 +78,31 @@ EchoServer::EchoServer(const std::string& uri) {
     auto at = captured_.find(marker);
     return at != std::string::npos && captured_.find('\n', at) != std::string::npos;
   });
-  if (!ready) throw std::runtime_error("echo server for " + uri + " did not start: " + captured_);
+  if (!ready) {
+    std::string command;
+    for (const std::string& arg : argv) command += (command.empty() ? "" : " ") + arg;
+    throw std::runtime_error("'" + command + "' did not start: " + captured_);
+  }
   auto start = captured_.find(marker) + marker.size();
   uri_ = captured_.substr(start, captured_.find('\n', start) - start);
 }
 
-EchoServer::~EchoServer() {
+ServerProcess::~ServerProcess() {
   if (process_.running()) stop();
 }
 
-ipc::ExitStatus EchoServer::stop() {
+ipc::ExitStatus ServerProcess::stop() {
   process_.kill(SIGTERM);
   auto status = process_.wait_for(std::chrono::seconds(10));
   if (!status) {
-    ADD_FAILURE() << "echo server ignored SIGTERM";
+    ADD_FAILURE() << "the server ignored SIGTERM";
     process_.kill(SIGKILL);
     return process_.wait();
   }
   return *status;
 }
 
-std::string EchoServer::errors() {
+std::string ServerProcess::errors() {
   drain(stderr_.get(), captured_);
   return captured_;
 }

@@ -156,13 +156,16 @@ CommandResult run_command(const std::vector<std::string>& argv,
                           std::chrono::milliseconds timeout = std::chrono::seconds(30),
                           const std::string& input = "");
 
-// A `conduit ipc serve URI` child, stopped with SIGTERM on destruction.
-class EchoServer {
+// A server child that announces "listening on ADDRESS" on stderr (`conduit
+// ipc serve`, `conduit serve`), stopped with SIGTERM on destruction.
+class ServerProcess {
  public:
-  // Starts the server and waits for its "listening on" line. uri() is the
+  // Starts argv and waits for its first "listening on" line. uri() is the
   // address it announced (with the real port for tcp://...:0).
-  explicit EchoServer(const std::string& uri);
-  ~EchoServer();
+  explicit ServerProcess(const std::vector<std::string>& argv);
+  ~ServerProcess();
+  ServerProcess(const ServerProcess&) = delete;
+  ServerProcess& operator=(const ServerProcess&) = delete;
 
   const std::string& uri() const { return uri_; }
   ipc::Process& process() { return process_; }
@@ -176,6 +179,13 @@ class EchoServer {
   ipc::FileDescriptor stderr_;
   std::string uri_;
   std::string captured_;
+};
+
+// A `conduit ipc serve URI` child.
+class EchoServer : public ServerProcess {
+ public:
+  explicit EchoServer(const std::string& uri)
+      : ServerProcess({conduit_binary(), "ipc", "serve", uri}) {}
 };
 
 }  // namespace conduit::testing

@@ -4,8 +4,11 @@
 // ...), so one port serves them all.
 #pragma once
 
+#include <sys/types.h>
+
 #include <chrono>
 #include <cstddef>
+#include <functional>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -42,7 +45,13 @@ struct JsonRpcServerOptions {
 struct ServerOptions {
   // Threads running handlers and I/O; 0: one per CPU.
   std::size_t threads = 0;
-  // Connections open at once; more are accepted and closed at once.
+  // Connections open at once over tcp and unix listeners (shm+unix:
+  // clients are counted apart, up to the same number). At the limit a new
+  // connection takes the slot of the one idle longest (one between calls,
+  // or one that has not yet brought its first call), which is closed
+  // (HTTP/2: GOAWAY); only when every connection is busy is the new one
+  // closed at once. Running out of file descriptors before the limit is met
+  // the same way.
   std::size_t max_connections = 1024;
   // Calls one connection may have running at once, where its protocol lets
   // replies come back in any order (JSON-RPC over lines or Content-Length
@@ -51,8 +60,9 @@ struct ServerOptions {
   std::size_t max_calls_per_connection = 32;
   // Largest request (HTTP body, JSON text, framed message).
   std::size_t max_message_bytes = 16 << 20;
-  // A request must arrive whole within this time once it has started, and an
-  // idle connection is closed after idle_timeout.
+  // A request must arrive whole within this time once it has started, and a
+  // connection idle (between calls) this long is closed; before its first
+  // call, handshake_timeout bounds a connection as well.
   std::chrono::milliseconds request_timeout{10'000};
   std::chrono::milliseconds idle_timeout{300'000};
   // The longest any call may run, in every protocol: its deadline is the
@@ -67,6 +77,28 @@ struct ServerOptions {
   // socket and the rings' memory, as every connected shm+unix: client does
   // until its socket hangs up (it closed the connection or died).
   std::chrono::milliseconds shm_attach_timeout{5'000};
+
+  // ---- Who may take a connection slot, and for how long ----
+  // A connection (tcp, unix, shm+unix) must bring its first whole call
+  // within handshake_timeout of being accepted, or it is closed: a client
+  // that connects and sends nothing, or only part of a request, holds a slot
+  // no longer than this. After the first call the idle and request timeouts
+  // apply. 0: no bound but those. Not applied to serve_stdio()'s peer.
+  std::chrono::milliseconds handshake_timeout{5'000};
+  // Permission bits of the socket files of unix: and shm+unix: listeners,
+  // whatever the umask: 0600, the server's user only; 0660, its group too;
+  // 0666, anyone. An abstract socket (unix:@name, shm+unix:@name) has no
+  // file: a peer is admitted by the same bits held against its credentials
+  // (SO_PEERCRED): its uid the server's, its gid the server's with group
+  // permission, anyone with others' permission; anyone else is closed at
+  // once. REQUIRES: bits of 0777 only, the owner's read and write among them
+  // (listen() throws Error otherwise).
+  mode_t unix_socket_mode = 0600;
+  // Where the server reports trouble it handles itself, one line each (no
+  // newline): running out of file descriptors, peers an abstract socket
+  // refused. Each kind at most once per 10 s, with how often it happened
+  // meanwhile. Called on the server's threads. Empty: standard error.
+  std::function<void(std::string_view line)> log;
 
   // Each protocol's own.
   GrpcServerOptions grpc;
