@@ -10,14 +10,14 @@
 
 #include "cli/exit_codes.hpp"
 #include "conduit/error.hpp"
-#include "conduit/rpc/server.hpp"
-#include "conduit/rpc/service.hpp"
-#include "rpc/protocol.hpp"
-#include "interop/echo_service.hpp"
 #include "conduit/rpc/grpc_health.hpp"
 #include "conduit/rpc/grpc_reflection.hpp"
+#include "conduit/rpc/server.hpp"
+#include "conduit/rpc/service.hpp"
+#include "interop/echo_service.hpp"
 #include "interop/grpc_testing.hpp"
 #include "interop/jsonrpc_examples.hpp"
+#include "rpc/protocol.hpp"
 #include "rpc/transports/address.hpp"
 
 namespace conduit::cli {
@@ -31,6 +31,7 @@ struct RpcSettings {
   std::size_t max_message_bytes = 16 << 20;
   long request_timeout_ms = 10'000;
   long call_timeout_ms = 0;
+  std::size_t max_streaming_calls = rpc::ServerOptions{}.max_streaming_calls;
   // Each protocol's flags (ServeFlag), by name, as given.
   std::map<std::string, std::int64_t> protocol_flags;
   long grace_ms = 5'000;
@@ -93,6 +94,7 @@ int serve() {
   options.max_message_bytes = settings.max_message_bytes;
   options.request_timeout = std::chrono::milliseconds(settings.request_timeout_ms);
   options.call_timeout = std::chrono::milliseconds(settings.call_timeout_ms);
+  options.max_streaming_calls = settings.max_streaming_calls;
   for (const auto& protocol : rpc::protocols())
     for (const rpc::ServeFlag& flag : protocol->serve_flags())
       if (auto given = settings.protocol_flags.find(flag.name);
@@ -206,6 +208,12 @@ void add_rpc_commands(CLI::App& app) {
                    "DEADLINE_EXCEEDED (0: no limit but the client's own deadline)")
       ->capture_default_str()
       ->check(CLI::NonNegativeNumber);
+  serve_command
+      ->add_option("--max-streaming-calls", settings.max_streaming_calls,
+                   "Streaming calls running at once, each on a thread of its own; one\n"
+                   "more ends RESOURCE_EXHAUSTED")
+      ->capture_default_str()
+      ->check(CLI::PositiveNumber);
   serve_command
       ->add_option("--grace", settings.grace_ms,
                    "Milliseconds calls in flight get to finish on SIGTERM")

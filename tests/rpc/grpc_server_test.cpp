@@ -291,17 +291,19 @@ class HoldingServer {
 };
 
 TEST(GrpcServer, StreamingCallsBeyondTheServersCapEndResourceExhausted) {
-  constexpr int kCalls = 300;  // more than the server lets run at once
+  constexpr int kCap = 40;
+  constexpr int kCalls = 100;
   ServerOptions options;
   options.threads = 2;
+  options.max_streaming_calls = kCap;
   HoldingServer server(options);
   const long threads_before = testing::proc_status("Threads");
   std::mutex mutex;
   std::vector<Status> ended;
   std::vector<std::vector<std::string>> responses(kCalls);
-  // Four connections: a connection carries at most 100 streams at once.
+  // Two connections: a connection carries at most 100 streams at once.
   std::vector<std::unique_ptr<GrpcChannel>> channels;
-  for (int i = 0; i < 4; ++i) channels.push_back(std::make_unique<GrpcChannel>(server.address()));
+  for (int i = 0; i < 2; ++i) channels.push_back(std::make_unique<GrpcChannel>(server.address()));
   for (int i = 0; i < kCalls; ++i) {
     CallOptions call;
     call.timeout = 20s;
@@ -328,12 +330,15 @@ TEST(GrpcServer, StreamingCallsBeyondTheServersCapEndResourceExhausted) {
         return static_cast<int>(ended.size()) == kCalls;
       },
       20s));
-  EXPECT_GT(refused_calls, 0) << holding << " streaming calls held a thread each at once";
-  EXPECT_LT(holding, kCalls);
-  EXPECT_LT(threads_held - threads_before, kCalls) << "threads grew with the calls";
+  EXPECT_EQ(holding, kCap) << "streaming calls that held a thread each at once";
+  EXPECT_EQ(refused_calls, kCalls - kCap);
+  EXPECT_LE(threads_held - threads_before, kCap + 8) << "threads grew with the calls";
   for (const Status& status : ended) {
-    if (status.code() != StatusCode::resource_exhausted)
+    if (status.code() == StatusCode::resource_exhausted) {
+      EXPECT_CONTAINS(status.message(), "max_streaming_calls");
+    } else {
       EXPECT_TRUE(status.ok()) << status.to_string();
+    }
   }
   // Once calls have ended, their threads are free again for new calls.
   std::vector<std::string> more;

@@ -63,6 +63,12 @@ struct ServerOptions {
   // two); a message may take half. Pages are touched only as the rings fill.
   std::size_t shm_ring_bytes = 8 << 20;
 
+  // Streaming calls (client, server or bidirectional) running at once
+  // across the server: each holds a thread of its own while its handler
+  // runs, since the handler blocks on its reads and writes. One more ends
+  // RESOURCE_EXHAUSTED at once, its handler not run.
+  std::size_t max_streaming_calls = 256;
+
   // Each protocol's own.
   GrpcServerOptions grpc;
   JsonRpcServerOptions jsonrpc;

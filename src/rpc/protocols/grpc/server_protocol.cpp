@@ -23,7 +23,7 @@
 #include <memory>
 #include <mutex>
 #include <string>
-#include <thread>
+#include <utility>
 #include <vector>
 
 #include "rpc/call_runner.hpp"
@@ -841,24 +841,25 @@ class GrpcConnection : public std::enable_shared_from_this<GrpcConnection> {
         std::move(context), accepts(stream.accept_encoding, "gzip"), [weak, id] {
           if (auto self = weak.lock()) self->connection_.post([self, id] { self->pump(id); });
         });
-    stream.call = call;
+    // The handler blocks on reads, and must not hold one of the threads
+    // that deliver its requests: the call runner gives it a thread.
+    const Status started = start_on_own_thread(
+        connection_,
+        [&method, call] { call->finish(run_stream(method, call->context(), *call, *call)); },
+        [self = shared_from_this(), id] {
+          --self->running_;
+          self->wake_.cancel();
+          self->pump(id);
+        });
+    if (!started.ok()) {
+      // Refused before anything ran: what more comes of the call is let go.
+      stream.deframer.reset();
+      stream.reset_after_answer = true;
+      answer_status(stream, started);
+      return;
+    }
+    stream.call = std::move(call);
     ++running_;
-    // A thread of its own: the handler blocks on reads, and must not hold
-    // one of the threads that deliver its requests.
-    // The thread hands its reference to the connection over with its last
-    // post, so that the connection (and its timer) never ends on this thread.
-    CallThreads& threads = connection_.call_threads();
-    threads.enter();
-    std::thread([self = shared_from_this(), id, &method, call, &threads]() mutable {
-      call->finish(run_stream(method, call->context(), *call, *call));
-      Connection& connection = self->connection_;
-      connection.post([self = std::move(self), id] {
-        --self->running_;
-        self->wake_.cancel();
-        self->pump(id);
-      });
-      threads.leave();
-    }).detach();
   }
 
   // Request bytes of a streaming call: whole messages go to the handler.
