@@ -38,6 +38,7 @@ struct RpcSettings {
   long request_timeout_ms = kDefaults.request_timeout.count();
   long call_timeout_ms = kDefaults.call_timeout.count();
   std::string socket_mode = fmt::format("{:o}", kDefaults.unix_socket_mode);
+  std::size_t max_streaming_calls = kDefaults.max_streaming_calls;
   // Each protocol's flags (ServeFlag), by name, as given.
   std::map<std::string, std::int64_t> protocol_flags;
   long grace_ms = 5'000;
@@ -106,6 +107,7 @@ int serve() {
   options.call_timeout = std::chrono::milliseconds(settings.call_timeout_ms);
   options.unix_socket_mode = static_cast<mode_t>(std::stoul(settings.socket_mode, nullptr, 8));
   options.log = [](std::string_view line) { fmt::print(stderr, "conduit serve: {}\n", line); };
+  options.max_streaming_calls = settings.max_streaming_calls;
   for (const auto& protocol : rpc::protocols())
     for (const rpc::ServeFlag& flag : protocol->serve_flags())
       if (auto given = settings.protocol_flags.find(flag.name);
@@ -275,6 +277,12 @@ void add_rpc_commands(CLI::App& app) {
                    "umask: 600 this user only, 660 its group too, 666 anyone. An abstract\n"
                    "socket (unix:@name) admits peers by the same bits, from their credentials",
                    kSocketMode);
+  serve_command
+      ->add_option("--max-streaming-calls", settings.max_streaming_calls,
+                   "Streaming calls running at once, each on a thread of its own; one\n"
+                   "more ends RESOURCE_EXHAUSTED")
+      ->capture_default_str()
+      ->check(CLI::PositiveNumber);
   serve_command
       ->add_option("--grace", settings.grace_ms,
                    "Milliseconds calls in flight get to finish on SIGTERM")

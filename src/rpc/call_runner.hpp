@@ -1,6 +1,6 @@
 // How every protocol runs a call, written once: the call's context, the
-// deadline rule, where the handler runs, and how many calls a connection may
-// have running.
+// deadline rule, where the handler runs, how many calls a connection may
+// have running, and how many streaming calls the server runs at once.
 //
 // The deadline rule: a call's deadline is the earlier of what the client
 // asked (in its protocol's own way) and the server's
@@ -14,7 +14,10 @@
 #include <boost/asio/post.hpp>
 #include <chrono>
 #include <optional>
+#include <string>
 #include <string_view>
+#include <system_error>
+#include <thread>
 #include <utility>
 
 #include "conduit/rpc/call_context.hpp"
@@ -62,6 +65,38 @@ void dispatch(Connection& connection, Call call, Done done) {
       done(std::move(result));
     });
   });
+}
+
+// Runs `call` (a streaming handler, which blocks on its reads and writes
+// and so must not hold one of the threads that deliver them) on a thread of
+// its own, then `done()` on the connection's executor. At most
+// ServerOptions::max_streaming_calls run so across the server: beyond, or
+// when the system refuses a thread, nothing runs and the status says so
+// (RESOURCE_EXHAUSTED). The thread's last act is to post `done`, which may
+// hold the connection: the connection never ends on that thread.
+template <typename Call, typename Done>
+Status start_on_own_thread(Connection& connection, Call call, Done done) {
+  CallThreads& threads = connection.call_threads();
+  const std::size_t limit = connection.options().max_streaming_calls;
+  if (!threads.try_enter(limit))
+    return {StatusCode::resource_exhausted,
+            "the server runs " + std::to_string(limit) +
+                " streaming calls at once, its limit (ServerOptions::max_streaming_calls, "
+                "conduit serve --max-streaming-calls); try again once one has ended"};
+  try {
+    std::thread([&connection, &threads, call = std::move(call), done = std::move(done)]() mutable {
+      {
+        Call running = std::move(call);  // and what it holds goes before the post
+        running();
+      }
+      connection.post(std::move(done));
+      threads.leave();
+    }).detach();
+  } catch (const std::system_error&) {
+    threads.leave();
+    return {StatusCode::resource_exhausted, "the system refused the server a thread for the call"};
+  }
+  return {};
 }
 
 }  // namespace conduit::rpc

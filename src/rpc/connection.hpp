@@ -31,9 +31,12 @@ namespace conduit::rpc {
 // since each one's last act is to post to its connection.
 class CallThreads {
  public:
-  void enter() {
+  // Counts one more, unless `limit` already run: false then.
+  bool try_enter(std::size_t limit) {
     std::lock_guard lock(mutex_);
+    if (running_ >= limit) return false;
     ++running_;
+    return true;
   }
   // The thread's last use of anything the server owns.
   void leave() {

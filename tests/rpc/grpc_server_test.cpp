@@ -2,11 +2,10 @@
 // reaches the client: metadata (text and -bin), the grpc-timeout deadline,
 // response metadata, and a client's RST_STREAM as the call's cancellation.
 // Requests are made with nghttp (nghttp2-client) and with raw HTTP/2 frames.
+#include <google/protobuf/struct.pb.h>
 #include <gtest/gtest.h>
 #include <poll.h>
 #include <sys/socket.h>
-
-#include <google/protobuf/struct.pb.h>
 
 #include <algorithm>
 #include <atomic>
@@ -16,8 +15,10 @@
 #include <thread>
 
 #include "conduit/ipc/tcp_socket.hpp"
+#include "conduit/rpc/grpc_channel.hpp"
 #include "conduit/rpc/server.hpp"
 #include "conduit/rpc/service.hpp"
+#include "generated_kinds_test.pb.h"
 #include "rpc/protocols/grpc/wire.hpp"
 #include "test_support.hpp"
 
@@ -100,8 +101,8 @@ std::string nghttp(std::uint16_t port, const std::string& body,
   TempDir dir;
   const std::string file = dir.path() + "/body";
   std::ofstream(file, std::ios::binary) << body;
-  std::vector<std::string> argv = {"nghttp", "-v", "-d", file, "-H",
-                                   "content-type: application/grpc", "-H", "te: trailers"};
+  std::vector<std::string> argv = {
+      "nghttp", "-v", "-d", file, "-H", "content-type: application/grpc", "-H", "te: trailers"};
   for (const auto& header : headers) {
     argv.push_back("-H");
     argv.push_back(header);
@@ -128,6 +129,15 @@ TEST(GrpcServer, MetadataAndDeadlineReachTheHandler) {
   ASSERT_TRUE(deadline);
   EXPECT_GT(*deadline, before + 4s);
   EXPECT_LT(*deadline, std::chrono::steady_clock::now() + 5s);
+}
+
+TEST(GrpcServer, LongestGrpcTimeoutIsNoDeadlineAndTheCallRuns) {
+  RecordingServer server;
+  // 99999999 hours: more nanoseconds than an int64 holds.
+  const std::string output =
+      nghttp(server.port(), framed_value("hello"), {"grpc-timeout: 99999999H"});
+  EXPECT_CONTAINS(output, "grpc-status: 0");
+  EXPECT_FALSE(server.deadline()) << "a deadline centuries away is no deadline worth tracking";
 }
 
 TEST(GrpcServer, ResponseMetadataGoesOutWithBinaryValuesInBase64) {
@@ -174,8 +184,8 @@ TEST(GrpcServer, ClientResetCancelsTheCallInTheHandler) {
                               literal(":path", kEcho) + literal(":authority", "test") +
                               literal("content-type", "application/grpc") +
                               literal("te", "trailers");
-  std::string bytes = std::string(grpc::kPreface) + frame(4, 0, 0, "") +
-                      frame(1, 0x4, 1, headers) + frame(0, 0x1, 1, framed_value("wait"));
+  std::string bytes = std::string(grpc::kPreface) + frame(4, 0, 0, "") + frame(1, 0x4, 1, headers) +
+                      frame(0, 0x1, 1, framed_value("wait"));
   ASSERT_EQ(::send(socket.fd(), bytes.data(), bytes.size(), MSG_NOSIGNAL),
             static_cast<ssize_t>(bytes.size()));
   ASSERT_TRUE(testing::eventually([&] { return server.started(); }, 5s));
@@ -238,6 +248,101 @@ TEST(GrpcServer, ShutdownSaysGoawayToAnIdleConnectionAndDoesNotWaitTheGrace) {
   ASSERT_EQ(goaway->second.size(), 8u);
   EXPECT_EQ(goaway->second.substr(4), std::string(4, '\0')) << "GOAWAY with an error code";
   EXPECT_LT(std::chrono::steady_clock::now() - started, 2s) << "shutdown waited out its grace";
+}
+
+// ---- streaming calls on threads of their own ----
+
+constexpr const char* kHold = "/conduit.test.kinds.Plotter/MIRROR";
+
+// A server whose bidirectional method holds each call (without reading)
+// until released, cancelled, or 10 s have passed.
+class HoldingServer {
+ public:
+  explicit HoldingServer(ServerOptions options) {
+    services_.add_bidi_stream<test::kinds::Point, test::kinds::Point>(
+        "conduit.test.kinds.Plotter/MIRROR",
+        [this](CallContext& context, StreamReader<test::kinds::Point>&,
+               StreamWriter<test::kinds::Point>&) {
+          ++holding_;
+          const auto give_up = std::chrono::steady_clock::now() + 10s;
+          while (!released_ && !context.cancelled() && std::chrono::steady_clock::now() < give_up)
+            std::this_thread::sleep_for(2ms);
+          return Status();
+        });
+    server_ = std::make_unique<Server>(services_, options);
+    address_ = server_->listen("tcp://127.0.0.1:0").substr(6);
+    server_->start();
+  }
+  ~HoldingServer() {
+    released_ = true;
+    server_->shutdown(1s);
+  }
+
+  const std::string& address() const { return address_; }
+  int holding() const { return holding_; }
+  void release() { released_ = true; }
+
+ private:
+  ServiceTable services_;
+  std::unique_ptr<Server> server_;
+  std::string address_;
+  std::atomic<int> holding_{0};
+  std::atomic<bool> released_{false};
+};
+
+TEST(GrpcServer, StreamingCallsBeyondTheServersCapEndResourceExhausted) {
+  constexpr int kCap = 40;
+  constexpr int kCalls = 100;
+  ServerOptions options;
+  options.threads = 2;
+  options.max_streaming_calls = kCap;
+  HoldingServer server(options);
+  const long threads_before = testing::proc_status("Threads");
+  std::mutex mutex;
+  std::vector<Status> ended;
+  std::vector<std::vector<std::string>> responses(kCalls);
+  // Two connections: a connection carries at most 100 streams at once.
+  std::vector<std::unique_ptr<GrpcChannel>> channels;
+  for (int i = 0; i < 2; ++i) channels.push_back(std::make_unique<GrpcChannel>(server.address()));
+  for (int i = 0; i < kCalls; ++i) {
+    CallOptions call;
+    call.timeout = 20s;
+    channels[i % channels.size()]->start_raw(kHold, {}, responses[i], call, [&](Status status) {
+      std::lock_guard lock(mutex);
+      ended.push_back(std::move(status));
+    });
+  }
+  const auto refused = [&] {
+    std::lock_guard lock(mutex);
+    return static_cast<int>(std::count_if(ended.begin(), ended.end(), [](const Status& status) {
+      return status.code() == StatusCode::resource_exhausted;
+    }));
+  };
+  // Each call either holds a thread or has been refused.
+  testing::eventually([&] { return server.holding() + refused() == kCalls; }, 10s);
+  const long threads_held = testing::proc_status("Threads");
+  const int holding = server.holding();
+  const int refused_calls = refused();
+  server.release();
+  ASSERT_TRUE(testing::eventually(
+      [&] {
+        std::lock_guard lock(mutex);
+        return static_cast<int>(ended.size()) == kCalls;
+      },
+      20s));
+  EXPECT_EQ(holding, kCap) << "streaming calls that held a thread each at once";
+  EXPECT_EQ(refused_calls, kCalls - kCap);
+  EXPECT_LE(threads_held - threads_before, kCap + 8) << "threads grew with the calls";
+  for (const Status& status : ended) {
+    if (status.code() == StatusCode::resource_exhausted) {
+      EXPECT_CONTAINS(status.message(), "max_streaming_calls");
+    } else {
+      EXPECT_TRUE(status.ok()) << status.to_string();
+    }
+  }
+  // Once calls have ended, their threads are free again for new calls.
+  std::vector<std::string> more;
+  EXPECT_TRUE(channels[0]->call_stream_raw(kHold, {}, more, 5s).ok());
 }
 
 }  // namespace

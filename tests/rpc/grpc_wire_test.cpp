@@ -23,6 +23,17 @@ TEST(GrpcTimeout, MalformedValuesAreRefused) {
     EXPECT_FALSE(parse_timeout(bad)) << bad;
 }
 
+TEST(GrpcTimeout, ValuesBeyondWhatNanosecondsHoldSaturate) {
+  // Eight digits of hours are far more than an int64 of nanoseconds holds
+  // (about 2,562,047 hours): such a timeout is no deadline at all.
+  constexpr auto kForever = std::chrono::nanoseconds::max();
+  EXPECT_EQ(parse_timeout("99999999H"), kForever);
+  EXPECT_EQ(parse_timeout("2562048H"), kForever);
+  EXPECT_EQ(parse_timeout("2562047H"), std::chrono::nanoseconds(std::chrono::hours(2562047)));
+  EXPECT_EQ(parse_timeout("99999999M"), std::chrono::nanoseconds(std::chrono::minutes(99999999)));
+  EXPECT_EQ(parse_timeout("99999999S"), std::chrono::nanoseconds(std::chrono::seconds(99999999)));
+}
+
 TEST(GrpcTimeout, FormatKeepsEightDigitsAndNeverShortens) {
   EXPECT_EQ(format_timeout(100ms), "100000u");  // 100000000n has nine digits: next unit
   EXPECT_EQ(format_timeout(1ns), "1n");
@@ -52,8 +63,8 @@ TEST(GrpcMessage, PercentEncodingRoundTrips) {
 }
 
 TEST(GrpcMessage, FramesSplitWhereverTheBytesArrive) {
-  const std::string stream = frame_message("first") + frame_message("", true) +
-                             frame_message(std::string(70000, 'x'));
+  const std::string stream =
+      frame_message("first") + frame_message("", true) + frame_message(std::string(70000, 'x'));
   for (std::size_t piece : {1u, 3u, 5u, 4096u, 100000u}) {
     MessageDeframer deframer(1 << 20);
     std::vector<std::pair<bool, std::string>> messages;

@@ -12,6 +12,7 @@
 #include <chrono>
 #include <cstring>
 #include <filesystem>
+#include <fstream>
 #include <functional>
 #include <string>
 #include <thread>
@@ -104,6 +105,16 @@ inline bool eventually(const std::function<bool()>& predicate,
     std::this_thread::sleep_for(std::chrono::milliseconds(1));
   }
   return predicate();
+}
+
+// A line of /proc/PID/status ("Threads", "VmRSS", ...) as a number (VmRSS
+// in kB, as the kernel writes it); -1 when the process or the line is not
+// there.
+inline long proc_status(const std::string& key, const std::string& pid = "self") {
+  std::ifstream status("/proc/" + pid + "/status");
+  for (std::string line; std::getline(status, line);)
+    if (line.rfind(key + ":", 0) == 0) return std::stol(line.substr(key.size() + 1));
+  return -1;
 }
 
 // Runs body in a forked child and returns the child. The child exits 0 when

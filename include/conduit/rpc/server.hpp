@@ -33,6 +33,21 @@ struct GrpcServerOptions {
   // GOAWAY ENHANCE_YOUR_CALM "too_many_pings" (gRPC's
   // min_recv_ping_interval_without_data and max_ping_strikes = 2).
   std::chrono::milliseconds min_ping_interval{300'000};
+
+  // What a client can make the server hold of its requests (HTTP/2 flow
+  // control does the waiting: a client may send only as far as the
+  // server's window for the call, and for the connection).
+  // Request bytes a streaming call may hold that its handler has not read,
+  // beyond the message it waits for: past it, the call's window opens only
+  // as the handler reads, and the client waits. A call holds at most this,
+  // one message and one window (1 MiB) more.
+  std::size_t stream_buffer_bytes = 1 << 20;
+  // Request bytes one connection may hold across its calls that no handler
+  // has taken yet (unary requests still arriving, streaming requests not
+  // yet read). A call whose bytes would take it beyond ends
+  // RESOURCE_EXHAUSTED, and what it held is let go. Never less than one
+  // largest message (max_message_bytes) whatever is set.
+  std::size_t connection_buffer_bytes = 32 << 20;
 };
 
 // JSON-RPC's own options (ServerOptions::jsonrpc).
@@ -99,6 +114,12 @@ struct ServerOptions {
   // refused. Each kind at most once per 10 s, with how often it happened
   // meanwhile. Called on the server's threads. Empty: standard error.
   std::function<void(std::string_view line)> log;
+
+  // Streaming calls (client, server or bidirectional) running at once
+  // across the server: each holds a thread of its own while its handler
+  // runs, since the handler blocks on its reads and writes. One more ends
+  // RESOURCE_EXHAUSTED at once, its handler not run.
+  std::size_t max_streaming_calls = 256;
 
   // Each protocol's own.
   GrpcServerOptions grpc;

@@ -84,6 +84,26 @@ class Grpc final : public Protocol {
          [](ServerOptions& o, std::int64_t v) {
            o.grpc.min_ping_interval = std::chrono::milliseconds(v);
          }},
+        {"--grpc-stream-buffer",
+         "Request bytes a gRPC streaming call may hold that its handler has not\n"
+         "read; beyond, the client waits (flow control) until the handler reads",
+         ServeFlag::Check::positive,
+         [](const ServerOptions& o) {
+           return static_cast<std::int64_t>(o.grpc.stream_buffer_bytes);
+         },
+         [](ServerOptions& o, std::int64_t v) {
+           o.grpc.stream_buffer_bytes = static_cast<std::size_t>(v);
+         }},
+        {"--grpc-connection-buffer",
+         "Request bytes one gRPC connection may hold across its calls that no\n"
+         "handler has taken; a call beyond ends RESOURCE_EXHAUSTED",
+         ServeFlag::Check::positive,
+         [](const ServerOptions& o) {
+           return static_cast<std::int64_t>(o.grpc.connection_buffer_bytes);
+         },
+         [](ServerOptions& o, std::int64_t v) {
+           o.grpc.connection_buffer_bytes = static_cast<std::size_t>(v);
+         }},
     };
   }
 

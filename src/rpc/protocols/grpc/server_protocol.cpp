@@ -2,6 +2,12 @@
 // by the connection preface; nghttp2 does the framing, HPACK and flow
 // control. Each call runs on the server's threads as soon as its request has
 // arrived, so the streams of a connection run side by side.
+//
+// What a client can make a connection hold is bounded: the connection's
+// window is given back as bytes arrive, but a streaming call's window only
+// as its handler reads (past GrpcServerOptions::stream_buffer_bytes), and a
+// call whose request bytes would take the connection beyond
+// connection_buffer_bytes ends RESOURCE_EXHAUSTED.
 #include "rpc/protocols/grpc/server_protocol.hpp"
 
 #include <nghttp2/nghttp2.h>
@@ -16,6 +22,7 @@
 #include <boost/asio/use_awaitable.hpp>
 #include <cctype>
 #include <condition_variable>
+#include <cstdint>
 #include <cstring>
 #include <deque>
 #include <functional>
@@ -23,7 +30,7 @@
 #include <memory>
 #include <mutex>
 #include <string>
-#include <thread>
+#include <utility>
 #include <vector>
 
 #include "rpc/call_runner.hpp"
@@ -119,10 +126,14 @@ class StreamCall final : public MessageReader, public MessageWriter {
         changed_.wait(lock);
       }
     }
-    const std::string bytes = std::move(inbound_.front().first);
-    context_.request_compressed = inbound_.front().second;
+    const std::string bytes = std::move(inbound_.front().bytes);
+    context_.request_compressed = inbound_.front().compressed;
+    taken_ += inbound_.front().wire_bytes;
     inbound_.pop_front();
+    // The connection held the client's window back: room has been made.
+    const bool room_made = std::exchange(withheld_, false);
     lock.unlock();
+    if (room_made) wake_();
     if (message.ParseFromString(bytes)) return true;
     fail({StatusCode::internal, "a request is not a valid " + message.GetTypeName()});
     return false;
@@ -169,9 +180,11 @@ class StreamCall final : public MessageReader, public MessageWriter {
 
   // ---- the connection's side ----
 
-  void push(std::string message, bool came_compressed) {
+  // `wire_bytes`: what the message took on the wire (framed, compressed).
+  void push(std::string message, bool came_compressed, std::size_t wire_bytes) {
     std::lock_guard lock(mutex_);
-    inbound_.emplace_back(std::move(message), came_compressed);
+    if (context_.cancelled()) return;  // no one will read it
+    inbound_.push_back({std::move(message), came_compressed, wire_bytes});
     changed_.notify_all();
   }
   void close_inbound() {
@@ -182,7 +195,31 @@ class StreamCall final : public MessageReader, public MessageWriter {
   void cancel() {
     context_.cancel();
     std::lock_guard lock(mutex_);
+    inbound_.clear();
     changed_.notify_all();
+  }
+
+  // Request bytes (as on the wire) of the messages the handler has read.
+  std::uint64_t taken() {
+    std::lock_guard lock(mutex_);
+    return taken_;
+  }
+
+  // How many of `owed` request bytes (received, their window not given back
+  // yet) the connection may give back now, `granted` having been given back
+  // so far: all of them while no whole message waits (they are the message
+  // the handler is to read next, at most the largest message); else as
+  // many as keep what was given back and not read within `buffer`. When
+  // some are held back, the handler's next read wakes the connection.
+  std::uint64_t grantable(std::uint64_t granted, std::uint64_t owed, std::size_t buffer) {
+    std::lock_guard lock(mutex_);
+    std::uint64_t allowed = owed;
+    if (!inbound_.empty()) {
+      const std::uint64_t unread = granted > taken_ ? granted - taken_ : 0;
+      allowed = unread >= buffer ? 0 : std::min<std::uint64_t>(owed, buffer - unread);
+    }
+    withheld_ = allowed < owed;
+    return allowed;
   }
   // The connection's verdict (a message too large, compressed), which wins
   // over what the handler returns; the handler is cancelled.
@@ -238,7 +275,14 @@ class StreamCall final : public MessageReader, public MessageWriter {
   std::function<void()> wake_;
   std::mutex mutex_;
   std::condition_variable changed_;
-  std::deque<std::pair<std::string, bool>> inbound_;  // message, came compressed
+  struct Inbound {
+    std::string bytes;
+    bool compressed = false;
+    std::size_t wire_bytes = 0;
+  };
+  std::deque<Inbound> inbound_;
+  std::uint64_t taken_ = 0;  // wire bytes of the messages read
+  bool withheld_ = false;    // the connection holds the client's window back
   bool accepts_gzip_;
   bool compress_ = false;
   bool inbound_closed_ = false;
@@ -275,6 +319,17 @@ struct Stream {
   std::shared_ptr<StreamCall> call;
   std::unique_ptr<MessageDeframer> deframer;
   bool response_started = false;
+
+  // Request bytes received and not yet taken by a handler, as counted in
+  // the connection's total (GrpcConnection::held_).
+  std::size_t held = 0;
+  // A streaming call's request bytes: received, their window given back,
+  // and read by the handler when last looked.
+  std::uint64_t received = 0;
+  std::uint64_t granted = 0;
+  std::uint64_t taken_seen = 0;
+  // The call has failed while its requests came: what more comes is let go.
+  bool dropping = false;
 
   // The answer.
   std::string out;  // framed response message(s)
@@ -338,6 +393,8 @@ class GrpcConnection : public std::enable_shared_from_this<GrpcConnection> {
     // into endless CONTINUATION frames stops after 8.
     nghttp2_option_set_stream_reset_rate_limit(option, 1000, 33);
     nghttp2_option_set_max_continuations(option, 8);
+    // Windows are given back as this connection decides (see the top).
+    nghttp2_option_set_no_auto_window_update(option, 1);
     const int created = nghttp2_session_server_new2(&session_, callbacks, this, option);
     nghttp2_option_del(option);
     nghttp2_session_callbacks_del(callbacks);
@@ -575,23 +632,35 @@ class GrpcConnection : public std::enable_shared_from_this<GrpcConnection> {
     return 0;
   }
 
-  static int on_data_chunk(nghttp2_session*, std::uint8_t, std::int32_t stream_id,
+  static int on_data_chunk(nghttp2_session* session, std::uint8_t, std::int32_t stream_id,
                            const std::uint8_t* data, std::size_t length, void* user_data) {
     GrpcConnection& connection = self(user_data);
+    // The connection's window goes back at once: each call's own window and
+    // the connection's budget bound what is held.
+    nghttp2_session_consume_connection(session, length);
     Stream* stream = connection.find(stream_id);
-    if (stream != nullptr && stream->call) {
+    if (stream != nullptr && stream->call && !stream->dropping) {
       connection.feed(*stream, std::string_view(reinterpret_cast<const char*>(data), length));
       return 0;
     }
+    nghttp2_session_consume_stream(session, stream_id, length);  // a unary request's, or dropped
     if (stream == nullptr || stream->started) return 0;
     // Framing overhead aside, a unary request holds one message.
     if (stream->body.size() + length >
         connection.connection_.options().grpc.max_message_bytes + 5) {
       stream->body_too_large = true;
-      stream->body.clear();
+      connection.release(*stream);
       return 0;
     }
-    if (!stream->body_too_large) stream->body.append(reinterpret_cast<const char*>(data), length);
+    if (stream->body_too_large) return 0;
+    if (!connection.within_budget(*stream, length)) {
+      stream->started = true;
+      stream->reset_after_answer = true;  // once the status is out (on_frame_sent)
+      connection.answer_status(*stream, connection.over_budget(length));
+      connection.release(*stream);
+      return 0;
+    }
+    stream->body.append(reinterpret_cast<const char*>(data), length);
     // A message announced larger than the limit is refused at once, before
     // its bytes arrive: the status, then RST_STREAM so the client stops
     // sending (RFC 9113, 8.1).
@@ -601,8 +670,84 @@ class GrpcConnection : public std::enable_shared_from_this<GrpcConnection> {
       stream->started = true;
       stream->reset_after_answer = true;  // once the status is out (on_frame_sent)
       connection.answer_status(*stream, too_large(announced, connection.connection_.options()));
+      connection.release(*stream);
     }
     return 0;
+  }
+
+  // ---- what the connection holds ----
+
+  // Whether `length` more request bytes on `stream` keep the connection
+  // within its budget; if so they are counted. What handlers have read
+  // since last looked is counted off first.
+  bool within_budget(Stream& stream, std::size_t length) {
+    settle_taken(stream);
+    if (held_ + length > budget())
+      for (auto& [id, other] : streams_) settle_taken(*other);
+    if (held_ + length > budget()) return false;
+    stream.held += length;
+    held_ += length;
+    return true;
+  }
+
+  // GrpcServerOptions::connection_buffer_bytes, and never less than one
+  // largest message with its prefix.
+  std::size_t budget() const {
+    const GrpcServerOptions& options = connection_.options().grpc;
+    return std::max(options.connection_buffer_bytes, options.max_message_bytes + 5);
+  }
+
+  Status over_budget(std::size_t length) const {
+    return {StatusCode::resource_exhausted,
+            "this connection's calls hold " + std::to_string(held_) +
+                " request bytes their handlers have not read, and " + std::to_string(length) +
+                " more would go beyond the server's limit of " + std::to_string(budget()) +
+                " (conduit serve --grpc-connection-buffer); send fewer requests at once on "
+                "one connection"};
+  }
+
+  // Counts off what a streaming call's handler has read since last looked.
+  void settle_taken(Stream& stream) {
+    if (!stream.call) return;
+    const std::uint64_t taken = stream.call->taken();
+    release(stream, static_cast<std::size_t>(taken - stream.taken_seen));
+    stream.taken_seen = taken;
+  }
+
+  // Lets go of `bytes` of what `stream` holds (all of it by default); a
+  // unary request's body is freed with it.
+  void release(Stream& stream, std::size_t bytes = SIZE_MAX) {
+    bytes = std::min(bytes, stream.held);
+    stream.held -= bytes;
+    held_ -= bytes;
+    if (stream.held == 0 && !stream.call) std::string().swap(stream.body);
+  }
+
+  // Gives the client back the window of what a streaming call's handler has
+  // read, as far as StreamCall::grantable allows.
+  void replenish(Stream& stream) {
+    const std::uint64_t owed = stream.received - stream.granted;
+    if (owed == 0 || stream.dropping) return;
+    const std::uint64_t now = stream.call->grantable(
+        stream.granted, owed, connection_.options().grpc.stream_buffer_bytes);
+    if (now == 0) return;
+    nghttp2_session_consume_stream(session_, stream.id, static_cast<std::size_t>(now));
+    stream.granted += now;
+  }
+
+  // A streaming call fails while its requests come (`status` the reason):
+  // what it holds goes, and so does whatever more comes, its window given
+  // back at once.
+  void drop(Stream& stream, Status status) {
+    stream.call->fail(std::move(status));
+    stream.dropping = true;
+    stream.deframer.reset();
+    release(stream);
+    if (stream.received > stream.granted) {
+      nghttp2_session_consume_stream(session_, stream.id,
+                                     static_cast<std::size_t>(stream.received - stream.granted));
+      stream.granted = stream.received;
+    }
   }
 
   // Whether a grpc-accept-encoding list names `encoding`.
@@ -704,7 +849,7 @@ class GrpcConnection : public std::enable_shared_from_this<GrpcConnection> {
         connection.start_stream_call(*stream, *method);
     if ((frame->hd.flags & NGHTTP2_FLAG_END_STREAM) != 0) {
       if (stream->call) {
-        if (stream->deframer->partial())
+        if (stream->deframer && stream->deframer->partial())
           stream->call->fail({StatusCode::internal, "the last request message is cut short"});
         stream->call->close_inbound();
       } else if (!stream->started) {
@@ -722,6 +867,7 @@ class GrpcConnection : public std::enable_shared_from_this<GrpcConnection> {
     // A stream reset by the client cancels its call.
     found->second->cancelled->store(true);
     if (found->second->call) found->second->call->cancel();
+    connection.release(*found->second);
     connection.streams_.erase(found);
     return 0;
   }
@@ -754,6 +900,7 @@ class GrpcConnection : public std::enable_shared_from_this<GrpcConnection> {
     }
     MessageDeframer deframer(connection_.options().grpc.max_message_bytes);
     deframer.append(stream.body);
+    release(stream);  // the request is the handler's now
     bool compressed = false;
     std::string request;
     switch (deframer.next(compressed, request)) {
@@ -841,48 +988,57 @@ class GrpcConnection : public std::enable_shared_from_this<GrpcConnection> {
         std::move(context), accepts(stream.accept_encoding, "gzip"), [weak, id] {
           if (auto self = weak.lock()) self->connection_.post([self, id] { self->pump(id); });
         });
-    stream.call = call;
+    // The handler blocks on reads, and must not hold one of the threads
+    // that deliver its requests: the call runner gives it a thread.
+    const Status started = start_on_own_thread(
+        connection_,
+        [&method, call] { call->finish(run_stream(method, call->context(), *call, *call)); },
+        [self = shared_from_this(), id] {
+          --self->running_;
+          self->wake_.cancel();
+          self->pump(id);
+        });
+    if (!started.ok()) {
+      // Refused before anything ran: what more comes of the call is let go.
+      stream.deframer.reset();
+      stream.reset_after_answer = true;
+      answer_status(stream, started);
+      return;
+    }
+    stream.call = std::move(call);
     ++running_;
-    // A thread of its own: the handler blocks on reads, and must not hold
-    // one of the threads that deliver its requests.
-    // The thread hands its reference to the connection over with its last
-    // post, so that the connection (and its timer) never ends on this thread.
-    CallThreads& threads = connection_.call_threads();
-    threads.enter();
-    std::thread([self = shared_from_this(), id, &method, call, &threads]() mutable {
-      call->finish(run_stream(method, call->context(), *call, *call));
-      Connection& connection = self->connection_;
-      connection.post([self = std::move(self), id] {
-        --self->running_;
-        self->wake_.cancel();
-        self->pump(id);
-      });
-      threads.leave();
-    }).detach();
   }
 
   // Request bytes of a streaming call: whole messages go to the handler.
   void feed(Stream& stream, std::string_view bytes) {
+    if (!within_budget(stream, bytes.size())) {
+      nghttp2_session_consume_stream(session_, stream.id, bytes.size());
+      drop(stream, over_budget(bytes.size()));
+      return;
+    }
+    stream.received += bytes.size();
     stream.deframer->append(bytes);
     bool compressed = false;
     std::string message;
     for (;;) {
       switch (stream.deframer->next(compressed, message)) {
         case MessageDeframer::Result::need_more:
+          replenish(stream);
           return;
         case MessageDeframer::Result::too_large:
-          stream.call->fail(too_large(stream.deframer->announced(), connection_.options()));
-          stream.deframer = std::make_unique<MessageDeframer>(0);  // takes nothing more
+          drop(stream, too_large(stream.deframer->announced(), connection_.options()));
           return;
-        case MessageDeframer::Result::message:
+        case MessageDeframer::Result::message: {
+          const std::size_t wire_bytes = 5 + message.size();
           if (compressed) {
             if (Status expanded = decompress(stream.encoding, message); !expanded.ok()) {
-              stream.call->fail(expanded);
+              drop(stream, expanded);
               return;
             }
           }
-          stream.call->push(std::move(message), compressed);
+          stream.call->push(std::move(message), compressed, wire_bytes);
           break;
+        }
       }
     }
   }
@@ -894,6 +1050,11 @@ class GrpcConnection : public std::enable_shared_from_this<GrpcConnection> {
     if (closing_) return;
     Stream* stream = find(id);
     if (stream == nullptr || !stream->call) return;
+    // The handler may have read what the client's window was held back for.
+    settle_taken(*stream);
+    const std::uint64_t granted = stream->granted;
+    replenish(*stream);
+    if (stream->granted != granted) flush();
     if (stream->response_started) {
       nghttp2_session_resume_data(session_, id);
       flush();
@@ -1019,6 +1180,7 @@ class GrpcConnection : public std::enable_shared_from_this<GrpcConnection> {
   int ping_strikes_ = 0;
   std::chrono::steady_clock::time_point last_client_ping_;
   std::size_t running_ = 0;
+  std::size_t held_ = 0;  // request bytes no handler has taken, across streams
   bool writing_ = false;
   bool receiving_ = false;  // inside nghttp2_session_mem_recv
   bool broken_ = false;

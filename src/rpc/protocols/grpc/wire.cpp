@@ -1,10 +1,10 @@
 #include "rpc/protocols/grpc/wire.hpp"
 
+#include <zlib.h>
+
 #include <algorithm>
 #include <iterator>
 #include <utility>
-
-#include <zlib.h>
 
 namespace conduit::rpc::grpc {
 
@@ -16,17 +16,24 @@ std::optional<std::chrono::nanoseconds> parse_timeout(std::string_view text) {
     value = value * 10 + (c - '0');
   }
   using namespace std::chrono;
+  // Eight digits of hours hold more nanoseconds than an int64 does: such a
+  // timeout saturates (no deadline worth tracking) rather than wrapping.
+  const auto in = [value](auto unit) -> std::optional<nanoseconds> {
+    const std::int64_t per = duration_cast<nanoseconds>(decltype(unit)(1)).count();
+    if (value > nanoseconds::max().count() / per) return nanoseconds::max();
+    return nanoseconds(value * per);
+  };
   switch (text.back()) {
     case 'H':
-      return duration_cast<nanoseconds>(hours(value));
+      return in(hours(1));
     case 'M':
-      return duration_cast<nanoseconds>(minutes(value));
+      return in(minutes(1));
     case 'S':
-      return duration_cast<nanoseconds>(seconds(value));
+      return in(seconds(1));
     case 'm':
-      return duration_cast<nanoseconds>(milliseconds(value));
+      return in(milliseconds(1));
     case 'u':
-      return duration_cast<nanoseconds>(microseconds(value));
+      return in(microseconds(1));
     case 'n':
       return nanoseconds(value);
     default:
@@ -38,8 +45,8 @@ std::string format_timeout(std::chrono::nanoseconds timeout) {
   constexpr std::int64_t kMaxValue = 99'999'999;  // eight digits
   std::int64_t value = std::max<std::int64_t>(timeout.count(), 1);
   // Each unit and how many of the previous one it holds.
-  constexpr std::pair<char, std::int64_t> kUnits[] = {
-      {'n', 1}, {'u', 1000}, {'m', 1000}, {'S', 1000}, {'M', 60}, {'H', 60}};
+  constexpr std::pair<char, std::int64_t> kUnits[] = {{'n', 1},    {'u', 1000}, {'m', 1000},
+                                                      {'S', 1000}, {'M', 60},   {'H', 60}};
   std::size_t unit = 0;
   while (value > kMaxValue && unit + 1 < std::size(kUnits)) {
     ++unit;
@@ -215,7 +222,9 @@ namespace {
 
 // The length a message's 5-byte prefix at the start of `buffer` announces.
 std::uint64_t announced_length(const std::string& buffer) {
-  const auto byte = [&](std::size_t i) { return std::uint64_t{static_cast<std::uint8_t>(buffer[i])}; };
+  const auto byte = [&](std::size_t i) {
+    return std::uint64_t{static_cast<std::uint8_t>(buffer[i])};
+  };
   return (byte(1) << 24) | (byte(2) << 16) | (byte(3) << 8) | byte(4);
 }
 

@@ -16,7 +16,8 @@ namespace conduit::rpc::grpc {
 inline constexpr std::string_view kPreface = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 
 // A grpc-timeout value: at most eight digits and a unit (H, M, S, m, u, n).
-// std::nullopt when `text` is not one.
+// std::nullopt when `text` is not one. A value longer than nanoseconds hold
+// (from 2,562,048 hours, about 292 years) is std::chrono::nanoseconds::max().
 std::optional<std::chrono::nanoseconds> parse_timeout(std::string_view text);
 // The shortest grpc-timeout value not shorter than `timeout` (at least 1n).
 std::string format_timeout(std::chrono::nanoseconds timeout);
