@@ -10,14 +10,14 @@
 
 #include "cli/exit_codes.hpp"
 #include "conduit/error.hpp"
-#include "conduit/rpc/server.hpp"
-#include "conduit/rpc/service.hpp"
-#include "rpc/protocol.hpp"
-#include "interop/echo_service.hpp"
 #include "conduit/rpc/grpc_health.hpp"
 #include "conduit/rpc/grpc_reflection.hpp"
+#include "conduit/rpc/server.hpp"
+#include "conduit/rpc/service.hpp"
+#include "interop/echo_service.hpp"
 #include "interop/grpc_testing.hpp"
 #include "interop/jsonrpc_examples.hpp"
+#include "rpc/protocol.hpp"
 #include "rpc/transports/address.hpp"
 
 namespace conduit::cli {
@@ -29,6 +29,7 @@ struct RpcSettings {
   std::size_t threads = 0;
   std::size_t max_connections = 1024;
   std::size_t max_message_bytes = 16 << 20;
+  std::size_t max_queued_reply_bytes = rpc::ServerOptions{}.max_queued_reply_bytes;
   long request_timeout_ms = 10'000;
   long call_timeout_ms = 0;
   // Each protocol's flags (ServeFlag), by name, as given.
@@ -91,6 +92,7 @@ int serve() {
   options.threads = settings.threads;
   options.max_connections = settings.max_connections;
   options.max_message_bytes = settings.max_message_bytes;
+  options.max_queued_reply_bytes = settings.max_queued_reply_bytes;
   options.request_timeout = std::chrono::milliseconds(settings.request_timeout_ms);
   options.call_timeout = std::chrono::milliseconds(settings.call_timeout_ms);
   for (const auto& protocol : rpc::protocols())
@@ -181,6 +183,13 @@ void add_rpc_commands(CLI::App& app) {
       ->add_option("--max-message-size", settings.max_message_bytes,
                    "Largest request in bytes (an HTTP body, a JSON text, a framed message)")
       ->capture_default_str();
+  serve_command
+      ->add_option("--max-queued-reply-size", settings.max_queued_reply_bytes,
+                   "Bytes of replies a connection may have waiting for its client to read\n"
+                   "them where replies come in any order (JSON-RPC over lines and\n"
+                   "Content-Length); past it, no further request of it is read")
+      ->capture_default_str()
+      ->check(CLI::PositiveNumber);
   for (const auto& protocol : rpc::protocols()) {
     for (const rpc::ServeFlag& flag : protocol->serve_flags()) {
       const rpc::ServerOptions defaults;
