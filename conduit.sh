@@ -14,6 +14,13 @@
 #                                    gRPC unary calls against gRPC C++ (libgrpc++)
 #                                    with h2load, then conduit's gRPC client
 #                                    against libgrpc++'s (bench/grpc_bench.py)
+#   ./conduit.sh soak [--minutes N] [--hostile N]
+#                                    build, then N minutes (10) of legitimate
+#                                    JSON-RPC and gRPC calls beside hostile
+#                                    clients against `conduit serve`, printing
+#                                    calls, errors and the server's memory,
+#                                    threads and descriptors once a minute
+#                                    (bench/soak.py; not part of the tests)
 #
 # Missing Debian packages (compiler, CMake, libraries, test peers) are installed
 # with apt-get; run as root, or as a user with sudo.
@@ -101,6 +108,11 @@ case "$command" in
         ;;
     esac
     ;;
+  soak)
+    build build conduit-cli
+    # Debian's python3: the one with python3-grpcio.
+    exec /usr/bin/python3 bench/soak.py --conduit build/conduit "$@"
+    ;;
   test)
     if [ "${1:-}" = "--tsan" ]; then
       # ThreadSanitizer on the RPC clients and servers (the tests of
@@ -120,7 +132,7 @@ case "$command" in
     exec ctest --test-dir build --output-on-failure -j 2
     ;;
   *)
-    echo "usage: $0 compare [ARGS...] | test [--sanitize|--tsan] | build | bench jsonrpc-http|grpc [ARGS...]" >&2
+    echo "usage: $0 compare [ARGS...] | test [--sanitize|--tsan] | build | bench jsonrpc-http|grpc [ARGS...] | soak [--minutes N]" >&2
     exit 2
     ;;
 esac

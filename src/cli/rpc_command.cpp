@@ -39,6 +39,7 @@ struct RpcSettings {
   long call_timeout_ms = kDefaults.call_timeout.count();
   std::string socket_mode = fmt::format("{:o}", kDefaults.unix_socket_mode);
   std::size_t max_streaming_calls = kDefaults.max_streaming_calls;
+  std::size_t max_queued_reply_bytes = kDefaults.max_queued_reply_bytes;
   // Each protocol's flags (ServeFlag), by name, as given.
   std::map<std::string, std::int64_t> protocol_flags;
   long grace_ms = 5'000;
@@ -103,6 +104,7 @@ int serve() {
   options.shm_ring_bytes = settings.shm_ring_bytes;
   options.handshake_timeout = std::chrono::milliseconds(settings.handshake_timeout_ms);
   options.idle_timeout = std::chrono::milliseconds(settings.idle_timeout_ms);
+  options.max_queued_reply_bytes = settings.max_queued_reply_bytes;
   options.request_timeout = std::chrono::milliseconds(settings.request_timeout_ms);
   options.call_timeout = std::chrono::milliseconds(settings.call_timeout_ms);
   options.unix_socket_mode = static_cast<mode_t>(std::stoul(settings.socket_mode, nullptr, 8));
@@ -236,6 +238,13 @@ void add_rpc_commands(CLI::App& app) {
                    "Bytes of each of the two rings a shm+unix: client gets (a power of two,\n"
                    "at least 4096; a message may take half)",
                    kRingSize);
+  serve_command
+      ->add_option("--max-queued-reply-size", settings.max_queued_reply_bytes,
+                   "Bytes of replies a connection may have waiting for its client to read\n"
+                   "them where replies come in any order (JSON-RPC over lines and\n"
+                   "Content-Length); past it, no further request of it is read")
+      ->capture_default_str()
+      ->check(CLI::PositiveNumber);
   for (const auto& protocol : rpc::protocols()) {
     for (const rpc::ServeFlag& flag : protocol->serve_flags()) {
       auto* option =

@@ -1,8 +1,10 @@
 // Calls side by side on one connection, for the protocols whose framing lets
 // replies come back in any order (matched to calls by an id, as some
 // does over lines and Content-Length framing): the call runner's limit on
-// calls in flight per connection (ServerOptions::max_calls_per_connection)
-// and the ordering of replies as they are ready.
+// calls in flight per connection (ServerOptions::max_calls_per_connection),
+// the bound on replies waiting for the peer to read them
+// (ServerOptions::max_queued_reply_bytes) and the ordering of replies as they
+// are ready.
 #pragma once
 
 #include <boost/asio/as_tuple.hpp>
@@ -33,8 +35,10 @@ using TextHandler =
 // order (the protocol matches them to calls by id): each runs on the server's
 // threads as soon as it is read, at most max_calls_per_connection at a time,
 // and its reply is written as soon as it is ready, one reply after another.
-// Everything here but the calls themselves runs on the connection's
-// executor.
+// While the replies waiting to be written reach max_queued_reply_bytes, no
+// call starts, so the reader stops reading: a peer that sends and does not
+// read is held back by its own socket. Everything here but the calls
+// themselves runs on the connection's executor.
 class ConcurrentCalls {
  public:
   // `handle` answers one request (any thread); `frame` wraps a reply for
@@ -43,9 +47,12 @@ class ConcurrentCalls {
                   void (*frame)(std::string& reply))
       : state_(std::make_shared<State>(connection, protocol, std::move(handle), frame)) {}
 
-  // Starts the call `request` once fewer than the limit are running.
+  // Starts the call `request` once fewer than the limit are running and the
+  // replies waiting for the peer are below their limit.
   asio::awaitable<void> start(std::string request) {
-    while (state_->running >= state_->connection.options().max_calls_per_connection)
+    const ServerOptions& options = state_->connection.options();
+    while (state_->running >= options.max_calls_per_connection ||
+           state_->queued_bytes >= options.max_queued_reply_bytes)
       co_await state_->changed();
     ++state_->running;
     asio::post(state_->connection.call_executor(), [state = state_,
@@ -86,6 +93,7 @@ class ConcurrentCalls {
       --running;
       if (reply && !broken) {
         frame(*reply);  // in place: a large reply costs no second buffer
+        queued_bytes += reply->size();
         outbox.push_back(std::move(*reply));
         if (!writing) {
           writing = true;
@@ -110,12 +118,15 @@ class ConcurrentCalls {
         state->outbox.pop_front();
         try {
           co_await state->connection.write(bytes);
+          state->queued_bytes -= bytes.size();
         } catch (const std::exception&) {
           // The peer is gone: what is left has no one to read it, and the
           // reading side sees the end of the connection.
           state->broken = true;
           state->outbox.clear();
+          state->queued_bytes = 0;
         }
+        state->wake.cancel();  // a call held back by the queue may start
       }
       state->writing = false;
       state->wake.cancel();
@@ -132,6 +143,8 @@ class ConcurrentCalls {
     bool broken = false;
     bool waiting_for_request = false;
     std::deque<std::string> outbox;
+    // Bytes of the replies in the outbox and of the one being written.
+    std::size_t queued_bytes = 0;
   };
 
  public:

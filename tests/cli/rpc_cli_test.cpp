@@ -14,8 +14,8 @@ TEST(RpcCliHelp, ServeHelpHasEveryProtocolsFlagsAndSummary) {
   EXPECT_TRUE(result.status.success()) << result.status.describe();
   for (const char* text :
        {"--grpc-keepalive-time", "--grpc-max-message-size", "--jsonrpc-max-depth",
-        "--jsonrpc-max-batch", "--call-timeout", "JSON-RPC 2.0: HTTP/1.1 POST /jsonrpc",
-        "gRPC: HTTP/2", "shm+unix:/path", "stdio"})
+        "--jsonrpc-max-batch", "--call-timeout", "--max-queued-reply-size",
+        "JSON-RPC 2.0: HTTP/1.1 POST /jsonrpc", "gRPC: HTTP/2", "shm+unix:/path", "stdio"})
     EXPECT_CONTAINS(result.out, text);
 }
 

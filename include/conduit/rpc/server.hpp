@@ -73,6 +73,14 @@ struct ServerOptions {
   // framing); the server reads no further request of that connection until
   // one of them has answered. HTTP/1.1 answers in order, one call at a time.
   std::size_t max_calls_per_connection = 32;
+  // Bytes of replies one such connection may have waiting for its peer to
+  // read them: while they reach this, the server reads no further request of
+  // that connection, so a peer that sends calls and never reads the replies
+  // is held back by its own socket, and the server holds at most this plus
+  // the replies of the calls then in flight for it. A reply larger than this
+  // still goes out whole. HTTP/1.1 writes each reply before it reads the next
+  // request.
+  std::size_t max_queued_reply_bytes = 1 << 20;
   // Largest request (HTTP body, JSON text, framed message).
   std::size_t max_message_bytes = 16 << 20;
   // A request must arrive whole within this time once it has started, and a
