@@ -64,7 +64,7 @@ def main():
 
             code, out, err = call(tcp, "grpc.testing.TestService/UnaryCall", '{"noSuchField": 1}')
             check("a request that does not fit is refused before sending",
-                  code == 1 and "noSuchField" in err, (code, out, err))
+                  code == 2 and "noSuchField" in err, (code, out, err))
 
             code, out, err = call(tcp, "no.such.Service/Method")
             check("an unknown service is named", code == 1 and "no.such.Service" in err, (code, err))

@@ -25,7 +25,7 @@ namespace conduit::rpc {
 namespace {
 
 using namespace std::chrono_literals;
-using testing::ServerProcess;
+using testing::AnnouncingProcess;
 using testing::usage_of;
 
 constexpr std::size_t kMiB = 1 << 20;
@@ -54,7 +54,7 @@ class UnreadReplies : public ::testing::TestWithParam<Framing> {
     if (listen.rfind("unix:", 0) == 0) listen = "unix:" + dir_ / listen.substr(5);
     server_.emplace(std::vector<std::string>{testing::conduit_binary(), "serve", "--listen", listen,
                                              "--threads", "2"},
-                    ServerProcess::Stream::err, "listening on ");
+                    AnnouncingProcess::Stream::err, "listening on ");
     uri_ = server_->announced();
     // A call first, so that what a connection costs once is in the baseline.
     expect_served();
@@ -110,7 +110,7 @@ class UnreadReplies : public ::testing::TestWithParam<Framing> {
   std::size_t resident() const { return usage_of(server_->pid()).resident_bytes; }
 
   testing::TempDir dir_;
-  std::optional<ServerProcess> server_;
+  std::optional<AnnouncingProcess> server_;
   std::string uri_;
 };
 

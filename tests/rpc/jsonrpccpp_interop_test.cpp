@@ -17,10 +17,10 @@ namespace conduit::rpc {
 namespace {
 
 using namespace std::chrono_literals;
+using testing::AnnouncingProcess;
 using testing::conduit;
 using testing::conduit_binary;
 using testing::run_command;
-using testing::ServerProcess;
 
 const std::string kPeer = JSONRPCCPP_PEER;
 
@@ -36,8 +36,8 @@ bool same_json(const std::string& left, const std::string& right) {
 // specification's examples, an echo of a nested object, a notification and
 // two errors, each checked by the peer and reported on a line.
 TEST(JsonRpcCppInterop, LibJsonRpcCppClientCallsConduitServe) {
-  ServerProcess server({conduit_binary(), "serve", "--listen", "tcp://127.0.0.1:0"},
-                       ServerProcess::Stream::err, "listening on tcp://127.0.0.1:");
+  AnnouncingProcess server({conduit_binary(), "serve", "--listen", "tcp://127.0.0.1:0"},
+                           AnnouncingProcess::Stream::err, "listening on tcp://127.0.0.1:");
   std::string url = "http://127.0.0.1:" + server.announced() + "/jsonrpc";
 
   testing::CommandResult peer = run_command({kPeer, "client", url}, 30s);
@@ -60,7 +60,7 @@ class JsonRpcCppServer : public ::testing::Test {
  protected:
   std::string url() const { return "http://127.0.0.1:" + server_.announced() + "/"; }
 
-  ServerProcess server_{{kPeer, "server", "0"}, ServerProcess::Stream::out, "ready "};
+  AnnouncingProcess server_{{kPeer, "server", "0"}, AnnouncingProcess::Stream::out, "ready "};
 };
 
 TEST_F(JsonRpcCppServer, ConduitClientGetsEchoBack) {

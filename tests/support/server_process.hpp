@@ -23,14 +23,15 @@ namespace conduit::testing {
 // A server started as a child process, found ready by a line it writes. Its
 // stdin is a pipe the test holds, so closing it is a way to stop it. The
 // destructor stops it with SIGTERM (SIGKILL after 10 s) and reaps it.
-class ServerProcess {
+class AnnouncingProcess {
  public:
   enum class Stream { out, err };
 
   // Starts argv and waits at most 10 s for a line on `stream` that contains
   // `marker`; what follows the marker on that line is announced(). Throws
   // std::runtime_error, with what the child wrote, if no such line comes.
-  ServerProcess(const std::vector<std::string>& argv, Stream stream, const std::string& marker) {
+  AnnouncingProcess(const std::vector<std::string>& argv, Stream stream,
+                    const std::string& marker) {
     ipc::PipePair in = ipc::PipePair::create();
     ipc::PipePair announcing = ipc::PipePair::create();
     ipc::SpawnOptions options;
@@ -45,7 +46,7 @@ class ServerProcess {
     announced_ = read_announcement(marker, std::chrono::seconds(10));
   }
 
-  ~ServerProcess() {
+  ~AnnouncingProcess() {
     if (process_.running()) stop();
   }
 
