@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <string>
 #include <thread>
 #include <vector>
 
@@ -119,13 +120,26 @@ Status full_duplex_call(CallContext& context,
   return {};
 }
 
+// What a half-duplex call keeps of its requests before it answers: without
+// a bound, a client that never half-closes makes the server hold all it sends.
+constexpr std::size_t kMaxHalfDuplexBytes = 8 << 20;
+
 Status half_duplex_call(CallContext& context,
                         StreamReader<testing::StreamingOutputCallRequest>& requests,
                         StreamWriter<testing::StreamingOutputCallResponse>& responses) {
   echo_metadata(context);
   std::vector<testing::StreamingOutputCallRequest> all;
+  std::size_t kept = 0;
   testing::StreamingOutputCallRequest request;
-  while (requests.read(request)) all.push_back(request);
+  while (requests.read(request)) {
+    kept += request.ByteSizeLong();
+    if (kept > kMaxHalfDuplexBytes) {
+      return {StatusCode::resource_exhausted,
+              "HalfDuplexCall keeps at most " + std::to_string(kMaxHalfDuplexBytes) +
+                  " bytes of requests before it answers; half-close sooner"};
+    }
+    all.push_back(request);
+  }
   if (context.cancelled()) return {StatusCode::cancelled, "the client cancelled the call"};
   for (const auto& each : all) {
     if (!respond(context, each, responses))
@@ -152,9 +166,9 @@ void add_grpc_testing(ServiceTable& table) {
                                                              unary_call);
   table.add<testing::SimpleRequest, testing::SimpleResponse>(
       "grpc.testing.TestService/CacheableUnaryCall", unary_call);
-  table.add_server_stream<testing::StreamingOutputCallRequest,
-                          testing::StreamingOutputCallResponse>(
-      "grpc.testing.TestService/StreamingOutputCall", streaming_output_call);
+  table
+      .add_server_stream<testing::StreamingOutputCallRequest, testing::StreamingOutputCallResponse>(
+          "grpc.testing.TestService/StreamingOutputCall", streaming_output_call);
   table.add_client_stream<testing::StreamingInputCallRequest, testing::StreamingInputCallResponse>(
       "grpc.testing.TestService/StreamingInputCall", streaming_input_call);
   table.add_bidi_stream<testing::StreamingOutputCallRequest, testing::StreamingOutputCallResponse>(
