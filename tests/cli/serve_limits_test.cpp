@@ -76,6 +76,10 @@ TEST(ServeLimits, HandshakeTimeoutFlagClosesAConnectionThatSendsNothing) {
 // The server runs with 64 descriptors and 120 clients connect and send
 // nothing: accept() fails with EMFILE while they hold what there is.
 TEST(ServeLimits, OutOfDescriptorsTheServerNeitherSpinsNorKeepsNewClientsOut) {
+#ifdef CONDUIT_UBSAN_NEEDS_DESCRIPTORS
+  GTEST_SKIP() << "UndefinedBehaviorSanitizer's vptr check needs free descriptors (a pipe) and "
+                  "reports a correct virtual call as an invalid vptr in a process that has none";
+#endif
   Serve serve({"--threads", "1", "--handshake-timeout", "60000"},
               {"sh", "-c", "ulimit -n 64 && exec \"$@\"", "sh"});
   std::vector<ipc::TcpSocket> silent;
