@@ -7,6 +7,7 @@
 // are ready.
 #pragma once
 
+#include <algorithm>
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
@@ -51,8 +52,9 @@ class ConcurrentCalls {
   // replies waiting for the peer are below their limit.
   asio::awaitable<void> start(std::string request) {
     const ServerOptions& options = state_->connection.options();
+    const std::size_t queue_limit = std::max<std::size_t>(options.max_queued_reply_bytes, 1);
     while (state_->running >= options.max_calls_per_connection ||
-           state_->queued_bytes >= options.max_queued_reply_bytes)
+           state_->queued_bytes >= queue_limit)
       co_await state_->changed();
     ++state_->running;
     asio::post(state_->connection.call_executor(), [state = state_,

@@ -78,8 +78,8 @@ struct ServerOptions {
   // that connection, so a peer that sends calls and never reads the replies
   // is held back by its own socket, and the server holds at most this plus
   // the replies of the calls then in flight for it. A reply larger than this
-  // still goes out whole. HTTP/1.1 writes each reply before it reads the next
-  // request.
+  // still goes out whole; 0 is taken as 1 (no request read while any reply
+  // waits). HTTP/1.1 writes each reply before it reads the next request.
   std::size_t max_queued_reply_bytes = 1 << 20;
   // Largest request (HTTP body, JSON text, framed message).
   std::size_t max_message_bytes = 16 << 20;
