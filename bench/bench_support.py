@@ -43,3 +43,13 @@ def stop_process(process):
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
+
+
+def varint(value):
+    """A protocol buffers base-128 varint, for messages built by hand."""
+    out = bytearray()
+    while value >= 0x80:
+        out.append((value & 0x7F) | 0x80)
+        value >>= 7
+    out.append(value)
+    return bytes(out)

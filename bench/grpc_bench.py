@@ -87,7 +87,7 @@ import tempfile
 import threading
 import time
 
-from bench_support import cpu_seconds, fail, stop_process, usable_cpus
+from bench_support import cpu_seconds, fail, stop_process, usable_cpus, varint
 
 FLOOR = "floor"
 SERVERS = ("conduit", "libgrpc++", FLOOR)
@@ -112,16 +112,6 @@ def thread_names(pid):
 
 
 # Protocol buffers by hand: the few fields of messages.proto used here.
-def varint(value):
-    out = bytearray()
-    while True:
-        byte = value & 0x7F
-        value >>= 7
-        if value:
-            out.append(byte | 0x80)
-        else:
-            out.append(byte)
-            return bytes(out)
 
 
 def length_delimited(number, data):

@@ -59,7 +59,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 sys.path.insert(0, os.path.join(ROOT, "tests", "rpc"))
 
-from bench_support import fail, stop_process  # noqa: E402
+from bench_support import fail, stop_process, varint  # noqa: E402
 from conduit_serve import ConduitServe  # noqa: E402
 from grpc_bad_input import (DATA, END_HEADERS, END_STREAM, HEADERS, PREFACE,  # noqa: E402
                             SETTINGS, frame, literal, request_headers)
@@ -245,15 +245,6 @@ def conduit_call(binary, arguments, expect, directory):
             first = first.removeprefix(prefix)
         return f"exit {result.returncode}: {first.replace(directory, 'DIR')[:100]}"
     return None if expect in result.stdout else "wrong answer"
-
-
-def varint(n):
-    out = bytearray()
-    while n >= 0x80:
-        out.append((n & 0x7F) | 0x80)
-        n >>= 7
-    out.append(n)
-    return bytes(out)
 
 
 def streaming_request(sizes):
